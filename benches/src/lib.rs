@@ -1,0 +1,76 @@
+//! Shared data for the benchmarks: demo cities of named sizes, generated once (Parquet) and
+//! cached under the cargo target directory.
+
+use std::path::PathBuf;
+
+use custmap_engine::demo::{generate, DemoFormat, DemoParams};
+
+/// Named dataset sizes (customers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    S100k,
+    S1m,
+    S10m,
+}
+
+impl Size {
+    #[must_use]
+    pub fn customers(self) -> u64 {
+        match self {
+            Size::S100k => 100_000,
+            Size::S1m => 1_000_000,
+            Size::S10m => 10_000_000,
+        }
+    }
+
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Size::S100k => "100k",
+            Size::S1m => "1M",
+            Size::S10m => "10M",
+        }
+    }
+
+    /// Sizes to run, from `CUSTMAP_BENCH_SIZES` (e.g. "100k,1M,10M"; default "100k,1M").
+    #[must_use]
+    pub fn selected() -> Vec<Size> {
+        let spec = std::env::var("CUSTMAP_BENCH_SIZES").unwrap_or_else(|_| "100k,1M".into());
+        spec.split(',')
+            .filter_map(|s| match s.trim() {
+                "100k" => Some(Size::S100k),
+                "1M" => Some(Size::S1m),
+                "10M" => Some(Size::S10m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn cache_root() -> PathBuf {
+    std::env::var_os("CUSTMAP_BENCH_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| PathBuf::from("target"), PathBuf::from);
+            target.join("custmap-bench-data")
+        })
+}
+
+/// The demo city of `size` as Parquet (seed 42), generating it on first use.
+///
+/// # Panics
+/// When the data cannot be generated (disk full): a benchmark cannot go on without it.
+#[must_use]
+pub fn demo_city(size: Size) -> PathBuf {
+    let dir = cache_root().join(format!("city-{}", size.label()));
+    if !dir.join("truth.json").is_file() {
+        let params = DemoParams {
+            customers: size.customers(),
+            seed: 42,
+            format: DemoFormat::Parquet,
+        };
+        generate(&dir, &params, &|_, _| {}).expect("generate benchmark city");
+    }
+    dir
+}

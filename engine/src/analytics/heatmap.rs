@@ -1,0 +1,548 @@
+//! Purchasing-power heatmaps on H3 cells (SPEC §3).
+//!
+//! Flow: customers (+ signed deals per customer) -> one row per distinct anchor coordinate
+//! (a group of customers with sums) -> H3 cell of each group at the base resolution, computed
+//! once per distinct coordinate -> coarser cells by parent bit operations (for the privacy
+//! floor's merges and for maps rolled up from a cached base) -> privacy floor -> metrics.
+//!
+//! H3 cells are not geometrically nested: a point near a cell edge can lie in a res-8 cell that
+//! is not the parent of its res-9 cell. The base level is therefore computed from coordinates
+//! (exact, and what other H3 tools compute); coarser levels are hierarchical roll-ups, the
+//! usual H3 aggregation.
+//!
+//! Working on coordinate groups, not customers, is what makes this fast on CRM data where many
+//! customers share a building's coordinates; it is exact because every metric is a sum over
+//! customers, and a group is a set of customers counted once. In `both` mode a group holds
+//! customers with the same home *and* work coordinates, so a person whose home and work fall in
+//! one cell is counted once there.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::privacy::{KFloor, Suppressed};
+use super::segment::Segment;
+use crate::error::{Error, Result};
+use crate::io::Dataset;
+use crate::spatial::h3::{self, Res};
+
+/// Which of a customer's places count (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    Home,
+    Work,
+    Both,
+}
+
+impl Location {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Home => "home",
+            Location::Work => "work",
+            Location::Both => "both",
+        }
+    }
+
+    fn anchors(self) -> &'static [Anchor] {
+        match self {
+            Location::Home => &[Anchor::HOME],
+            Location::Work => &[Anchor::WORK],
+            Location::Both => &[Anchor::HOME, Anchor::WORK],
+        }
+    }
+}
+
+impl std::str::FromStr for Location {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "home" => Ok(Location::Home),
+            "work" => Ok(Location::Work),
+            "both" => Ok(Location::Both),
+            other => Err(Error::bad_input(format!(
+                "location '{other}' is not one of home, work, both"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    lat: &'static str,
+    lng: &'static str,
+    cell: &'static str,
+}
+
+impl Anchor {
+    const HOME: Anchor = Anchor {
+        lat: "home_lat",
+        lng: "home_lng",
+        cell: "__home_cell",
+    };
+    const WORK: Anchor = Anchor {
+        lat: "work_lat",
+        lng: "work_lng",
+        cell: "__work_cell",
+    };
+}
+
+/// Parameters of a heatmap; the CLI and the HTTP layer both build this and call [`Self::check`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeatmapParams {
+    pub res: Res,
+    pub location: Location,
+    /// Segment filter (SQL boolean expression over customer columns); `None` = everyone.
+    #[serde(rename = "where")]
+    pub segment: Option<String>,
+    pub k: KFloor,
+    /// Prior strength `m` of the empirical-Bayes shrinkage.
+    pub prior: f64,
+    /// Optional k-ring smoothing radius (grid disk), 0 = off.
+    pub smooth: u32,
+    /// How many resolutions up a small cell may be merged before it is dropped.
+    pub merge_levels: u8,
+}
+
+impl Default for HeatmapParams {
+    fn default() -> Self {
+        HeatmapParams {
+            res: Res::new(8).unwrap_or(Res::FINEST),
+            location: Location::Work,
+            segment: None,
+            k: KFloor::default(),
+            prior: 10.0,
+            smooth: 0,
+            merge_levels: 2,
+        }
+    }
+}
+
+/// Largest k-ring smoothing radius accepted (a disk of radius 10 is 331 cells).
+pub const MAX_SMOOTH: u32 = 10;
+
+impl HeatmapParams {
+    /// Checks the values a user can get wrong.
+    pub fn check(&self) -> Result<()> {
+        if !self.prior.is_finite() || self.prior < 0.0 {
+            return Err(Error::bad_input(format!(
+                "prior must be a number >= 0, got {}",
+                self.prior
+            )));
+        }
+        if self.smooth > MAX_SMOOTH {
+            return Err(Error::bad_input(format!(
+                "smooth must be in [0, {MAX_SMOOTH}], got {}",
+                self.smooth
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Sum columns carried from customers to cells.
+const SUMS: [&str; 6] = [
+    "customers",
+    "prospects",
+    "buyers",
+    "deals",
+    "revenue",
+    "purchasing_power",
+];
+
+fn sum_exprs() -> Vec<Expr> {
+    SUMS.iter()
+        .map(|c| {
+            let dtype = if matches!(*c, "revenue" | "purchasing_power") {
+                DataType::Float64
+            } else {
+                DataType::Int64
+            };
+            col(*c).sum().cast(dtype)
+        })
+        .collect()
+}
+
+/// City-wide totals over the located customers, each counted once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub customers: i64,
+    pub prospects: i64,
+    pub buyers: i64,
+    pub purchasing_power: f64,
+}
+
+/// One row per customer with the sums' inputs (before grouping).
+fn customer_facts(ds: &Dataset, segment: Option<&Segment>) -> Result<LazyFrame> {
+    let prospect = segment.map_or(lit(true), |s| s.expr.clone());
+    let signed = ds.deals.as_ref().filter(|d| d.height() > 0).map(|d| {
+        d.clone()
+            .lazy()
+            .filter(col("status").eq(lit("signed")))
+            .group_by([col("customer_id")])
+            .agg([
+                len().cast(DataType::Int64).alias("deals"),
+                col("price").sum().alias("revenue"),
+                col("price").max().alias("__max_price"),
+            ])
+    });
+    let mut lf = ds.customers.clone().lazy();
+    lf = match signed {
+        Some(signed) => lf.left_join(signed, col("customer_id"), col("customer_id")),
+        None => lf.with_columns([
+            lit(NULL).cast(DataType::Int64).alias("deals"),
+            lit(NULL).cast(DataType::Float64).alias("revenue"),
+            lit(NULL).cast(DataType::Float64).alias("__max_price"),
+        ]),
+    };
+    let deals = col("deals").fill_null(lit(0i64));
+    let buyer = deals.clone().gt(lit(0i64));
+    // A buyer's missing budget is taken from their (largest) signed deal price.
+    let budget = when(col("budget").is_null().and(buyer.clone()))
+        .then(col("__max_price"))
+        .otherwise(col("budget"));
+    Ok(lf.with_columns([
+        lit(1i64).alias("customers"),
+        prospect.clone().cast(DataType::Int64).alias("prospects"),
+        buyer.cast(DataType::Int64).alias("buyers"),
+        deals.alias("deals"),
+        col("revenue").fill_null(lit(0.0)).alias("revenue"),
+        when(prospect)
+            .then(budget.fill_null(lit(0.0)))
+            .otherwise(lit(0.0))
+            .alias("purchasing_power"),
+    ]))
+}
+
+/// Customers reduced to coordinate groups with their H3 cells at a base resolution: the reusable
+/// part of a heatmap. Build once per (dataset, location, segment, resolution);
+/// [`HeatmapBase::at`] then serves that resolution or any coarser one (by hierarchical roll-up),
+/// with any floor and prior, without touching customers again.
+#[derive(Debug, Clone)]
+pub struct HeatmapBase {
+    pub res: Res,
+    pub location: Location,
+    pub segment: Option<String>,
+    groups: DataFrame,
+    pub totals: Totals,
+}
+
+impl HeatmapBase {
+    /// Reduces the dataset's customers for `location` and the segment filter `where_`, with
+    /// cells at resolution `res`.
+    pub fn build(ds: &Dataset, location: Location, where_: Option<&str>, res: Res) -> Result<Self> {
+        let segment = where_
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(|w| Segment::parse(w, &ds.customers.schema()))
+            .transpose()?;
+        let anchors = location.anchors();
+        let located = anchors
+            .iter()
+            .fold(lit(false), |acc, a| acc.or(col(a.lat).is_not_null()));
+        let keys: Vec<Expr> = anchors
+            .iter()
+            .flat_map(|a| [col(a.lat), col(a.lng)])
+            .collect();
+        let mut groups = customer_facts(ds, segment.as_ref())?
+            .filter(located)
+            .group_by(keys)
+            .agg(sum_exprs())
+            .collect()?;
+        for a in anchors {
+            let lat = groups.column(a.lat)?.f64()?.to_vec();
+            let lng = groups.column(a.lng)?.f64()?.to_vec();
+            let cells = h3::cells(&lat, &lng, res);
+            groups.with_column(Column::new(a.cell.into(), cells))?;
+        }
+        let totals = totals_of(&groups)?;
+        Ok(HeatmapBase {
+            res,
+            location,
+            segment: segment.map(|s| s.text),
+            groups,
+            totals,
+        })
+    }
+
+    /// Number of coordinate groups (distinct anchor coordinates) the customers reduced to.
+    #[must_use]
+    pub fn group_count(&self) -> usize {
+        self.groups.height()
+    }
+
+    /// Cells at `params.res` with metrics, after the privacy floor.
+    pub fn at(&self, params: &HeatmapParams) -> Result<HeatmapResult> {
+        params.check()?;
+        if params.res > self.res {
+            return Err(Error::Internal(format!(
+                "a base at res {} cannot serve the finer res {}",
+                self.res.get(),
+                params.res.get()
+            )));
+        }
+        let anchors = self.location.anchors();
+        let mut active: Vec<Expr> = anchors.iter().map(|a| col(a.cell).is_not_null()).collect();
+        let mut res = params.res;
+        let mut lf = self.groups.clone().lazy();
+        let mut kept: Vec<LazyFrame> = Vec::new();
+        let mut suppressed = Suppressed::default();
+        let mut finest_table: Option<DataFrame> = None;
+        let mut level = 0u8;
+        loop {
+            let level_cells: Vec<Expr> = anchors
+                .iter()
+                .map(|a| parent_expr(col(a.cell), res))
+                .collect();
+            lf = lf.with_columns(
+                anchors
+                    .iter()
+                    .zip(&level_cells)
+                    .zip(&active)
+                    .map(|((a, cell), act)| {
+                        when(act.clone())
+                            .then(cell.clone())
+                            .otherwise(lit(NULL))
+                            .alias(level_col(a))
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            let table = cells_of(lf.clone(), anchors)?.collect()?;
+            if finest_table.is_none() {
+                finest_table = Some(table.clone());
+            }
+            let floor = col("customers").gt_eq(lit(i64::from(params.k.get())));
+            kept.push(
+                table
+                    .clone()
+                    .lazy()
+                    .filter(floor.clone())
+                    .with_column(lit(i32::from(res.get())).alias("res")),
+            );
+            let small = table
+                .lazy()
+                .filter(floor.not())
+                .select([col("cell"), lit(true).alias("__small")])
+                .collect()?;
+            if small.height() == 0 {
+                break;
+            }
+            let coarser = res.coarser().filter(|_| level < params.merge_levels);
+            let Some(next) = coarser else {
+                suppressed.dropped = small.height() as u64;
+                break;
+            };
+            suppressed.merged += small.height() as u64;
+            // Only anchors that fell in a small cell move up a level.
+            for (a, act) in anchors.iter().zip(active.iter_mut()) {
+                let flag = format!("__small_{}_{level}", a.cell);
+                lf = lf.left_join(
+                    small
+                        .clone()
+                        .lazy()
+                        .rename(["__small"], [flag.as_str()], true),
+                    col(level_col(a)),
+                    col("cell"),
+                );
+                *act = act.clone().and(col(flag.as_str()).fill_null(lit(false)));
+            }
+            res = next;
+            level += 1;
+        }
+        let cells = concat(kept, UnionArgs::default())?.collect()?;
+        let finest = finest_table.ok_or_else(|| Error::Internal("no level computed".into()))?;
+        let frame = metrics(cells, &finest, &self.totals, params)?;
+        Ok(HeatmapResult {
+            params: params.clone(),
+            totals: self.totals,
+            suppressed,
+            cells: frame,
+        })
+    }
+}
+
+fn level_col(a: &Anchor) -> String {
+    format!("{}_lvl", a.cell)
+}
+
+/// `cell`'s ancestor at `res` as a polars expression (bit operations, no per-row calls).
+fn parent_expr(cell: Expr, res: Res) -> Expr {
+    let r = u64::from(res.get());
+    let keep = !(0xFu64 << 52);
+    let set = (r << 52) | ((1u64 << (3 * (15 - r))) - 1);
+    cell.and(lit_u64(keep)).or(lit_u64(set))
+}
+
+/// A typed u64 literal (an untyped one above `i64::MAX` would not fit polars' dynamic ints).
+fn lit_u64(x: u64) -> Expr {
+    lit(Scalar::new(DataType::UInt64, AnyValue::UInt64(x)))
+}
+
+/// Long format (one row per counted anchor) grouped by cell. A group whose anchors share a cell
+/// counts there once.
+fn cells_of(lf: LazyFrame, anchors: &[Anchor]) -> Result<LazyFrame> {
+    let mut parts = Vec::new();
+    for (i, a) in anchors.iter().enumerate() {
+        let mine = col(level_col(a));
+        let mut keep = mine.clone().is_not_null();
+        for earlier in &anchors[..i] {
+            let other = col(level_col(earlier));
+            keep = keep.and(other.clone().is_null().or(other.neq(mine.clone())));
+        }
+        let mut select = vec![mine.alias("cell")];
+        select.extend(SUMS.iter().map(|c| col(*c)));
+        parts.push(lf.clone().filter(keep).select(select));
+    }
+    Ok(concat(parts, UnionArgs::default())?
+        .group_by([col("cell")])
+        .agg(sum_exprs()))
+}
+
+fn totals_of(groups: &DataFrame) -> Result<Totals> {
+    let sum_i = |c: &str| -> Result<i64> { Ok(groups.column(c)?.i64()?.sum().unwrap_or(0)) };
+    Ok(Totals {
+        customers: sum_i("customers")?,
+        prospects: sum_i("prospects")?,
+        buyers: sum_i("buyers")?,
+        purchasing_power: groups
+            .column("purchasing_power")?
+            .f64()?
+            .sum()
+            .unwrap_or(0.0),
+    })
+}
+
+/// Adds `hex_id` and the derived metrics, in the column order of SPEC §9.
+fn metrics(
+    cells: DataFrame,
+    finest: &DataFrame,
+    totals: &Totals,
+    params: &HeatmapParams,
+) -> Result<DataFrame> {
+    let m = params.prior;
+    let city_pp: f64 = finest
+        .column("purchasing_power")?
+        .f64()?
+        .sum()
+        .unwrap_or(0.0);
+    let rate = |num: i64| {
+        if totals.customers > 0 {
+            num as f64 / totals.customers as f64
+        } else {
+            0.0
+        }
+    };
+    let (p, q) = (rate(totals.buyers), rate(totals.prospects));
+    let customers = col("customers").cast(DataType::Float64);
+    let share = if city_pp > 0.0 {
+        col("purchasing_power") / lit(city_pp)
+    } else {
+        lit(NULL).cast(DataType::Float64)
+    };
+    let lift = if q > 0.0 {
+        lit(100.0)
+            * ((col("prospects").cast(DataType::Float64) + lit(m * q))
+                / (customers.clone() + lit(m)))
+            / lit(q)
+    } else {
+        lit(NULL).cast(DataType::Float64)
+    };
+    let hex: Vec<String> = cells
+        .column("cell")?
+        .u64()?
+        .into_no_null_iter()
+        .map(h3::hex_string)
+        .collect();
+    let mut out = cells
+        .lazy()
+        .with_columns([
+            share.alias("purchasing_power_share"),
+            (col("buyers").cast(DataType::Float64) / customers.clone()).alias("conversion"),
+            ((col("buyers").cast(DataType::Float64) + lit(m * p)) / (customers + lit(m)))
+                .alias("conversion_smoothed"),
+            lift.alias("lift"),
+        ])
+        .collect()?;
+    out.with_column(Column::new("hex_id".into(), hex))?;
+    if params.smooth > 0 {
+        let smoothed = ring_smooth(finest, &out, params)?;
+        out.with_column(smoothed)?;
+    }
+    let mut order: Vec<Expr> = ["hex_id", "res"].into_iter().chain(SUMS).map(col).collect();
+    order.extend(
+        [
+            "purchasing_power_share",
+            "conversion",
+            "conversion_smoothed",
+            "lift",
+        ]
+        .map(col),
+    );
+    if params.smooth > 0 {
+        order.push(col("purchasing_power_smoothed"));
+    }
+    Ok(out
+        .lazy()
+        .select(order)
+        .sort(
+            ["res", "hex_id"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .collect()?)
+}
+
+/// k-ring smoothing of purchasing power. For a cell at the requested resolution: the weighted
+/// mean over its grid disk of radius K, weight `(K + 1 - d) / (K + 1)` at grid distance `d`,
+/// cells without customers counting as 0. Uses every cell before the floor (a kept cell's
+/// neighbours may be small cells; the mean over the disk still covers >= k customers).
+/// Merged parent cells get null.
+fn ring_smooth(finest: &DataFrame, out: &DataFrame, params: &HeatmapParams) -> Result<Column> {
+    let k = params.smooth;
+    let cells = finest.column("cell")?.u64()?;
+    let pp = finest.column("purchasing_power")?.f64()?;
+    let values: HashMap<u64, f64> = cells
+        .into_no_null_iter()
+        .zip(pp.into_no_null_iter())
+        .collect();
+    let res = i32::from(params.res.get());
+    let out_cells = out.column("cell")?.u64()?;
+    let out_res = out.column("res")?.i32()?;
+    let smoothed: Vec<Option<f64>> = out_cells
+        .into_no_null_iter()
+        .zip(out_res.into_no_null_iter())
+        .map(|(cell, r)| {
+            (r == res).then(|| {
+                let (mut num, mut den) = (0.0, 0.0);
+                for (n, d) in h3::disk_with_distances(cell, k) {
+                    let w = f64::from(k + 1 - d) / f64::from(k + 1);
+                    num += w * values.get(&n).copied().unwrap_or(0.0);
+                    den += w;
+                }
+                if den > 0.0 {
+                    num / den
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Column::new("purchasing_power_smoothed".into(), smoothed))
+}
+
+/// A heatmap: the cell table plus what a reader needs to interpret it.
+#[derive(Debug, Clone)]
+pub struct HeatmapResult {
+    pub params: HeatmapParams,
+    pub totals: Totals,
+    pub suppressed: Suppressed,
+    /// Columns of SPEC §9 (`hex_id`, `res`, `customers`, ... `lift`), sorted by res then hex_id.
+    pub cells: DataFrame,
+}
+
+/// Builds the base and the table in one call (the CLI's path).
+pub fn heatmap(ds: &Dataset, params: &HeatmapParams) -> Result<HeatmapResult> {
+    params.check()?;
+    HeatmapBase::build(ds, params.location, params.segment.as_deref(), params.res)?.at(params)
+}

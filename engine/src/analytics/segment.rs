@@ -1,0 +1,417 @@
+//! Segment filters: a SQL boolean expression over customer columns, compiled to a polars `Expr`.
+//!
+//! Only a whitelist of syntax is accepted: column names, literals, comparisons, arithmetic,
+//! AND/OR/NOT, IS [NOT] NULL, [NOT] IN (literals), [NOT] BETWEEN, and LIKE with a leading or
+//! trailing `%`. Anything else (function calls, subqueries, table references) is refused, so a
+//! filter can never read files, call table functions or run anything. Column names and operand
+//! types are checked against the customers' schema before anything runs.
+
+use chrono::NaiveDate;
+use polars::prelude::{self as pl, lit, DataType, Expr, Schema};
+use sqlparser::ast::{BinaryOperator, Expr as Sql, UnaryOperator, Value};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+use crate::error::{Error, Result};
+
+/// A parsed, checked segment filter.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub text: String,
+    pub expr: Expr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Num,
+    Str,
+    Bool,
+    Date,
+    Null,
+    Other,
+}
+
+impl Ty {
+    fn of(dtype: &DataType) -> Ty {
+        match dtype {
+            d if d.is_primitive_numeric() => Ty::Num,
+            DataType::String => Ty::Str,
+            DataType::Boolean => Ty::Bool,
+            DataType::Date | DataType::Datetime(..) => Ty::Date,
+            DataType::Null => Ty::Null,
+            _ => Ty::Other,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Ty::Num => "a number",
+            Ty::Str => "text",
+            Ty::Bool => "true/false",
+            Ty::Date => "a date",
+            Ty::Null => "NULL",
+            Ty::Other => "an unsupported type",
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::bad_input(format!("bad --where expression: {}", msg.into()))
+}
+
+impl Segment {
+    /// Parses `text` and checks it against `schema` (the customers' columns).
+    ///
+    /// ```
+    /// use custmap_engine::analytics::segment::Segment;
+    /// use polars::prelude::{DataType, Field, Schema};
+    /// let schema = Schema::from_iter([Field::new("budget".into(), DataType::Float64)]);
+    /// assert!(Segment::parse("budget >= 3000000", &schema).is_ok());
+    /// assert!(Segment::parse("read_csv('x') > 1", &schema).is_err());
+    /// assert!(Segment::parse("salary > 1", &schema).is_err());
+    /// ```
+    pub fn parse(text: &str, schema: &Schema) -> Result<Segment> {
+        let dialect = GenericDialect {};
+        let mut parser = Parser::new(&dialect)
+            .with_recursion_limit(64)
+            .try_with_sql(text)
+            .map_err(|e| bad(e.to_string()))?;
+        let ast = parser.parse_expr().map_err(|e| bad(e.to_string()))?;
+        let next = parser.peek_token();
+        if next.token != Token::EOF {
+            return Err(bad(format!(
+                "unexpected '{}' after the expression",
+                next.token
+            )));
+        }
+        let compiler = Compiler { schema };
+        let (expr, ty) = compiler.compile(&ast)?;
+        if !matches!(ty, Ty::Bool | Ty::Null) {
+            return Err(bad(format!(
+                "the expression is {}, not a true/false condition",
+                ty.name()
+            )));
+        }
+        Ok(Segment {
+            text: text.to_string(),
+            expr: expr.fill_null(lit(false)),
+        })
+    }
+}
+
+struct Compiler<'a> {
+    schema: &'a Schema,
+}
+
+impl Compiler<'_> {
+    fn column(&self, name: &str) -> Result<(Expr, Ty)> {
+        if name.starts_with("__") {
+            return Err(bad(format!("unknown column '{name}'")));
+        }
+        match self.schema.get(name) {
+            Some(dtype) => Ok((pl::col(name), Ty::of(dtype))),
+            None => {
+                let known: Vec<&str> = self
+                    .schema
+                    .iter_names()
+                    .map(|n| n.as_str())
+                    .filter(|n| !n.starts_with("__"))
+                    .collect();
+                Err(bad(format!(
+                    "unknown column '{name}' (customer columns: {})",
+                    known.join(", ")
+                )))
+            }
+        }
+    }
+
+    fn compile(&self, ast: &Sql) -> Result<(Expr, Ty)> {
+        match ast {
+            Sql::Identifier(ident) => self.column(&ident.value),
+            Sql::Nested(inner) => self.compile(inner),
+            Sql::Value(v) => literal(&v.value),
+            Sql::IsNull(e) => Ok((self.compile(e)?.0.is_null(), Ty::Bool)),
+            Sql::IsNotNull(e) => Ok((self.compile(e)?.0.is_not_null(), Ty::Bool)),
+            Sql::UnaryOp { op, expr } => {
+                let (e, ty) = self.compile(expr)?;
+                match op {
+                    UnaryOperator::Not => {
+                        Ok((self.expect(e, ty, Ty::Bool, "NOT")?.not(), Ty::Bool))
+                    }
+                    UnaryOperator::Minus => {
+                        Ok((lit(0.0) - self.expect(e, ty, Ty::Num, "-")?, Ty::Num))
+                    }
+                    UnaryOperator::Plus => Ok((self.expect(e, ty, Ty::Num, "+")?, Ty::Num)),
+                    other => Err(bad(format!("operator {other} is not allowed"))),
+                }
+            }
+            Sql::BinaryOp { left, op, right } => self.binary(left, op, right),
+            Sql::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let ge = self.binary(expr, &BinaryOperator::GtEq, low)?.0;
+                let le = self.binary(expr, &BinaryOperator::LtEq, high)?.0;
+                let both = ge.and(le);
+                Ok((if *negated { both.not() } else { both }, Ty::Bool))
+            }
+            Sql::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                if list.is_empty() {
+                    return Err(bad("IN () needs at least one value"));
+                }
+                let mut any = lit(false);
+                for item in list {
+                    any = any.or(self.binary(expr, &BinaryOperator::Eq, item)?.0);
+                }
+                Ok((if *negated { any.not() } else { any }, Ty::Bool))
+            }
+            Sql::Like {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char: None,
+            } => {
+                let (e, ty) = self.compile(expr)?;
+                let e = self.expect(e, ty, Ty::Str, "LIKE")?;
+                let Sql::Value(v) = pattern.as_ref() else {
+                    return Err(bad("LIKE needs a quoted pattern"));
+                };
+                let Value::SingleQuotedString(p) = &v.value else {
+                    return Err(bad("LIKE needs a quoted pattern"));
+                };
+                let m = like(e, p)?;
+                Ok((if *negated { m.not() } else { m }, Ty::Bool))
+            }
+            Sql::Function(f) => Err(bad(format!(
+                "function calls such as {}() are not allowed",
+                f.name
+            ))),
+            Sql::Subquery(_) | Sql::Exists { .. } | Sql::InSubquery { .. } => {
+                Err(bad("subqueries are not allowed"))
+            }
+            Sql::CompoundIdentifier(parts) => Err(bad(format!(
+                "'{}' is not a customer column (use plain column names)",
+                parts
+                    .iter()
+                    .map(|p| p.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(".")
+            ))),
+            other => Err(bad(format!("'{other}' is not allowed in a segment filter"))),
+        }
+    }
+
+    fn expect(&self, e: Expr, ty: Ty, want: Ty, op: &str) -> Result<Expr> {
+        if ty == want || ty == Ty::Null {
+            Ok(e)
+        } else {
+            Err(bad(format!(
+                "{op} needs {}, got {}",
+                want.name(),
+                ty.name()
+            )))
+        }
+    }
+
+    fn binary(&self, left: &Sql, op: &BinaryOperator, right: &Sql) -> Result<(Expr, Ty)> {
+        let (l, lt) = self.compile(left)?;
+        let (r, rt) = self.compile(right)?;
+        use BinaryOperator as B;
+        match op {
+            B::And | B::Or => {
+                let l = self.expect(l, lt, Ty::Bool, "AND/OR")?;
+                let r = self.expect(r, rt, Ty::Bool, "AND/OR")?;
+                Ok((if *op == B::And { l.and(r) } else { l.or(r) }, Ty::Bool))
+            }
+            B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {
+                let l = self.expect(l, lt, Ty::Num, "arithmetic")?;
+                let r = self.expect(r, rt, Ty::Num, "arithmetic")?;
+                let e = match op {
+                    B::Plus => l + r,
+                    B::Minus => l - r,
+                    B::Multiply => l * r,
+                    B::Divide => l.cast(DataType::Float64) / r.cast(DataType::Float64),
+                    _ => l % r,
+                };
+                Ok((e, Ty::Num))
+            }
+            B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq => {
+                let (l, r) = comparable(l, lt, left, r, rt, right)?;
+                let e = match op {
+                    B::Eq => l.eq(r),
+                    B::NotEq => l.neq(r),
+                    B::Lt => l.lt(r),
+                    B::LtEq => l.lt_eq(r),
+                    B::Gt => l.gt(r),
+                    _ => l.gt_eq(r),
+                };
+                Ok((e, Ty::Bool))
+            }
+            other => Err(bad(format!("operator {other} is not allowed"))),
+        }
+    }
+}
+
+/// Makes two operands comparable: same type, or a date column against a quoted date.
+fn comparable(l: Expr, lt: Ty, lsql: &Sql, r: Expr, rt: Ty, rsql: &Sql) -> Result<(Expr, Expr)> {
+    match (lt, rt) {
+        (a, b) if a == b && a != Ty::Other => Ok((l, r)),
+        (Ty::Null, _) | (_, Ty::Null) => Ok((l, r)),
+        (Ty::Date, Ty::Str) => Ok((l, date_literal(rsql)?)),
+        (Ty::Str, Ty::Date) => Ok((date_literal(lsql)?, r)),
+        (a, b) => Err(bad(format!(
+            "cannot compare {} with {} in '{lsql} ... {rsql}'",
+            a.name(),
+            b.name()
+        ))),
+    }
+}
+
+fn date_literal(sql: &Sql) -> Result<Expr> {
+    if let Sql::Value(v) = sql {
+        if let Value::SingleQuotedString(s) = &v.value {
+            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_err(|_| bad(format!("'{s}' is not a date (YYYY-MM-DD)")))?;
+            return Ok(lit(d));
+        }
+    }
+    Err(bad(format!(
+        "dates compare with a quoted 'YYYY-MM-DD', not {sql}"
+    )))
+}
+
+fn literal(v: &Value) -> Result<(Expr, Ty)> {
+    match v {
+        Value::Number(n, _) => {
+            let x: f64 = n.parse().map_err(|_| bad(format!("bad number {n}")))?;
+            Ok((lit(x), Ty::Num))
+        }
+        Value::SingleQuotedString(s) => Ok((lit(s.clone()), Ty::Str)),
+        Value::Boolean(b) => Ok((lit(*b), Ty::Bool)),
+        Value::Null => Ok((lit(pl::NULL), Ty::Null)),
+        Value::DoubleQuotedString(s) => Err(bad(format!("\"{s}\": quote text with single quotes"))),
+        other => Err(bad(format!("literal {other} is not allowed"))),
+    }
+}
+
+fn like(e: Expr, pattern: &str) -> Result<Expr> {
+    let inner = pattern.trim_start_matches('%').trim_end_matches('%');
+    if inner.contains(['%', '_']) {
+        return Err(bad(
+            "LIKE supports only a leading and/or trailing % (e.g. '武昌%')",
+        ));
+    }
+    let (lead, trail) = (
+        pattern.starts_with('%'),
+        pattern.ends_with('%') && pattern.len() > 1,
+    );
+    Ok(match (lead, trail) {
+        (false, false) => e.eq(lit(inner.to_string())),
+        (false, true) => e.str().starts_with(lit(inner.to_string())),
+        (true, false) => e.str().ends_with(lit(inner.to_string())),
+        (true, true) => {
+            return Err(bad(
+                "LIKE '%text%' is not supported; use a leading or trailing % only",
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    fn customers() -> DataFrame {
+        df!(
+            "budget" => [Some(1.0e6), Some(4.0e6), None, Some(5.0e6)],
+            "desired_area_sqm" => [80.0, 130.0, 150.0, 100.0],
+            "district" => ["武昌区", "江汉区", "武昌区", "洪山区"],
+        )
+        .unwrap()
+    }
+
+    fn eval(text: &str) -> Result<Vec<bool>> {
+        let df = customers();
+        let seg = Segment::parse(text, &df.schema())?;
+        let out = df.lazy().select([seg.expr.alias("m")]).collect()?;
+        Ok(out
+            .column("m")?
+            .bool()?
+            .iter()
+            .map(|b| b.unwrap_or(false))
+            .collect())
+    }
+
+    #[test]
+    fn spec_example() {
+        assert_eq!(
+            eval("budget >= 3000000 AND desired_area_sqm >= 120").unwrap(),
+            [false, true, false, false]
+        );
+    }
+
+    #[test]
+    fn null_budget_never_matches() {
+        assert_eq!(
+            eval("NOT budget < 3000000").unwrap(),
+            [false, true, false, true]
+        );
+    }
+
+    #[test]
+    fn in_between_like_and_null() {
+        assert_eq!(
+            eval("district IN ('江汉区', '洪山区')").unwrap(),
+            [false, true, false, true]
+        );
+        assert_eq!(
+            eval("desired_area_sqm BETWEEN 100 AND 140").unwrap(),
+            [false, true, false, true]
+        );
+        assert_eq!(
+            eval("district LIKE '武昌%'").unwrap(),
+            [true, false, true, false]
+        );
+        assert_eq!(eval("budget IS NULL").unwrap(), [false, false, true, false]);
+    }
+
+    #[test]
+    fn refuses_what_could_reach_outside() {
+        for text in [
+            "read_csv('/etc/passwd') IS NOT NULL",
+            "budget > (SELECT 1)",
+            "EXISTS (SELECT * FROM customers)",
+            "t.budget > 1",
+            "budget > 1; DROP TABLE x",
+        ] {
+            let err = eval(text).unwrap_err();
+            assert!(err.is_user_error(), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn names_the_problem() {
+        assert!(eval("salary > 1")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown column 'salary'"));
+        assert!(eval("district > 5")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot compare"));
+        assert!(eval("budget + 1")
+            .unwrap_err()
+            .to_string()
+            .contains("not a true/false"));
+        assert!(eval("budget >=").is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! A dataset: a directory of validated tables, with the ingest report and the rejects.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::read::{find_table_file, read_table};
+use super::schema::Table;
+use super::validate::{rejects_frame, validate, Reject};
+use crate::error::{Error, Result};
+use crate::spatial::Districts;
+
+/// Counts for one table (SPEC §9: `{read, accepted, rejected}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TableReport {
+    pub read: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+/// The ingest report of a dataset.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    pub tables: BTreeMap<&'static str, TableReport>,
+}
+
+/// Optional district outlines a dataset may carry, drawn on maps.
+pub const DISTRICTS_FILE: &str = "districts.geojson";
+
+/// A loaded dataset. Frames hold accepted rows only, every known column typed (absent optional
+/// columns are present as nulls); extra customer columns are kept as attributes.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub dir: PathBuf,
+    pub customers: DataFrame,
+    pub touchpoints: Option<DataFrame>,
+    pub deals: Option<DataFrame>,
+    pub campaigns: Option<DataFrame>,
+    pub sites: Option<DataFrame>,
+    pub projects: Option<DataFrame>,
+    pub districts: Option<Districts>,
+    pub report: IngestReport,
+    pub rejects: Vec<Reject>,
+}
+
+impl Dataset {
+    /// Loads and validates every table in `dir`. Only `customers` is mandatory.
+    pub fn load(dir: &Path) -> Result<Dataset> {
+        let meta = std::fs::metadata(dir).map_err(|source| Error::Read {
+            path: dir.into(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::Schema {
+                path: dir.into(),
+                message: "not a directory".into(),
+            });
+        }
+        let mut report = IngestReport::default();
+        let mut rejects = Vec::new();
+        let mut frames: BTreeMap<Table, DataFrame> = BTreeMap::new();
+        for table in Table::ALL {
+            let Some((path, format)) = find_table_file(dir, table.name()) else {
+                if table == Table::Customers {
+                    return Err(Error::Schema {
+                        path: dir.into(),
+                        message: "no customers.csv or customers.parquet (the one mandatory table)"
+                            .into(),
+                    });
+                }
+                continue;
+            };
+            let raw = read_table(&path, format)?;
+            let v = validate(table, raw, frames.get(&Table::Customers))?;
+            report.tables.insert(
+                table.name(),
+                TableReport {
+                    read: v.read,
+                    accepted: v.frame.height() as u64,
+                    rejected: v.rejects.len() as u64,
+                },
+            );
+            rejects.extend(v.rejects);
+            frames.insert(table, v.frame);
+        }
+        let districts = load_districts(dir)?;
+        let customers = frames
+            .remove(&Table::Customers)
+            .ok_or_else(|| Error::Internal("customers vanished after validation".into()))?;
+        Ok(Dataset {
+            name: dir
+                .file_name()
+                .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned()),
+            dir: dir.into(),
+            customers,
+            touchpoints: frames.remove(&Table::Touchpoints),
+            deals: frames.remove(&Table::Deals),
+            campaigns: frames.remove(&Table::Campaigns),
+            sites: frames.remove(&Table::Sites),
+            projects: frames.remove(&Table::Projects),
+            districts,
+            report,
+            rejects,
+        })
+    }
+
+    /// The rejects as a frame (`table, row, column, reason`).
+    pub fn rejects_frame(&self) -> Result<DataFrame> {
+        rejects_frame(&self.rejects)
+    }
+
+    /// Row counts of the accepted tables, by table name.
+    #[must_use]
+    pub fn row_counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut out = BTreeMap::new();
+        out.insert("customers", self.customers.height());
+        let optional = [
+            ("touchpoints", &self.touchpoints),
+            ("deals", &self.deals),
+            ("campaigns", &self.campaigns),
+            ("sites", &self.sites),
+            ("projects", &self.projects),
+        ];
+        for (name, frame) in optional {
+            if let Some(f) = frame {
+                out.insert(name, f.height());
+            }
+        }
+        out
+    }
+}
+
+fn load_districts(dir: &Path) -> Result<Option<Districts>> {
+    let path = dir.join(DISTRICTS_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })?;
+    Districts::from_geojson(&text)
+        .map(Some)
+        .map_err(|message| Error::Schema { path, message })
+}

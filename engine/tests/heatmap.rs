@@ -1,0 +1,437 @@
+//! Heatmap: hand-computed cases for every metric and mode, the privacy floor, a brute-force
+//! reference on random inputs, and a golden CSV.
+
+use std::collections::{HashMap, HashSet};
+
+use custmap_engine::analytics::{heatmap, HeatmapParams, KFloor, Location};
+use custmap_engine::spatial::Res;
+use custmap_engine::Dataset;
+use h3o::{LatLng, Resolution};
+use polars::prelude::*;
+use proptest::prelude::*;
+
+use crate::common::{dataset_dir, load};
+
+const P1: (f64, f64) = (30.55, 114.31);
+const P2: (f64, f64) = (30.60, 114.27);
+
+fn cell(p: (f64, f64), res: u8) -> String {
+    let c = LatLng::new(p.0, p.1)
+        .unwrap()
+        .to_cell(Resolution::try_from(res).unwrap());
+    c.to_string()
+}
+
+/// A: home and work at P1; B: home P1, work P2; C: home P2, no budget, bought for 2.5M;
+/// D: work P2 only. A bought for 3M (plus a cancelled deal that must not count).
+fn small() -> (tempfile::TempDir, Dataset) {
+    let customers = format!(
+        "customer_id,home_lat,home_lng,work_lat,work_lng,budget\n\
+A,{a},{b},{a},{b},4000000\n\
+B,{a},{b},{c},{d},2000000\n\
+C,{c},{d},,,\n\
+D,,,{c},{d},1000000\n",
+        a = P1.0,
+        b = P1.1,
+        c = P2.0,
+        d = P2.1
+    );
+    let deals = b"deal_id,customer_id,signed_at,price,status\n\
+D1,A,2025-03-01,3000000,signed\n\
+D2,A,2025-02-01,1000000,cancelled\n\
+D3,C,2025-04-01,2500000,signed\n";
+    let (dir, ds) = load(&[
+        ("customers.csv", customers.as_bytes()),
+        ("deals.csv", deals),
+    ]);
+    (dir, ds.unwrap())
+}
+
+fn params(location: Location, k: u32) -> HeatmapParams {
+    HeatmapParams {
+        res: Res::new(9).unwrap(),
+        location,
+        k: KFloor::new(k).unwrap(),
+        ..HeatmapParams::default()
+    }
+}
+
+/// Row of the output for a hex id, as name -> f64.
+fn row(df: &DataFrame, hex: &str) -> HashMap<String, f64> {
+    let ids = df.column("hex_id").unwrap().str().unwrap();
+    let i = ids
+        .iter()
+        .position(|h| h == Some(hex))
+        .unwrap_or_else(|| panic!("no cell {hex} in {df}"));
+    df.columns()
+        .iter()
+        .filter(|c| c.name().as_str() != "hex_id")
+        .map(|c| {
+            (
+                c.name().to_string(),
+                c.cast(&DataType::Float64)
+                    .unwrap()
+                    .f64()
+                    .unwrap()
+                    .get(i)
+                    .unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+#[test]
+fn home_mode_by_hand() {
+    let (_d, ds) = small();
+    let out = heatmap(&ds, &params(Location::Home, 1)).unwrap();
+    assert_eq!(out.cells.height(), 2);
+    let p1 = row(&out.cells, &cell(P1, 9));
+    assert_eq!(
+        (p1["customers"], p1["prospects"], p1["buyers"], p1["deals"]),
+        (2.0, 2.0, 1.0, 1.0)
+    );
+    assert!(close(p1["revenue"], 3.0e6));
+    assert!(close(p1["purchasing_power"], 6.0e6));
+    assert!(close(p1["purchasing_power_share"], 6.0 / 8.5));
+    assert!(close(p1["conversion"], 0.5));
+    // City rate p = 2 buyers / 3 customers; m = 10.
+    assert!(close(
+        p1["conversion_smoothed"],
+        (1.0 + 10.0 * 2.0 / 3.0) / 12.0
+    ));
+    // Everyone is a prospect (no segment): q = 1, lift = 100.
+    assert!(close(p1["lift"], 100.0));
+    assert_eq!(p1["res"], 9.0);
+    let p2 = row(&out.cells, &cell(P2, 9));
+    // C has no budget but bought: purchasing power comes from the deal price.
+    assert_eq!((p2["customers"], p2["buyers"]), (1.0, 1.0));
+    assert!(close(p2["purchasing_power"], 2.5e6));
+    assert_eq!(out.totals.customers, 3);
+}
+
+#[test]
+fn both_mode_counts_a_person_once_per_cell() {
+    let (_d, ds) = small();
+    let out = heatmap(&ds, &params(Location::Both, 1)).unwrap();
+    let p1 = row(&out.cells, &cell(P1, 9));
+    let p2 = row(&out.cells, &cell(P2, 9));
+    // A lives and works in P1's cell: counted once there.
+    assert_eq!(
+        (p1["customers"], p1["buyers"], p1["deals"]),
+        (2.0, 1.0, 1.0)
+    );
+    assert!(close(p1["purchasing_power"], 6.0e6));
+    assert_eq!((p2["customers"], p2["buyers"]), (3.0, 1.0));
+    assert!(close(p2["purchasing_power"], 2.0e6 + 2.5e6 + 1.0e6));
+    assert!(close(p2["revenue"], 2.5e6));
+    assert_eq!(out.totals.customers, 4);
+    // Shares in both mode are of the map's total, so they still sum to 1.
+    let shares: f64 = out
+        .cells
+        .column("purchasing_power_share")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .sum()
+        .unwrap();
+    assert!(close(shares, 1.0));
+}
+
+#[test]
+fn work_mode_and_segment() {
+    let (_d, ds) = small();
+    let mut p = params(Location::Work, 1);
+    p.segment = Some("budget >= 2000000".into());
+    let out = heatmap(&ds, &p).unwrap();
+    let p1 = row(&out.cells, &cell(P1, 9));
+    let p2 = row(&out.cells, &cell(P2, 9));
+    assert_eq!((p1["customers"], p1["prospects"]), (1.0, 1.0));
+    assert_eq!((p2["customers"], p2["prospects"]), (2.0, 1.0));
+    assert!(close(p2["purchasing_power"], 2.0e6));
+    // q = 2 prospects / 3 customers; lift shrunk with m = 10.
+    let q = 2.0 / 3.0;
+    assert!(close(p2["lift"], 100.0 * ((1.0 + 10.0 * q) / 12.0) / q));
+}
+
+#[test]
+fn bad_segment_is_a_user_error() {
+    let (_d, ds) = small();
+    let mut p = params(Location::Home, 1);
+    p.segment = Some("salary > 5".into());
+    let err = heatmap(&ds, &p).unwrap_err();
+    assert!(err.is_user_error());
+    assert!(err.to_string().contains("salary"));
+}
+
+/// Centres of two res-9 children of one res-8 cell.
+fn siblings() -> ((f64, f64), (f64, f64), String) {
+    let parent = LatLng::new(30.55, 114.31)
+        .unwrap()
+        .to_cell(Resolution::Eight);
+    let kids: Vec<_> = parent.children(Resolution::Nine).take(2).collect();
+    let c = |i: usize| {
+        let p = LatLng::from(kids[i]);
+        (p.lat(), p.lng())
+    };
+    (c(0), c(1), parent.to_string())
+}
+
+#[test]
+fn small_cells_merge_into_their_parent() {
+    let (a, b, parent) = siblings();
+    let customers = format!(
+        "customer_id,home_lat,home_lng\nA,{},{}\nB,{},{}\nC,{},{}\nD,{},{}\n",
+        a.0, a.1, a.0, a.1, b.0, b.1, b.0, b.1
+    );
+    let (_d, ds) = load(&[("customers.csv", customers.as_bytes())]);
+    let out = heatmap(&ds.unwrap(), &params(Location::Home, 3)).unwrap();
+    assert_eq!(out.cells.height(), 1);
+    let r = row(&out.cells, &parent);
+    assert_eq!((r["res"], r["customers"]), (8.0, 4.0));
+    assert_eq!((out.suppressed.merged, out.suppressed.dropped), (2, 0));
+}
+
+/// Regression: a person with home and work in two small sibling cells must count once in the
+/// parent, or the parent could pass the floor with fewer than k people.
+#[test]
+fn merge_counts_a_person_once_in_the_parent() {
+    let (a, b, _parent) = siblings();
+    let customers = format!(
+        "customer_id,home_lat,home_lng,work_lat,work_lng\nA,{},{},{},{}\n",
+        a.0, a.1, b.0, b.1
+    );
+    let (_d, ds) = load(&[("customers.csv", customers.as_bytes())]);
+    let out = heatmap(&ds.unwrap(), &params(Location::Both, 2)).unwrap();
+    assert_eq!(out.cells.height(), 0, "{}", out.cells);
+    assert_eq!(out.suppressed.merged, 2 + 1);
+    assert_eq!(out.suppressed.dropped, 1);
+}
+
+#[test]
+fn k_ring_smoothing_spreads_to_the_disk() {
+    let (_d, ds) = small();
+    let mut p = params(Location::Home, 1);
+    p.smooth = 1;
+    let out = heatmap(&ds, &p).unwrap();
+    let p1 = row(&out.cells, &cell(P1, 9));
+    // Centre weight 1, six neighbours weight 1/2 each, all empty: 6M / (1 + 3).
+    assert!(close(p1["purchasing_power_smoothed"], 6.0e6 / 4.0));
+}
+
+#[test]
+fn golden_csv() {
+    let (_d, ds) = small();
+    let out = heatmap(&ds, &params(Location::Both, 1)).unwrap();
+    let mut got = Vec::new();
+    CsvWriter::new(&mut got)
+        .finish(&mut out.cells.clone())
+        .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/heatmap_small_both.csv");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want =
+        std::fs::read_to_string(&path).expect("golden file (regenerate with UPDATE_GOLDEN=1)");
+    let got = String::from_utf8(got).unwrap();
+    let (gl, wl): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+    assert_eq!(gl.len(), wl.len());
+    for (g, w) in gl.iter().zip(&wl) {
+        for (a, b) in g.split(',').zip(w.split(',')) {
+            match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => assert!(close(x, y), "{a} vs {b}"),
+                _ => assert_eq!(a, b),
+            }
+        }
+    }
+}
+
+// ---- brute-force reference and the floor, on random data ----
+
+#[derive(Debug, Clone)]
+struct Person {
+    home: Option<usize>,
+    work: Option<usize>,
+    budget: Option<u32>,
+    deal: Option<u32>,
+}
+
+fn spots() -> Vec<(f64, f64)> {
+    (0..12)
+        .map(|i| {
+            (
+                30.55 + 0.004 * f64::from(i % 4),
+                114.30 + 0.005 * f64::from(i / 4),
+            )
+        })
+        .collect()
+}
+
+fn person() -> impl Strategy<Value = Person> {
+    (
+        proptest::option::of(0usize..12),
+        proptest::option::of(0usize..12),
+        proptest::option::of(1u32..50),
+        proptest::option::of(1u32..50),
+    )
+        .prop_filter("needs a place", |(h, w, _, _)| h.is_some() || w.is_some())
+        .prop_map(|(home, work, budget, deal)| Person {
+            home,
+            work,
+            budget,
+            deal,
+        })
+}
+
+fn write_people(people: &[Person]) -> (tempfile::TempDir, Dataset) {
+    let s = spots();
+    let fmt = |o: Option<usize>, i: usize| {
+        o.map_or(String::new(), |x| {
+            if i == 0 {
+                s[x].0.to_string()
+            } else {
+                s[x].1.to_string()
+            }
+        })
+    };
+    let mut customers = String::from("customer_id,home_lat,home_lng,work_lat,work_lng,budget\n");
+    let mut deals = String::from("deal_id,customer_id,signed_at,price\n");
+    for (i, p) in people.iter().enumerate() {
+        let budget = p
+            .budget
+            .map_or(String::new(), |b| (f64::from(b) * 1e5).to_string());
+        customers += &format!(
+            "P{i},{},{},{},{},{budget}\n",
+            fmt(p.home, 0),
+            fmt(p.home, 1),
+            fmt(p.work, 0),
+            fmt(p.work, 1)
+        );
+        if let Some(d) = p.deal {
+            deals += &format!("D{i},P{i},2025-01-01,{}\n", f64::from(d) * 1e5);
+        }
+    }
+    let dir = dataset_dir(&[
+        ("customers.csv", customers.as_bytes()),
+        ("deals.csv", deals.as_bytes()),
+    ]);
+    let ds = Dataset::load(dir.path()).unwrap();
+    (dir, ds)
+}
+
+/// Per cell: (customers, prospects, buyers, revenue, purchasing power) computed person by person.
+fn brute_force(
+    people: &[Person],
+    location: Location,
+    res: u8,
+    min_budget: u32,
+) -> HashMap<String, (i64, i64, i64, f64, f64)> {
+    let s = spots();
+    let mut out: HashMap<String, (i64, i64, i64, f64, f64)> = HashMap::new();
+    for p in people {
+        let anchors: Vec<usize> = match location {
+            Location::Home => p.home.into_iter().collect(),
+            Location::Work => p.work.into_iter().collect(),
+            Location::Both => p.home.into_iter().chain(p.work).collect(),
+        };
+        let cells: HashSet<String> = anchors.iter().map(|&a| cell(s[a], res)).collect();
+        let prospect = p.budget.is_some_and(|b| b >= min_budget);
+        let budget = p.budget.or(p.deal).map_or(0.0, |b| f64::from(b) * 1e5);
+        for c in cells {
+            let e = out.entry(c).or_default();
+            e.0 += 1;
+            e.1 += i64::from(prospect);
+            e.2 += i64::from(p.deal.is_some());
+            e.3 += p.deal.map_or(0.0, |d| f64::from(d) * 1e5);
+            e.4 += if prospect { budget } else { 0.0 };
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn matches_brute_force(people in proptest::collection::vec(person(), 1..40), mode in 0usize..3, res in 7u8..11, min_budget in 1u32..50) {
+        let location = [Location::Home, Location::Work, Location::Both][mode];
+        let (_d, ds) = write_people(&people);
+        let mut p = params(location, 1);
+        p.res = Res::new(res).unwrap();
+        p.segment = Some(format!("budget >= {}", f64::from(min_budget) * 1e5));
+        let out = heatmap(&ds, &p).unwrap();
+        let want = brute_force(&people, location, res, min_budget);
+        prop_assert_eq!(out.cells.height(), want.len());
+        for (hex, w) in &want {
+            let r = row(&out.cells, hex);
+            prop_assert_eq!((r["customers"] as i64, r["prospects"] as i64, r["buyers"] as i64), (w.0, w.1, w.2));
+            prop_assert!(close(r["revenue"], w.3) && close(r["purchasing_power"], w.4));
+        }
+    }
+
+    #[test]
+    fn no_cell_below_the_floor(people in proptest::collection::vec(person(), 1..60), mode in 0usize..3, k in 1u32..12, res in 8u8..12) {
+        let location = [Location::Home, Location::Work, Location::Both][mode];
+        let (_d, ds) = write_people(&people);
+        let mut p = params(location, k);
+        p.res = Res::new(res).unwrap();
+        let out = heatmap(&ds, &p).unwrap();
+        let customers = out.cells.column("customers").unwrap().i64().unwrap();
+        prop_assert!(customers.into_no_null_iter().all(|c| c >= i64::from(k)));
+        if location != Location::Both && out.suppressed.dropped == 0 {
+            // One anchor per person: nothing lost, nothing counted twice.
+            prop_assert_eq!(customers.sum().unwrap_or(0), out.totals.customers);
+        }
+    }
+}
+
+#[test]
+fn cached_base_serves_coarser_maps_by_rollup() {
+    use custmap_engine::analytics::HeatmapBase;
+    use custmap_engine::spatial::h3::parent_bits;
+    let people: Vec<Person> = (0..40)
+        .map(|i| Person {
+            home: Some(i % 12),
+            work: Some((i * 5) % 12),
+            budget: Some(10 + i as u32),
+            deal: None,
+        })
+        .collect();
+    let (_d, ds) = write_people(&people);
+    let base = HeatmapBase::build(&ds, Location::Both, None, Res::new(10).unwrap()).unwrap();
+    let fine = base.at(&params_at(10)).unwrap().cells;
+    let coarse = base.at(&params_at(8)).unwrap().cells;
+    // Every fine cell's customers land in its parent; a person counts once per parent.
+    let mut want: HashMap<String, HashSet<usize>> = HashMap::new();
+    let s = spots();
+    for (i, p) in people.iter().enumerate() {
+        for a in [p.home, p.work].into_iter().flatten() {
+            let c = u64::from_str_radix(&cell(s[a], 10), 16).unwrap();
+            want.entry(format!("{:x}", parent_bits(c, Res::new(8).unwrap())))
+                .or_default()
+                .insert(i);
+        }
+    }
+    assert_eq!(coarse.height(), want.len());
+    for (hex, who) in &want {
+        assert_eq!(row(&coarse, hex)["customers"] as usize, who.len());
+    }
+    assert!(fine.height() >= coarse.height());
+    assert!(
+        base.at(&params_at(11)).is_err(),
+        "a base cannot serve a finer resolution"
+    );
+}
+
+fn params_at(res: u8) -> HeatmapParams {
+    HeatmapParams {
+        res: Res::new(res).unwrap(),
+        location: Location::Both,
+        k: KFloor::new(1).unwrap(),
+        ..HeatmapParams::default()
+    }
+}

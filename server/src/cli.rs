@@ -1,0 +1,410 @@
+//! Command-line interface (SPEC §6). Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use custmap_engine::analytics::{heatmap, HeatmapParams, HeatmapResult, KFloor, Location};
+use custmap_engine::demo::{self, DemoFormat, DemoParams};
+use custmap_engine::io::import::{sales_to_tables, SalesColumns};
+use custmap_engine::io::{write_frame, OutputFormat};
+use custmap_engine::render::map::{render_map, MapSpec};
+use custmap_engine::render::ImageFormat;
+use custmap_engine::spatial::Res;
+use custmap_engine::{Dataset, Error};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "custmap",
+    version,
+    about = "Customer-map analytics on H3 hexagons: purchasing-power heatmaps from CRM records"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Parquet,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LocationArg {
+    Home,
+    Work,
+    Both,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a synthetic city dataset (all tables) plus truth.json with its planted effects.
+    Demo {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        customers: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Table file format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: FormatArg,
+    },
+    /// Ingest a dataset directory and report accepted and rejected rows per table.
+    Validate {
+        dir: PathBuf,
+        /// Print the report as JSON: {"tables": {NAME: {read, accepted, rejected}}}.
+        #[arg(long)]
+        json: bool,
+        /// Where to write the rejects CSV (table, row, column, reason); default DIR/rejects.csv.
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+    },
+    /// Aggregate customers into H3 cells; format from --out's extension
+    /// (.parquet .csv .geojson .arrow .json .png .svg).
+    Heatmap {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        res: u8,
+        #[arg(long, value_enum, default_value = "work")]
+        location: LocationArg,
+        /// Segment filter, a SQL boolean expression over customer columns.
+        #[arg(long = "where")]
+        where_: Option<String>,
+        /// Privacy floor: minimum customers per published cell.
+        #[arg(long, default_value_t = 5)]
+        k: u32,
+        /// Prior strength m of the empirical-Bayes shrinkage.
+        #[arg(long, default_value_t = 10.0)]
+        prior: f64,
+        /// k-ring smoothing radius for purchasing power (0 = off).
+        #[arg(long, default_value_t = 0)]
+        smooth: u32,
+        /// Metric that colours a map (.png/.svg).
+        #[arg(long, default_value = "purchasing_power")]
+        metric: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Turn a flat sales file (one sale per row: lat, lng, price) into a dataset directory.
+    ImportSales {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "latitude")]
+        lat: String,
+        #[arg(long, default_value = "longitude")]
+        lng: String,
+        #[arg(long, default_value = "price")]
+        price: String,
+        /// Signing date recorded for every sale (YYYY-MM-DD).
+        #[arg(long)]
+        date: chrono::NaiveDate,
+    },
+}
+
+/// Parses arguments, runs the command, and maps errors to one stderr line and an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("error: bad usage")
+                .trim_start_matches("error: ");
+            eprintln!("error: {first} (see custmap --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e.to_string()));
+            ExitCode::from(if e.is_user_error() { 2 } else { 1 })
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Demo {
+            out,
+            customers,
+            seed,
+            format,
+        } => run_demo(&out, customers, seed, format),
+        Command::Validate { dir, json, rejects } => run_validate(&dir, json, rejects),
+        Command::Heatmap {
+            dir,
+            res,
+            location,
+            where_,
+            k,
+            prior,
+            smooth,
+            metric,
+            out,
+        } => {
+            let params = HeatmapParams {
+                res: Res::new(res)?,
+                location: match location {
+                    LocationArg::Home => Location::Home,
+                    LocationArg::Work => Location::Work,
+                    LocationArg::Both => Location::Both,
+                },
+                segment: where_,
+                k: KFloor::new(k)?,
+                prior,
+                smooth,
+                ..HeatmapParams::default()
+            };
+            run_heatmap(&dir, &params, &metric, &out)
+        }
+        Command::ImportSales {
+            file,
+            out,
+            lat,
+            lng,
+            price,
+            date,
+        } => run_import(
+            &file,
+            &out,
+            &SalesColumns {
+                lat,
+                lng,
+                price,
+                date,
+            },
+        ),
+    }
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new_spinner().with_message(message.to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+fn run_demo(out: &Path, customers: u64, seed: u64, format: FormatArg) -> Result<(), Error> {
+    let format = match format {
+        FormatArg::Csv => DemoFormat::Csv,
+        FormatArg::Parquet => DemoFormat::Parquet,
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new(customers);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} customers {bar:40} {pos}/{len} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let summary = demo::generate(
+        out,
+        &DemoParams {
+            customers,
+            seed,
+            format,
+        },
+        &|done, _| bar.set_position(done),
+    )?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {}: {} customers, {} touchpoints, {} deals, {} campaigns, {} sites, 3 projects, districts.geojson, truth.json",
+        out.display(),
+        summary.customers,
+        summary.touchpoints,
+        summary.deals,
+        summary.campaigns,
+        summary.sites
+    );
+    Ok(())
+}
+
+fn load(dir: &Path) -> Result<Dataset, Error> {
+    let pb = spinner("reading and validating tables");
+    let ds = Dataset::load(dir);
+    pb.finish_and_clear();
+    ds
+}
+
+fn run_validate(dir: &Path, json: bool, rejects: Option<PathBuf>) -> Result<(), Error> {
+    let ds = load(dir)?;
+    let rejects_path = rejects.unwrap_or_else(|| dir.join("rejects.csv"));
+    write_frame(&ds.rejects_frame()?, &rejects_path)?;
+    if json {
+        let doc = serde_json::json!({ "tables": ds.report.tables });
+        println!("{doc}");
+        return Ok(());
+    }
+    println!("dataset {}", dir.display());
+    println!(
+        "{:<12} {:>10} {:>10} {:>10}",
+        "table", "read", "accepted", "rejected"
+    );
+    for (name, t) in &ds.report.tables {
+        println!(
+            "{name:<12} {:>10} {:>10} {:>10}",
+            t.read, t.accepted, t.rejected
+        );
+    }
+    let mut reasons: std::collections::BTreeMap<(String, String), u64> =
+        std::collections::BTreeMap::new();
+    for r in &ds.rejects {
+        *reasons
+            .entry((r.table.to_string(), r.reason.clone()))
+            .or_default() += 1;
+    }
+    for ((table, reason), n) in &reasons {
+        println!("  {table}: {n} x {reason}");
+    }
+    println!(
+        "rejects: {} rows -> {}",
+        ds.rejects.len(),
+        rejects_path.display()
+    );
+    Ok(())
+}
+
+fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> Result<(), Error> {
+    let format = OutputFormat::from_path(out)?;
+    params.check()?;
+    let ds = load(dir)?;
+    let pb = spinner("aggregating cells");
+    let result = heatmap(&ds, params)?;
+    pb.finish_and_clear();
+    match format {
+        OutputFormat::Png | OutputFormat::Svg => {
+            let image = if format == OutputFormat::Png {
+                ImageFormat::Png
+            } else {
+                ImageFormat::Svg
+            };
+            if result.cells.column(metric).is_err() {
+                return Err(Error::BadInput(format!(
+                    "unknown metric '{metric}' (columns: {})",
+                    metric_names(&result)
+                )));
+            }
+            let spec = MapSpec {
+                cells: &result.cells,
+                metric,
+                title: map_title(metric, params),
+                subtitle: map_subtitle(&result, params),
+                districts: ds.districts.as_ref(),
+                size: (1400, 1000),
+            };
+            let bytes = render_map(&spec, image)?;
+            custmap_engine::io::write::write_atomic(out, |w| {
+                std::io::Write::write_all(w, &bytes).map_err(|e| Error::Write {
+                    path: out.into(),
+                    message: e.to_string(),
+                })
+            })?;
+        }
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "dataset": ds.name,
+                "res": params.res.get(),
+                "location": params.location.as_str(),
+                "where": params.segment,
+                "k": params.k.get(),
+                "suppressed": result.suppressed,
+                "cells": custmap_engine::io::write::frame_to_json_rows(&result.cells)?,
+            });
+            custmap_engine::io::write::write_atomic(out, |w| {
+                serde_json::to_writer(w, &doc).map_err(|e| Error::Internal(e.to_string()))
+            })?;
+        }
+        _ => write_frame(&result.cells, out)?,
+    }
+    println!(
+        "wrote {} cells to {} (res {}, {}, k = {}: {} small cells merged into parents, {} dropped)",
+        result.cells.height(),
+        out.display(),
+        params.res.get(),
+        params.location.as_str(),
+        params.k.get(),
+        result.suppressed.merged,
+        result.suppressed.dropped
+    );
+    Ok(())
+}
+
+fn metric_names(result: &HeatmapResult) -> String {
+    result
+        .cells
+        .get_column_names()
+        .iter()
+        .filter(|n| n.as_str() != "hex_id")
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn map_title(metric: &str, params: &HeatmapParams) -> String {
+    let metric = metric.replace('_', " ");
+    let mut metric_cap = metric.clone();
+    if let Some(first) = metric_cap.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    let place = match params.location {
+        Location::Home => "where prospects live",
+        Location::Work => "where prospects work",
+        Location::Both => "where prospects live and work",
+    };
+    format!("{metric_cap} · {place} · H3 res {}", params.res.get())
+}
+
+fn map_subtitle(result: &HeatmapResult, params: &HeatmapParams) -> String {
+    let segment = params.segment.as_deref().unwrap_or("all customers");
+    format!(
+        "segment: {segment} · {} prospects of {} customers · k = {} ({} small cells merged, {} dropped)",
+        result.totals.prospects,
+        result.totals.customers,
+        params.k.get(),
+        result.suppressed.merged,
+        result.suppressed.dropped
+    )
+}
+
+fn run_import(file: &Path, out: &Path, cols: &SalesColumns) -> Result<(), Error> {
+    let (customers, deals) = sales_to_tables(file, cols)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::Write {
+        path: out.into(),
+        message: e.to_string(),
+    })?;
+    write_frame(&customers, &out.join("customers.csv"))?;
+    write_frame(&deals, &out.join("deals.csv"))?;
+    println!(
+        "wrote {}: {} customers, {} deals",
+        out.display(),
+        customers.height(),
+        deals.height()
+    );
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! The command line end to end: exit codes 0/1/2, one-line errors, every output format, and
+//! the real Sacramento sales data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn custmap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_custmap"))
+        .args(args)
+        .output()
+        .expect("run custmap")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One small demo city shared by the tests of this binary.
+fn city() -> &'static Path {
+    static CITY: OnceLock<tempfile::TempDir> = OnceLock::new();
+    CITY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().to_str().unwrap().to_string();
+        let o = custmap(&["demo", "--out", &out, "--customers", "3000", "--seed", "11"]);
+        assert!(o.status.success(), "demo failed: {}", stderr(&o));
+        dir
+    })
+    .path()
+}
+
+fn out_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+fn assert_user_error(o: &Output, needle: &str) {
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(o));
+    let err = stderr(o);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "error must be one line: {err}"
+    );
+    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+}
+
+#[test]
+fn validate_reports_every_table_as_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rejects = out_path(&tmp, "rejects.csv");
+    let o = custmap(&[
+        "validate",
+        city().to_str().unwrap(),
+        "--json",
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for t in [
+        "customers",
+        "touchpoints",
+        "deals",
+        "campaigns",
+        "sites",
+        "projects",
+    ] {
+        let r = &doc["tables"][t];
+        assert_eq!(
+            r["read"].as_u64().unwrap(),
+            r["accepted"].as_u64().unwrap() + r["rejected"].as_u64().unwrap()
+        );
+    }
+    assert_eq!(doc["tables"]["customers"]["read"], 3000);
+    let header = std::fs::read_to_string(rejects).unwrap();
+    assert_eq!(header.lines().next(), Some("table,row,column,reason"));
+}
+
+#[test]
+fn validate_writes_rejects_next_to_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("customers.csv"),
+        "customer_id,home_lat,home_lng\nA,30.5,114.3\nB,91,114.3\n",
+    )
+    .unwrap();
+    let o = custmap(&["validate", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("customers") && text.contains("home_lat out of range"),
+        "{text}"
+    );
+    let rejects = std::fs::read_to_string(tmp.path().join("rejects.csv")).unwrap();
+    assert!(
+        rejects.contains("customers,2,home_lat,\"home_lat out of range [-90, 90]\""),
+        "{rejects}"
+    );
+}
+
+#[test]
+fn heatmap_writes_every_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    for ext in ["csv", "parquet", "geojson", "arrow", "json", "png", "svg"] {
+        let out = out_path(&tmp, &format!("work.{ext}"));
+        let o = custmap(&[
+            "heatmap",
+            city().to_str().unwrap(),
+            "--res",
+            "9",
+            "--location",
+            "work",
+            "--where",
+            "budget >= 3000000 AND desired_area_sqm >= 120",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let bytes = std::fs::read(&out).unwrap();
+        assert!(!bytes.is_empty(), "{ext} is empty");
+        match ext {
+            "csv" => assert!(String::from_utf8_lossy(&bytes).starts_with(
+                "hex_id,res,customers,prospects,buyers,deals,revenue,purchasing_power,purchasing_power_share,conversion,conversion_smoothed,lift"
+            )),
+            "png" => assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n"),
+            "svg" => assert!(String::from_utf8_lossy(&bytes).contains("<svg")),
+            "geojson" => {
+                let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let f = &doc["features"][0];
+                assert_eq!(f["geometry"]["type"], "Polygon");
+                assert!(f["properties"]["customers"].as_i64().unwrap() >= 5);
+            }
+            "json" => {
+                let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(doc["k"], 5);
+                assert!(doc["suppressed"]["merged"].is_u64() && doc["cells"].is_array());
+            }
+            "parquet" => assert_eq!(&bytes[..4], b"PAR1"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn bad_where_is_exit_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(&tmp, "x.csv");
+    let o = custmap(&[
+        "heatmap",
+        city().to_str().unwrap(),
+        "--where",
+        "salary > 3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "unknown column 'salary'");
+    assert!(!out.exists(), "nothing is written on error");
+    let o = custmap(&[
+        "heatmap",
+        city().to_str().unwrap(),
+        "--where",
+        "read_parquet('/etc/passwd') > 1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "function calls");
+}
+
+#[test]
+fn bad_usage_is_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(&tmp, "x.csv");
+    let dir = city().to_str().unwrap();
+    assert_user_error(
+        &custmap(&[
+            "heatmap",
+            dir,
+            "--res",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "resolution 16",
+    );
+    assert_user_error(
+        &custmap(&[
+            "heatmap",
+            dir,
+            "--out",
+            out_path(&tmp, "x.xlsx").to_str().unwrap(),
+        ]),
+        "output format",
+    );
+    assert_user_error(
+        &custmap(&["heatmap", dir, "--k", "0", "--out", out.to_str().unwrap()]),
+        "k must be",
+    );
+    assert_user_error(
+        &custmap(&[
+            "heatmap",
+            dir,
+            "--location",
+            "office",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "office",
+    );
+    assert_user_error(
+        &custmap(&[
+            "heatmap",
+            "/nonexistent/city",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "/nonexistent/city",
+    );
+    assert_user_error(&custmap(&["frobnicate"]), "frobnicate");
+    assert_user_error(
+        &custmap(&[
+            "heatmap",
+            dir,
+            "--metric",
+            "happiness",
+            "--out",
+            out_path(&tmp, "m.png").to_str().unwrap(),
+        ]),
+        "unknown metric",
+    );
+}
+
+#[test]
+fn runtime_failure_is_exit_1() {
+    // The output's parent is a file: the write fails at run time, not because of the input.
+    let tmp = tempfile::tempdir().unwrap();
+    let blocker = out_path(&tmp, "file");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = blocker.join("out.csv");
+    let o = custmap(&[
+        "heatmap",
+        city().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim_end().lines().count(), 1);
+}
+
+#[test]
+fn sacramento_real_sales_revenue_heatmap() {
+    let sales =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sacramento_sales.csv");
+    assert!(
+        sales.is_file(),
+        "real data missing: {} (shared/ must sit beside the repository)",
+        sales.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = out_path(&tmp, "sacramento");
+    let o = custmap(&[
+        "import-sales",
+        sales.to_str().unwrap(),
+        "--out",
+        ds.to_str().unwrap(),
+        "--date",
+        "2008-05-19",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = custmap(&["validate", ds.to_str().unwrap(), "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["tables"]["customers"]["read"], 932);
+    assert_eq!(doc["tables"]["deals"]["read"], 932);
+    let accepted = doc["tables"]["customers"]["accepted"].as_u64().unwrap();
+    let csv = out_path(&tmp, "revenue.csv");
+    let o = custmap(&[
+        "heatmap",
+        ds.to_str().unwrap(),
+        "--res",
+        "7",
+        "--location",
+        "home",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut customers = 0u64;
+    let mut revenue = 0.0;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let c: u64 = f[2].parse().unwrap();
+        assert!(c >= 5, "cell below the floor: {line}");
+        customers += c;
+        revenue += f[6].parse::<f64>().unwrap();
+    }
+    assert!(
+        customers <= accepted && customers > accepted * 9 / 10,
+        "{customers} of {accepted}"
+    );
+    assert!(
+        revenue > 1.0e8,
+        "Sacramento sales total well over 100M USD, got {revenue}"
+    );
+    // Attributes of the sales file are usable as segment columns.
+    let o = custmap(&[
+        "heatmap",
+        ds.to_str().unwrap(),
+        "--res",
+        "7",
+        "--location",
+        "home",
+        "--where",
+        "beds >= 4 AND type = 'Residential'",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

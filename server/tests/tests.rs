@@ -1,0 +1,3 @@
+//! `custmap` binary tests: one binary, a module per command area.
+
+mod cli;
