@@ -89,13 +89,10 @@ struct TableSink {
 impl TableSink {
     fn new(dir: &Path, name: &str, format: DemoFormat) -> Result<TableSink> {
         let path = dir.join(format!("{name}.{}", format.ext()));
-        let tmp = tempfile::Builder::new()
-            .prefix(".custmap-")
-            .tempfile_in(dir)
-            .map_err(|e| Error::Write {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        let tmp = crate::io::write::temp_file_in(dir).map_err(|e| Error::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         Ok(TableSink {
             tmp,
             sink: None,

@@ -76,10 +76,7 @@ pub fn write_atomic(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".custmap-")
-        .tempfile_in(dir)
-        .map_err(|e| fail(e.to_string()))?;
+    let mut tmp = temp_file_in(dir).map_err(|e| fail(e.to_string()))?;
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
         write(&mut w)?;
@@ -88,6 +85,18 @@ pub fn write_atomic(
     tmp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
     tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
     Ok(())
+}
+
+/// A temporary file in `dir`, readable by others like any output (tempfile's default is 0600).
+pub(crate) fn temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".custmap-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
 }
 
 /// Bytes written by `write_atomic`-style closures, for callers that need the bytes (HTTP).

@@ -68,17 +68,13 @@ impl Layer {
             .cast(&DataType::Float64)?;
         let values = metric.f64()?;
         let mut hexes = Vec::with_capacity(hex.len());
-        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
         for (id, v) in hex.iter().zip(values.iter()) {
             let Some(cell) = id.and_then(|s| u64::from_str_radix(s, 16).ok()) else {
                 continue;
             };
-            let ring = h3::boundary(cell);
-            for &(x, y) in &ring {
-                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-            }
-            hexes.push((ring, v.unwrap_or(0.0)));
+            hexes.push((h3::boundary(cell), v.unwrap_or(0.0)));
         }
+        let (mut x0, mut y0, mut x1, mut y1) = focus(&hexes);
         if hexes.is_empty() {
             // Nothing to draw: frame the districts, or a 1-degree box.
             if let Some(b) = spec.districts.and_then(Districts::bounds) {
@@ -99,6 +95,31 @@ impl Layer {
             bounds: (x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y),
         })
     }
+}
+
+/// Extent of the cells that hold 95% of the metric (all cells when it is zero everywhere), so
+/// a map frames where the value is rather than every outlying cell.
+fn focus(hexes: &[(Vec<(f64, f64)>, f64)]) -> (f64, f64, f64, f64) {
+    let total: f64 = hexes.iter().map(|h| h.1.max(0.0)).sum();
+    let mut order: Vec<&(Vec<(f64, f64)>, f64)> = hexes.iter().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut acc = 0.0;
+    let mut bounds = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for (ring, v) in order {
+        if total > 0.0 && acc >= 0.95 * total {
+            break;
+        }
+        acc += v.max(0.0);
+        for &(x, y) in ring {
+            bounds = (
+                bounds.0.min(x),
+                bounds.1.min(y),
+                bounds.2.max(x),
+                bounds.3.max(y),
+            );
+        }
+    }
+    bounds
 }
 
 fn polygon_span(ring: &[(f64, f64)]) -> f64 {
@@ -205,10 +226,13 @@ fn draw<DB: DrawingBackend>(
 
     for (ring, v) in &layer.hexes {
         let pts: Vec<(i32, i32)> = ring.iter().map(|p| proj.px(*p)).collect();
+        if pts.is_empty() || !pts.iter().all(|p| inside(*p)) {
+            continue;
+        }
         let color = if *v > 0.0 {
             RAMP[class_of(*v, &layer.breaks)]
         } else {
-            RGBColor(210, 210, 210)
+            RGBColor(226, 226, 226)
         };
         root.draw(&Polygon::new(pts.clone(), color.mix(0.9).filled()))
             .map_err(draw_err)?;
@@ -283,7 +307,7 @@ fn draw_legend<DB: DrawingBackend>(
     }
     root.draw(&Rectangle::new(
         [(x, y), (x + 26, y + 18)],
-        RGBColor(210, 210, 210).filled(),
+        RGBColor(226, 226, 226).filled(),
     ))
     .map_err(draw_err)?;
     root.draw(&Text::new("0", (x + 34, y + 2), text_style(14, BLACK)))
