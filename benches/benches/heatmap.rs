@@ -24,38 +24,21 @@ fn bench(c: &mut Criterion) {
     for size in Size::selected() {
         let dir = demo_city(size);
         group.throughput(Throughput::Elements(size.customers()));
-        group.bench_with_input(
-            BenchmarkId::new("load+cells", size.label()),
-            &dir,
-            |b, dir| {
-                b.iter(|| {
-                    let ds = Dataset::load(dir).expect("load");
-                    heatmap(&ds, &params()).expect("heatmap").cells.height()
-                });
-            },
-        );
+        group.bench_with_input(BenchmarkId::new("load+cells", size.label()), &dir, |b, dir| {
+            b.iter(|| {
+                let ds = Dataset::load(dir).expect("load");
+                heatmap(&ds, &params()).expect("heatmap").cells.height()
+            });
+        });
         let ds = Dataset::load(&dir).expect("load");
         group.bench_with_input(BenchmarkId::new("cells", size.label()), &ds, |b, ds| {
             b.iter(|| heatmap(ds, &params()).expect("heatmap").cells.height());
         });
-        let base = HeatmapBase::build(
-            &ds,
-            Location::Work,
-            Some(SEGMENT),
-            Res::new(9).expect("res"),
-        )
-        .expect("base");
-        group.bench_with_input(
-            BenchmarkId::new("cached-base-res7", size.label()),
-            &base,
-            |b, base| {
-                let p = HeatmapParams {
-                    res: Res::new(7).expect("res"),
-                    ..params()
-                };
-                b.iter(|| base.at(&p).expect("at").cells.height());
-            },
-        );
+        let base = HeatmapBase::build(&ds, Location::Work, Some(SEGMENT), Res::new(9).expect("res")).expect("base");
+        group.bench_with_input(BenchmarkId::new("cached-base-res7", size.label()), &base, |b, base| {
+            let p = HeatmapParams { res: Res::new(7).expect("res"), ..params() };
+            b.iter(|| base.at(&p).expect("at").cells.height());
+        });
     }
     group.finish();
 }

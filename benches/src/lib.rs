@@ -48,13 +48,10 @@ impl Size {
 }
 
 fn cache_root() -> PathBuf {
-    std::env::var_os("CUSTMAP_BENCH_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| PathBuf::from("target"), PathBuf::from);
-            target.join("custmap-bench-data")
-        })
+    std::env::var_os("CUSTMAP_BENCH_DATA").map(PathBuf::from).unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+        target.join("custmap-bench-data")
+    })
 }
 
 /// The demo city of `size` as Parquet (seed 42), generating it on first use.
@@ -65,11 +62,7 @@ fn cache_root() -> PathBuf {
 pub fn demo_city(size: Size) -> PathBuf {
     let dir = cache_root().join(format!("city-{}", size.label()));
     if !dir.join("truth.json").is_file() {
-        let params = DemoParams {
-            customers: size.customers(),
-            seed: 42,
-            format: DemoFormat::Parquet,
-        };
+        let params = DemoParams { customers: size.customers(), seed: 42, format: DemoFormat::Parquet };
         generate(&dir, &params, &|_, _| {}).expect("generate benchmark city");
     }
     dir

@@ -45,10 +45,7 @@ impl Error {
     /// `true` when the caller can fix the problem by changing their input or parameters.
     #[must_use]
     pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            Error::BadInput(_) | Error::Schema { .. } | Error::Read { .. }
-        )
+        matches!(self, Error::BadInput(_) | Error::Schema { .. } | Error::Read { .. })
     }
 
     pub(crate) fn bad_input(message: impl Into<String>) -> Self {

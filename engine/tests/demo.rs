@@ -8,16 +8,7 @@ use polars::prelude::*;
 
 fn demo(customers: u64, seed: u64, format: DemoFormat) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    generate(
-        dir.path(),
-        &DemoParams {
-            customers,
-            seed,
-            format,
-        },
-        &|_, _| {},
-    )
-    .unwrap();
+    generate(dir.path(), &DemoParams { customers, seed, format }, &|_, _| {}).unwrap();
     dir
 }
 
@@ -25,14 +16,7 @@ fn demo(customers: u64, seed: u64, format: DemoFormat) -> tempfile::TempDir {
 fn same_seed_same_bytes() {
     let a = demo(3_000, 7, DemoFormat::Csv);
     let b = demo(3_000, 7, DemoFormat::Csv);
-    for t in [
-        "customers.csv",
-        "touchpoints.csv",
-        "deals.csv",
-        "sites.csv",
-        "campaigns.csv",
-        "truth.json",
-    ] {
+    for t in ["customers.csv", "touchpoints.csv", "deals.csv", "sites.csv", "campaigns.csv", "truth.json"] {
         let x = std::fs::read(a.path().join(t)).unwrap();
         let y = std::fs::read(b.path().join(t)).unwrap();
         assert!(x == y, "{t} differs between runs with one seed");
@@ -48,14 +32,7 @@ fn same_seed_same_bytes() {
 fn every_table_is_written_and_valid() {
     let dir = demo(5_000, 42, DemoFormat::Parquet);
     let ds = Dataset::load(dir.path()).unwrap();
-    for t in [
-        "customers",
-        "touchpoints",
-        "deals",
-        "campaigns",
-        "sites",
-        "projects",
-    ] {
+    for t in ["customers", "touchpoints", "deals", "campaigns", "sites", "projects"] {
         let r = ds.report.tables.get(t).unwrap_or_else(|| panic!("no {t}"));
         assert!(r.read > 0, "{t} is empty");
         assert_eq!(
@@ -78,23 +55,10 @@ fn every_table_is_written_and_valid() {
         .collect()
         .unwrap()
         .height();
-    assert!(
-        distinct * 3 < ds.customers.height(),
-        "work places should be shared: {distinct} distinct"
-    );
+    assert!(distinct * 3 < ds.customers.height(), "work places should be shared: {distinct} distinct");
     assert!(work.null_count() > 0);
     assert!(ds.customers.column("budget").unwrap().null_count() > 0);
-    let kinds = ds
-        .sites
-        .as_ref()
-        .unwrap()
-        .column("kind")
-        .unwrap()
-        .str()
-        .unwrap()
-        .unique()
-        .unwrap()
-        .len();
+    let kinds = ds.sites.as_ref().unwrap().column("kind").unwrap().str().unwrap().unique().unwrap().len();
     assert!(kinds >= 5);
 }
 
@@ -103,12 +67,8 @@ fn high_budget_workers_concentrate_in_the_planted_districts() {
     let dir = demo(10_000, 42, DemoFormat::Csv);
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
-    let hot: Vec<String> = truth["hot_work_districts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let hot: Vec<String> =
+        truth["hot_work_districts"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     assert_eq!(hot.len(), 3);
     let ds = Dataset::load(dir.path()).unwrap();
     let params = HeatmapParams {
@@ -122,10 +82,7 @@ fn high_budget_workers_concentrate_in_the_planted_districts() {
     let top = out
         .cells
         .lazy()
-        .sort(
-            ["purchasing_power"],
-            SortMultipleOptions::default().with_order_descending(true),
-        )
+        .sort(["purchasing_power"], SortMultipleOptions::default().with_order_descending(true))
         .limit(10)
         .collect()
         .unwrap();
@@ -133,25 +90,10 @@ fn high_budget_workers_concentrate_in_the_planted_districts() {
     let ids = top.column("hex_id").unwrap().str().unwrap();
     for id in ids.iter().flatten() {
         let (lng, lat) = h3::center(u64::from_str_radix(id, 16).unwrap()).unwrap();
-        let district = wuhan
-            .locate(lng, lat)
-            .map(|d| d.name.clone())
-            .unwrap_or_default();
-        assert!(
-            hot.contains(&district),
-            "top cell {id} lies in {district}, not in {hot:?}"
-        );
+        let district = wuhan.locate(lng, lat).map(|d| d.name.clone()).unwrap_or_default();
+        assert!(hot.contains(&district), "top cell {id} lies in {district}, not in {hot:?}");
     }
     // And the segment's share of purchasing power in those districts dwarfs the rest.
-    let pp = top
-        .column("purchasing_power_share")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .sum()
-        .unwrap();
-    assert!(
-        pp > 0.4,
-        "top 10 work cells hold only {pp:.2} of the segment's purchasing power"
-    );
+    let pp = top.column("purchasing_power_share").unwrap().f64().unwrap().sum().unwrap();
+    assert!(pp > 0.4, "top 10 work cells hold only {pp:.2} of the segment's purchasing power");
 }

@@ -16,9 +16,7 @@ const P1: (f64, f64) = (30.55, 114.31);
 const P2: (f64, f64) = (30.60, 114.27);
 
 fn cell(p: (f64, f64), res: u8) -> String {
-    let c = LatLng::new(p.0, p.1)
-        .unwrap()
-        .to_cell(Resolution::try_from(res).unwrap());
+    let c = LatLng::new(p.0, p.1).unwrap().to_cell(Resolution::try_from(res).unwrap());
     c.to_string()
 }
 
@@ -40,43 +38,22 @@ D,,,{c},{d},1000000\n",
 D1,A,2025-03-01,3000000,signed\n\
 D2,A,2025-02-01,1000000,cancelled\n\
 D3,C,2025-04-01,2500000,signed\n";
-    let (dir, ds) = load(&[
-        ("customers.csv", customers.as_bytes()),
-        ("deals.csv", deals),
-    ]);
+    let (dir, ds) = load(&[("customers.csv", customers.as_bytes()), ("deals.csv", deals)]);
     (dir, ds.unwrap())
 }
 
 fn params(location: Location, k: u32) -> HeatmapParams {
-    HeatmapParams {
-        res: Res::new(9).unwrap(),
-        location,
-        k: KFloor::new(k).unwrap(),
-        ..HeatmapParams::default()
-    }
+    HeatmapParams { res: Res::new(9).unwrap(), location, k: KFloor::new(k).unwrap(), ..HeatmapParams::default() }
 }
 
 /// Row of the output for a hex id, as name -> f64.
 fn row(df: &DataFrame, hex: &str) -> HashMap<String, f64> {
     let ids = df.column("hex_id").unwrap().str().unwrap();
-    let i = ids
-        .iter()
-        .position(|h| h == Some(hex))
-        .unwrap_or_else(|| panic!("no cell {hex} in {df}"));
+    let i = ids.iter().position(|h| h == Some(hex)).unwrap_or_else(|| panic!("no cell {hex} in {df}"));
     df.columns()
         .iter()
         .filter(|c| c.name().as_str() != "hex_id")
-        .map(|c| {
-            (
-                c.name().to_string(),
-                c.cast(&DataType::Float64)
-                    .unwrap()
-                    .f64()
-                    .unwrap()
-                    .get(i)
-                    .unwrap_or(f64::NAN),
-            )
-        })
+        .map(|c| (c.name().to_string(), c.cast(&DataType::Float64).unwrap().f64().unwrap().get(i).unwrap_or(f64::NAN)))
         .collect()
 }
 
@@ -90,19 +67,13 @@ fn home_mode_by_hand() {
     let out = heatmap(&ds, &params(Location::Home, 1)).unwrap();
     assert_eq!(out.cells.height(), 2);
     let p1 = row(&out.cells, &cell(P1, 9));
-    assert_eq!(
-        (p1["customers"], p1["prospects"], p1["buyers"], p1["deals"]),
-        (2.0, 2.0, 1.0, 1.0)
-    );
+    assert_eq!((p1["customers"], p1["prospects"], p1["buyers"], p1["deals"]), (2.0, 2.0, 1.0, 1.0));
     assert!(close(p1["revenue"], 3.0e6));
     assert!(close(p1["purchasing_power"], 6.0e6));
     assert!(close(p1["purchasing_power_share"], 6.0 / 8.5));
     assert!(close(p1["conversion"], 0.5));
     // City rate p = 2 buyers / 3 customers; m = 10.
-    assert!(close(
-        p1["conversion_smoothed"],
-        (1.0 + 10.0 * 2.0 / 3.0) / 12.0
-    ));
+    assert!(close(p1["conversion_smoothed"], (1.0 + 10.0 * 2.0 / 3.0) / 12.0));
     // Everyone is a prospect (no segment): q = 1, lift = 100.
     assert!(close(p1["lift"], 100.0));
     assert_eq!(p1["res"], 9.0);
@@ -120,24 +91,14 @@ fn both_mode_counts_a_person_once_per_cell() {
     let p1 = row(&out.cells, &cell(P1, 9));
     let p2 = row(&out.cells, &cell(P2, 9));
     // A lives and works in P1's cell: counted once there.
-    assert_eq!(
-        (p1["customers"], p1["buyers"], p1["deals"]),
-        (2.0, 1.0, 1.0)
-    );
+    assert_eq!((p1["customers"], p1["buyers"], p1["deals"]), (2.0, 1.0, 1.0));
     assert!(close(p1["purchasing_power"], 6.0e6));
     assert_eq!((p2["customers"], p2["buyers"]), (3.0, 1.0));
     assert!(close(p2["purchasing_power"], 2.0e6 + 2.5e6 + 1.0e6));
     assert!(close(p2["revenue"], 2.5e6));
     assert_eq!(out.totals.customers, 4);
     // Shares in both mode are of the map's total, so they still sum to 1.
-    let shares: f64 = out
-        .cells
-        .column("purchasing_power_share")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .sum()
-        .unwrap();
+    let shares: f64 = out.cells.column("purchasing_power_share").unwrap().f64().unwrap().sum().unwrap();
     assert!(close(shares, 1.0));
 }
 
@@ -169,9 +130,7 @@ fn bad_segment_is_a_user_error() {
 
 /// Centres of two res-9 children of one res-8 cell.
 fn siblings() -> ((f64, f64), (f64, f64), String) {
-    let parent = LatLng::new(30.55, 114.31)
-        .unwrap()
-        .to_cell(Resolution::Eight);
+    let parent = LatLng::new(30.55, 114.31).unwrap().to_cell(Resolution::Eight);
     let kids: Vec<_> = parent.children(Resolution::Nine).take(2).collect();
     let c = |i: usize| {
         let p = LatLng::from(kids[i]);
@@ -200,10 +159,7 @@ fn small_cells_merge_into_their_parent() {
 #[test]
 fn merge_counts_a_person_once_in_the_parent() {
     let (a, b, _parent) = siblings();
-    let customers = format!(
-        "customer_id,home_lat,home_lng,work_lat,work_lng\nA,{},{},{},{}\n",
-        a.0, a.1, b.0, b.1
-    );
+    let customers = format!("customer_id,home_lat,home_lng,work_lat,work_lng\nA,{},{},{},{}\n", a.0, a.1, b.0, b.1);
     let (_d, ds) = load(&[("customers.csv", customers.as_bytes())]);
     let out = heatmap(&ds.unwrap(), &params(Location::Both, 2)).unwrap();
     assert_eq!(out.cells.height(), 0, "{}", out.cells);
@@ -227,16 +183,12 @@ fn golden_csv() {
     let (_d, ds) = small();
     let out = heatmap(&ds, &params(Location::Both, 1)).unwrap();
     let mut got = Vec::new();
-    CsvWriter::new(&mut got)
-        .finish(&mut out.cells.clone())
-        .unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/heatmap_small_both.csv");
+    CsvWriter::new(&mut got).finish(&mut out.cells.clone()).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/heatmap_small_both.csv");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &got).unwrap();
     }
-    let want =
-        std::fs::read_to_string(&path).expect("golden file (regenerate with UPDATE_GOLDEN=1)");
+    let want = std::fs::read_to_string(&path).expect("golden file (regenerate with UPDATE_GOLDEN=1)");
     let got = String::from_utf8(got).unwrap();
     let (gl, wl): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
     assert_eq!(gl.len(), wl.len());
@@ -261,14 +213,7 @@ struct Person {
 }
 
 fn spots() -> Vec<(f64, f64)> {
-    (0..12)
-        .map(|i| {
-            (
-                30.55 + 0.004 * f64::from(i % 4),
-                114.30 + 0.005 * f64::from(i / 4),
-            )
-        })
-        .collect()
+    (0..12).map(|i| (30.55 + 0.004 * f64::from(i % 4), 114.30 + 0.005 * f64::from(i / 4))).collect()
 }
 
 fn person() -> impl Strategy<Value = Person> {
@@ -279,46 +224,25 @@ fn person() -> impl Strategy<Value = Person> {
         proptest::option::of(1u32..50),
     )
         .prop_filter("needs a place", |(h, w, _, _)| h.is_some() || w.is_some())
-        .prop_map(|(home, work, budget, deal)| Person {
-            home,
-            work,
-            budget,
-            deal,
-        })
+        .prop_map(|(home, work, budget, deal)| Person { home, work, budget, deal })
 }
 
 fn write_people(people: &[Person]) -> (tempfile::TempDir, Dataset) {
     let s = spots();
     let fmt = |o: Option<usize>, i: usize| {
-        o.map_or(String::new(), |x| {
-            if i == 0 {
-                s[x].0.to_string()
-            } else {
-                s[x].1.to_string()
-            }
-        })
+        o.map_or(String::new(), |x| if i == 0 { s[x].0.to_string() } else { s[x].1.to_string() })
     };
     let mut customers = String::from("customer_id,home_lat,home_lng,work_lat,work_lng,budget\n");
     let mut deals = String::from("deal_id,customer_id,signed_at,price\n");
     for (i, p) in people.iter().enumerate() {
-        let budget = p
-            .budget
-            .map_or(String::new(), |b| (f64::from(b) * 1e5).to_string());
-        customers += &format!(
-            "P{i},{},{},{},{},{budget}\n",
-            fmt(p.home, 0),
-            fmt(p.home, 1),
-            fmt(p.work, 0),
-            fmt(p.work, 1)
-        );
+        let budget = p.budget.map_or(String::new(), |b| (f64::from(b) * 1e5).to_string());
+        customers +=
+            &format!("P{i},{},{},{},{},{budget}\n", fmt(p.home, 0), fmt(p.home, 1), fmt(p.work, 0), fmt(p.work, 1));
         if let Some(d) = p.deal {
             deals += &format!("D{i},P{i},2025-01-01,{}\n", f64::from(d) * 1e5);
         }
     }
-    let dir = dataset_dir(&[
-        ("customers.csv", customers.as_bytes()),
-        ("deals.csv", deals.as_bytes()),
-    ]);
+    let dir = dataset_dir(&[("customers.csv", customers.as_bytes()), ("deals.csv", deals.as_bytes())]);
     let ds = Dataset::load(dir.path()).unwrap();
     (dir, ds)
 }
@@ -394,12 +318,7 @@ fn cached_base_serves_coarser_maps_by_rollup() {
     use custmap_engine::analytics::HeatmapBase;
     use custmap_engine::spatial::h3::parent_bits;
     let people: Vec<Person> = (0..40)
-        .map(|i| Person {
-            home: Some(i % 12),
-            work: Some((i * 5) % 12),
-            budget: Some(10 + i as u32),
-            deal: None,
-        })
+        .map(|i| Person { home: Some(i % 12), work: Some((i * 5) % 12), budget: Some(10 + i as u32), deal: None })
         .collect();
     let (_d, ds) = write_people(&people);
     let base = HeatmapBase::build(&ds, Location::Both, None, Res::new(10).unwrap()).unwrap();
@@ -411,9 +330,7 @@ fn cached_base_serves_coarser_maps_by_rollup() {
     for (i, p) in people.iter().enumerate() {
         for a in [p.home, p.work].into_iter().flatten() {
             let c = u64::from_str_radix(&cell(s[a], 10), 16).unwrap();
-            want.entry(format!("{:x}", parent_bits(c, Res::new(8).unwrap())))
-                .or_default()
-                .insert(i);
+            want.entry(format!("{:x}", parent_bits(c, Res::new(8).unwrap()))).or_default().insert(i);
         }
     }
     assert_eq!(coarse.height(), want.len());
@@ -421,10 +338,7 @@ fn cached_base_serves_coarser_maps_by_rollup() {
         assert_eq!(row(&coarse, hex)["customers"] as usize, who.len());
     }
     assert!(fine.height() >= coarse.height());
-    assert!(
-        base.at(&params_at(11)).is_err(),
-        "a base cannot serve a finer resolution"
-    );
+    assert!(base.at(&params_at(11)).is_err(), "a base cannot serve a finer resolution");
 }
 
 fn params_at(res: u8) -> HeatmapParams {
@@ -434,4 +348,17 @@ fn params_at(res: u8) -> HeatmapParams {
         k: KFloor::new(1).unwrap(),
         ..HeatmapParams::default()
     }
+}
+
+/// Two coordinates 1e-8 degrees apart share a packed 1e-7 key; the reduction must notice and
+/// group them exactly instead.
+#[test]
+fn packed_key_clash_falls_back_to_exact_groups() {
+    use custmap_engine::analytics::HeatmapBase;
+    let customers = b"customer_id,work_lat,work_lng\nA,30.55000001,114.31\nB,30.55000002,114.31\nC,30.55000002,114.31\n";
+    let (_d, ds) = load(&[("customers.csv", customers)]);
+    let ds = ds.unwrap();
+    let base = HeatmapBase::build(&ds, Location::Work, None, Res::new(9).unwrap()).unwrap();
+    assert_eq!(base.group_count(), 2);
+    assert_eq!(base.totals.customers, 3);
 }

@@ -6,8 +6,7 @@ use polars::prelude::*;
 
 use crate::common::{dataset_dir, load};
 
-const CUSTOMERS_OK: &[u8] =
-    b"customer_id,home_lat,home_lng,work_lat,work_lng,budget,desired_area_sqm,district\n\
+const CUSTOMERS_OK: &[u8] = b"customer_id,home_lat,home_lng,work_lat,work_lng,budget,desired_area_sqm,district\n\
 C1,30.55,114.31,30.60,114.27,4000000,130,Wuchang\n\
 C2,30.56,114.32,,,1500000,90,Wuchang\n\
 C3,,,30.59,114.26,,,Jianghan\n";
@@ -22,11 +21,7 @@ fn reasons(ds: &Dataset, table: &str) -> Vec<(u64, String, String)> {
 
 fn assert_accounting(ds: &Dataset) {
     for (name, t) in &ds.report.tables {
-        assert_eq!(
-            t.accepted + t.rejected,
-            t.read,
-            "{name}: accepted + rejected != read"
-        );
+        assert_eq!(t.accepted + t.rejected, t.read, "{name}: accepted + rejected != read");
         let listed = ds.rejects.iter().filter(|r| r.table == *name).count() as u64;
         assert_eq!(listed, t.rejected, "{name}: rejects listed vs counted");
     }
@@ -38,17 +33,11 @@ fn clean_dataset_is_accepted_whole_and_typed() {
     let ds = ds.unwrap();
     assert_eq!(ds.customers.height(), 3);
     assert!(ds.rejects.is_empty());
-    assert_eq!(
-        ds.customers.column("budget").unwrap().dtype(),
-        &DataType::Float64
-    );
+    assert_eq!(ds.customers.column("budget").unwrap().dtype(), &DataType::Float64);
     // Extra columns are kept as attributes.
     assert!(ds.customers.column("district").is_ok());
     // Absent optional columns exist, typed, as nulls.
-    assert_eq!(
-        ds.customers.column("created_at").unwrap().dtype(),
-        &DataType::Date
-    );
+    assert_eq!(ds.customers.column("created_at").unwrap().dtype(), &DataType::Date);
     assert_accounting(&ds);
 }
 
@@ -58,10 +47,7 @@ fn missing_required_column_is_a_file_error_naming_it() {
     let err = ds.unwrap_err();
     assert!(matches!(err, Error::Schema { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("customers.csv") && msg.contains("customer_id"),
-        "{msg}"
-    );
+    assert!(msg.contains("customers.csv") && msg.contains("customer_id"), "{msg}");
 }
 
 #[test]
@@ -72,8 +58,7 @@ fn no_customers_table_is_an_error() {
 
 #[test]
 fn bad_values_reject_their_rows_with_reasons() {
-    let customers =
-        b"customer_id,home_lat,home_lng,work_lat,work_lng,budget,desired_area_sqm,created_at\n\
+    let customers = b"customer_id,home_lat,home_lng,work_lat,work_lng,budget,desired_area_sqm,created_at\n\
 C1,30.55,114.31,,,abc,100,2025-01-02\n\
 C2,30.55,114.31,95.0,114.3,1000,100,2025-01-02\n\
 C3,0,0,,,1000,100,2025-01-02\n\
@@ -99,21 +84,10 @@ C9,30.55,114.31,,,1000,100,2025-01-02\n";
         (9, "customer_id", "missing customer_id"),
         (10, "work_lng", "work_lng out of range [-180, 180]"),
     ];
-    let want: Vec<(u64, String, String)> = want
-        .into_iter()
-        .map(|(r, c, m)| (r, c.into(), m.into()))
-        .collect();
+    let want: Vec<(u64, String, String)> = want.into_iter().map(|(r, c, m)| (r, c.into(), m.into())).collect();
     // C1 at row 1 is rejected (bad budget), so the second C1 (row 7) is the first valid one and stays.
     assert_eq!(got, want);
-    let ids: Vec<&str> = ds
-        .customers
-        .column("customer_id")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let ids: Vec<&str> = ds.customers.column("customer_id").unwrap().str().unwrap().iter().flatten().collect();
     assert_eq!(ids, vec!["C1", "C9"]);
     assert_accounting(&ds);
 }
@@ -123,10 +97,7 @@ fn duplicate_customer_id_keeps_the_first() {
     let customers = b"customer_id,home_lat,home_lng\nC1,30.5,114.3\nC2,30.5,114.3\nC1,30.6,114.3\n";
     let (_d, ds) = load(&[("customers.csv", customers)]);
     let ds = ds.unwrap();
-    assert_eq!(
-        reasons(&ds, "customers"),
-        vec![(3, "customer_id".into(), "duplicate customer_id".into())]
-    );
+    assert_eq!(reasons(&ds, "customers"), vec![(3, "customer_id".into(), "duplicate customer_id".into())]);
     assert_accounting(&ds);
 }
 
@@ -161,11 +132,7 @@ C1,2025-01-03,,lead\n";
             (2, "customer_id".into(), "deal for unknown customer".into()),
             (3, "signed_at".into(), "unparseable date".into()),
             (4, "price".into(), "price negative".into()),
-            (
-                5,
-                "status".into(),
-                "status not one of signed, cancelled".into()
-            ),
+            (5, "status".into(), "status not one of signed, cancelled".into()),
             (6, "deal_id".into(), "duplicate deal_id".into()),
         ]
     );
@@ -173,38 +140,20 @@ C1,2025-01-03,,lead\n";
     assert_eq!(
         t,
         vec![
-            (
-                3,
-                "customer_id".into(),
-                "touchpoint for unknown customer".into()
-            ),
+            (3, "customer_id".into(), "touchpoint for unknown customer".into()),
             (4, "ts".into(), "unparseable datetime".into()),
-            (
-                5,
-                "event".into(),
-                "event not one of lead, visit, call, click, impression".into()
-            ),
+            (5, "event".into(), "event not one of lead, visit, call, click, impression".into()),
             (6, "channel".into(), "missing channel".into()),
         ]
     );
     let c = reasons(&ds, "campaigns");
     assert_eq!(
         c,
-        vec![
-            (2, "cost".into(), "cost negative".into()),
-            (3, "end_date".into(), "end_date before start_date".into())
-        ]
+        vec![(2, "cost".into(), "cost negative".into()), (3, "end_date".into(), "end_date before start_date".into())]
     );
     // A missing event defaults to lead.
     let tp = ds.touchpoints.as_ref().unwrap();
-    let events: Vec<&str> = tp
-        .column("event")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let events: Vec<&str> = tp.column("event").unwrap().str().unwrap().iter().flatten().collect();
     assert_eq!(events, vec!["lead", "lead"]);
     assert_accounting(&ds);
 }
@@ -275,18 +224,21 @@ fn parquet_tables_validate_like_csv() {
     assert_eq!(
         got,
         vec![
-            (
-                2,
-                "home_lat".into(),
-                "home_lat out of range [-90, 90]".into()
-            ),
+            (2, "home_lat".into(), "home_lat out of range [-90, 90]".into()),
             (4, "home_lat".into(), "no home or work location".into()),
         ]
     );
     // Integer budgets are read as numbers.
-    assert_eq!(
-        ds.customers.column("budget").unwrap().f64().unwrap().get(1),
-        Some(3.0)
-    );
+    assert_eq!(ds.customers.column("budget").unwrap().f64().unwrap().get(1), Some(3.0));
+    assert_accounting(&ds);
+}
+
+#[test]
+fn duplicates_in_sorted_ids_are_found_by_neighbours() {
+    let customers = b"customer_id,home_lat,home_lng\nA,30.5,114.3\nA,30.5,114.3\nB,30.5,114.3\nC,30.5,114.3\nC,30.5,114.3\nC,30.5,114.3\n";
+    let (_d, ds) = load(&[("customers.csv", customers)]);
+    let ds = ds.unwrap();
+    let rows: Vec<u64> = reasons(&ds, "customers").iter().map(|r| r.0).collect();
+    assert_eq!(rows, vec![2, 5, 6]);
     assert_accounting(&ds);
 }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use custmap_engine::analytics::{heatmap, HeatmapParams, HeatmapResult, KFloor, Location};
 use custmap_engine::demo::{self, DemoFormat, DemoParams};
 use custmap_engine::io::import::{sales_to_tables, SalesColumns};
+use custmap_engine::io::schema::Table;
 use custmap_engine::io::{write_frame, OutputFormat};
 use custmap_engine::render::map::{render_map, MapSpec};
 use custmap_engine::render::ImageFormat;
@@ -111,22 +112,13 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
         Err(e) => {
             let text = e.render().to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("error: bad usage")
-                .trim_start_matches("error: ");
+            let first = text.lines().next().unwrap_or("error: bad usage").trim_start_matches("error: ");
             eprintln!("error: {first} (see custmap --help)");
             return ExitCode::from(2);
         }
@@ -146,24 +138,9 @@ fn one_line(text: &str) -> String {
 
 fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Demo {
-            out,
-            customers,
-            seed,
-            format,
-        } => run_demo(&out, customers, seed, format),
+        Command::Demo { out, customers, seed, format } => run_demo(&out, customers, seed, format),
         Command::Validate { dir, json, rejects } => run_validate(&dir, json, rejects),
-        Command::Heatmap {
-            dir,
-            res,
-            location,
-            where_,
-            k,
-            prior,
-            smooth,
-            metric,
-            out,
-        } => {
+        Command::Heatmap { dir, res, location, where_, k, prior, smooth, metric, out } => {
             let params = HeatmapParams {
                 res: Res::new(res)?,
                 location: match location {
@@ -179,23 +156,9 @@ fn run(command: Command) -> Result<(), Error> {
             };
             run_heatmap(&dir, &params, &metric, &out)
         }
-        Command::ImportSales {
-            file,
-            out,
-            lat,
-            lng,
-            price,
-            date,
-        } => run_import(
-            &file,
-            &out,
-            &SalesColumns {
-                lat,
-                lng,
-                price,
-                date,
-            },
-        ),
+        Command::ImportSales { file, out, lat, lng, price, date } => {
+            run_import(&file, &out, &SalesColumns { lat, lng, price, date })
+        }
     }
 }
 
@@ -223,15 +186,7 @@ fn run_demo(out: &Path, customers: u64, seed: u64, format: FormatArg) -> Result<
     } else {
         ProgressBar::hidden()
     };
-    let summary = demo::generate(
-        out,
-        &DemoParams {
-            customers,
-            seed,
-            format,
-        },
-        &|done, _| bar.set_position(done),
-    )?;
+    let summary = demo::generate(out, &DemoParams { customers, seed, format }, &|done, _| bar.set_position(done))?;
     bar.finish_and_clear();
     println!(
         "wrote {}: {} customers, {} touchpoints, {} deals, {} campaigns, {} sites, 3 projects, districts.geojson, truth.json",
@@ -245,15 +200,15 @@ fn run_demo(out: &Path, customers: u64, seed: u64, format: FormatArg) -> Result<
     Ok(())
 }
 
-fn load(dir: &Path) -> Result<Dataset, Error> {
+fn load(dir: &Path, tables: &[Table]) -> Result<Dataset, Error> {
     let pb = spinner("reading and validating tables");
-    let ds = Dataset::load(dir);
+    let ds = Dataset::load_tables(dir, tables);
     pb.finish_and_clear();
     ds
 }
 
 fn run_validate(dir: &Path, json: bool, rejects: Option<PathBuf>) -> Result<(), Error> {
-    let ds = load(dir)?;
+    let ds = load(dir, &Table::ALL)?;
     let rejects_path = rejects.unwrap_or_else(|| dir.join("rejects.csv"));
     write_frame(&ds.rejects_frame()?, &rejects_path)?;
     if json {
@@ -262,53 +217,33 @@ fn run_validate(dir: &Path, json: bool, rejects: Option<PathBuf>) -> Result<(), 
         return Ok(());
     }
     println!("dataset {}", dir.display());
-    println!(
-        "{:<12} {:>10} {:>10} {:>10}",
-        "table", "read", "accepted", "rejected"
-    );
+    println!("{:<12} {:>10} {:>10} {:>10}", "table", "read", "accepted", "rejected");
     for (name, t) in &ds.report.tables {
-        println!(
-            "{name:<12} {:>10} {:>10} {:>10}",
-            t.read, t.accepted, t.rejected
-        );
+        println!("{name:<12} {:>10} {:>10} {:>10}", t.read, t.accepted, t.rejected);
     }
-    let mut reasons: std::collections::BTreeMap<(String, String), u64> =
-        std::collections::BTreeMap::new();
+    let mut reasons: std::collections::BTreeMap<(String, String), u64> = std::collections::BTreeMap::new();
     for r in &ds.rejects {
-        *reasons
-            .entry((r.table.to_string(), r.reason.clone()))
-            .or_default() += 1;
+        *reasons.entry((r.table.to_string(), r.reason.clone())).or_default() += 1;
     }
     for ((table, reason), n) in &reasons {
         println!("  {table}: {n} x {reason}");
     }
-    println!(
-        "rejects: {} rows -> {}",
-        ds.rejects.len(),
-        rejects_path.display()
-    );
+    println!("rejects: {} rows -> {}", ds.rejects.len(), rejects_path.display());
     Ok(())
 }
 
 fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
     params.check()?;
-    let ds = load(dir)?;
+    let ds = load(dir, &[Table::Deals])?;
     let pb = spinner("aggregating cells");
     let result = heatmap(&ds, params)?;
     pb.finish_and_clear();
     match format {
         OutputFormat::Png | OutputFormat::Svg => {
-            let image = if format == OutputFormat::Png {
-                ImageFormat::Png
-            } else {
-                ImageFormat::Svg
-            };
+            let image = if format == OutputFormat::Png { ImageFormat::Png } else { ImageFormat::Svg };
             if result.cells.column(metric).is_err() {
-                return Err(Error::BadInput(format!(
-                    "unknown metric '{metric}' (columns: {})",
-                    metric_names(&result)
-                )));
+                return Err(Error::BadInput(format!("unknown metric '{metric}' (columns: {})", metric_names(&result))));
             }
             let spec = MapSpec {
                 cells: &result.cells,
@@ -320,10 +255,8 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> 
             };
             let bytes = render_map(&spec, image)?;
             custmap_engine::io::write::write_atomic(out, |w| {
-                std::io::Write::write_all(w, &bytes).map_err(|e| Error::Write {
-                    path: out.into(),
-                    message: e.to_string(),
-                })
+                std::io::Write::write_all(w, &bytes)
+                    .map_err(|e| Error::Write { path: out.into(), message: e.to_string() })
             })?;
         }
         OutputFormat::Json => {
@@ -394,17 +327,9 @@ fn map_subtitle(result: &HeatmapResult, params: &HeatmapParams) -> String {
 
 fn run_import(file: &Path, out: &Path, cols: &SalesColumns) -> Result<(), Error> {
     let (customers, deals) = sales_to_tables(file, cols)?;
-    std::fs::create_dir_all(out).map_err(|e| Error::Write {
-        path: out.into(),
-        message: e.to_string(),
-    })?;
+    std::fs::create_dir_all(out).map_err(|e| Error::Write { path: out.into(), message: e.to_string() })?;
     write_frame(&customers, &out.join("customers.csv"))?;
     write_frame(&deals, &out.join("deals.csv"))?;
-    println!(
-        "wrote {}: {} customers, {} deals",
-        out.display(),
-        customers.height(),
-        deals.height()
-    );
+    println!("wrote {}: {} customers, {} deals", out.display(), customers.height(), deals.height());
     Ok(())
 }

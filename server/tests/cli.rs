@@ -6,10 +6,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 fn custmap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_custmap"))
-        .args(args)
-        .output()
-        .expect("run custmap")
+    Command::new(env!("CARGO_BIN_EXE_custmap")).args(args).output().expect("run custmap")
 }
 
 fn stderr(o: &Output) -> String {
@@ -36,11 +33,7 @@ fn out_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
 fn assert_user_error(o: &Output, needle: &str) {
     assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(o));
     let err = stderr(o);
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "error must be one line: {err}"
-    );
+    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err}");
     assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
 }
 
@@ -48,28 +41,12 @@ fn assert_user_error(o: &Output, needle: &str) {
 fn validate_reports_every_table_as_json() {
     let tmp = tempfile::tempdir().unwrap();
     let rejects = out_path(&tmp, "rejects.csv");
-    let o = custmap(&[
-        "validate",
-        city().to_str().unwrap(),
-        "--json",
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ]);
+    let o = custmap(&["validate", city().to_str().unwrap(), "--json", "--rejects", rejects.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for t in [
-        "customers",
-        "touchpoints",
-        "deals",
-        "campaigns",
-        "sites",
-        "projects",
-    ] {
+    for t in ["customers", "touchpoints", "deals", "campaigns", "sites", "projects"] {
         let r = &doc["tables"][t];
-        assert_eq!(
-            r["read"].as_u64().unwrap(),
-            r["accepted"].as_u64().unwrap() + r["rejected"].as_u64().unwrap()
-        );
+        assert_eq!(r["read"].as_u64().unwrap(), r["accepted"].as_u64().unwrap() + r["rejected"].as_u64().unwrap());
     }
     assert_eq!(doc["tables"]["customers"]["read"], 3000);
     let header = std::fs::read_to_string(rejects).unwrap();
@@ -79,23 +56,14 @@ fn validate_reports_every_table_as_json() {
 #[test]
 fn validate_writes_rejects_next_to_the_data() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("customers.csv"),
-        "customer_id,home_lat,home_lng\nA,30.5,114.3\nB,91,114.3\n",
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("customers.csv"), "customer_id,home_lat,home_lng\nA,30.5,114.3\nB,91,114.3\n")
+        .unwrap();
     let o = custmap(&["validate", tmp.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        text.contains("customers") && text.contains("home_lat out of range"),
-        "{text}"
-    );
+    assert!(text.contains("customers") && text.contains("home_lat out of range"), "{text}");
     let rejects = std::fs::read_to_string(tmp.path().join("rejects.csv")).unwrap();
-    assert!(
-        rejects.contains("customers,2,home_lat,\"home_lat out of range [-90, 90]\""),
-        "{rejects}"
-    );
+    assert!(rejects.contains("customers,2,home_lat,\"home_lat out of range [-90, 90]\""), "{rejects}");
 }
 
 #[test]
@@ -145,14 +113,7 @@ fn heatmap_writes_every_format() {
 fn bad_where_is_exit_2_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let out = out_path(&tmp, "x.csv");
-    let o = custmap(&[
-        "heatmap",
-        city().to_str().unwrap(),
-        "--where",
-        "salary > 3",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = custmap(&["heatmap", city().to_str().unwrap(), "--where", "salary > 3", "--out", out.to_str().unwrap()]);
     assert_user_error(&o, "unknown column 'salary'");
     assert!(!out.exists(), "nothing is written on error");
     let o = custmap(&[
@@ -171,60 +132,17 @@ fn bad_usage_is_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let out = out_path(&tmp, "x.csv");
     let dir = city().to_str().unwrap();
+    assert_user_error(&custmap(&["heatmap", dir, "--res", "16", "--out", out.to_str().unwrap()]), "resolution 16");
     assert_user_error(
-        &custmap(&[
-            "heatmap",
-            dir,
-            "--res",
-            "16",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        "resolution 16",
-    );
-    assert_user_error(
-        &custmap(&[
-            "heatmap",
-            dir,
-            "--out",
-            out_path(&tmp, "x.xlsx").to_str().unwrap(),
-        ]),
+        &custmap(&["heatmap", dir, "--out", out_path(&tmp, "x.xlsx").to_str().unwrap()]),
         "output format",
     );
-    assert_user_error(
-        &custmap(&["heatmap", dir, "--k", "0", "--out", out.to_str().unwrap()]),
-        "k must be",
-    );
-    assert_user_error(
-        &custmap(&[
-            "heatmap",
-            dir,
-            "--location",
-            "office",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        "office",
-    );
-    assert_user_error(
-        &custmap(&[
-            "heatmap",
-            "/nonexistent/city",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        "/nonexistent/city",
-    );
+    assert_user_error(&custmap(&["heatmap", dir, "--k", "0", "--out", out.to_str().unwrap()]), "k must be");
+    assert_user_error(&custmap(&["heatmap", dir, "--location", "office", "--out", out.to_str().unwrap()]), "office");
+    assert_user_error(&custmap(&["heatmap", "/nonexistent/city", "--out", out.to_str().unwrap()]), "/nonexistent/city");
     assert_user_error(&custmap(&["frobnicate"]), "frobnicate");
     assert_user_error(
-        &custmap(&[
-            "heatmap",
-            dir,
-            "--metric",
-            "happiness",
-            "--out",
-            out_path(&tmp, "m.png").to_str().unwrap(),
-        ]),
+        &custmap(&["heatmap", dir, "--metric", "happiness", "--out", out_path(&tmp, "m.png").to_str().unwrap()]),
         "unknown metric",
     );
 }
@@ -236,35 +154,18 @@ fn runtime_failure_is_exit_1() {
     let blocker = out_path(&tmp, "file");
     std::fs::write(&blocker, "x").unwrap();
     let out = blocker.join("out.csv");
-    let o = custmap(&[
-        "heatmap",
-        city().to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = custmap(&["heatmap", city().to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stderr(&o).trim_end().lines().count(), 1);
 }
 
 #[test]
 fn sacramento_real_sales_revenue_heatmap() {
-    let sales =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sacramento_sales.csv");
-    assert!(
-        sales.is_file(),
-        "real data missing: {} (shared/ must sit beside the repository)",
-        sales.display()
-    );
+    let sales = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sacramento_sales.csv");
+    assert!(sales.is_file(), "real data missing: {} (shared/ must sit beside the repository)", sales.display());
     let tmp = tempfile::tempdir().unwrap();
     let ds = out_path(&tmp, "sacramento");
-    let o = custmap(&[
-        "import-sales",
-        sales.to_str().unwrap(),
-        "--out",
-        ds.to_str().unwrap(),
-        "--date",
-        "2008-05-19",
-    ]);
+    let o = custmap(&["import-sales", sales.to_str().unwrap(), "--out", ds.to_str().unwrap(), "--date", "2008-05-19"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = custmap(&["validate", ds.to_str().unwrap(), "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -272,16 +173,8 @@ fn sacramento_real_sales_revenue_heatmap() {
     assert_eq!(doc["tables"]["deals"]["read"], 932);
     let accepted = doc["tables"]["customers"]["accepted"].as_u64().unwrap();
     let csv = out_path(&tmp, "revenue.csv");
-    let o = custmap(&[
-        "heatmap",
-        ds.to_str().unwrap(),
-        "--res",
-        "7",
-        "--location",
-        "home",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
+    let o =
+        custmap(&["heatmap", ds.to_str().unwrap(), "--res", "7", "--location", "home", "--out", csv.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut customers = 0u64;
@@ -293,14 +186,8 @@ fn sacramento_real_sales_revenue_heatmap() {
         customers += c;
         revenue += f[6].parse::<f64>().unwrap();
     }
-    assert!(
-        customers <= accepted && customers > accepted * 9 / 10,
-        "{customers} of {accepted}"
-    );
-    assert!(
-        revenue > 1.0e8,
-        "Sacramento sales total well over 100M USD, got {revenue}"
-    );
+    assert!(customers <= accepted && customers > accepted * 9 / 10, "{customers} of {accepted}");
+    assert!(revenue > 1.0e8, "Sacramento sales total well over 100M USD, got {revenue}");
     // Attributes of the sales file are usable as segment columns.
     let o = custmap(&[
         "heatmap",

@@ -24,6 +24,7 @@ use serde::Serialize;
 use super::privacy::{KFloor, Suppressed};
 use super::segment::Segment;
 use crate::error::{Error, Result};
+use crate::io::validate::CUSTOMER_ROW;
 use crate::io::Dataset;
 use crate::spatial::h3::{self, Res};
 
@@ -62,9 +63,7 @@ impl std::str::FromStr for Location {
             "home" => Ok(Location::Home),
             "work" => Ok(Location::Work),
             "both" => Ok(Location::Both),
-            other => Err(Error::bad_input(format!(
-                "location '{other}' is not one of home, work, both"
-            ))),
+            other => Err(Error::bad_input(format!("location '{other}' is not one of home, work, both"))),
         }
     }
 }
@@ -77,16 +76,8 @@ struct Anchor {
 }
 
 impl Anchor {
-    const HOME: Anchor = Anchor {
-        lat: "home_lat",
-        lng: "home_lng",
-        cell: "__home_cell",
-    };
-    const WORK: Anchor = Anchor {
-        lat: "work_lat",
-        lng: "work_lng",
-        cell: "__work_cell",
-    };
+    const HOME: Anchor = Anchor { lat: "home_lat", lng: "home_lng", cell: "__home_cell" };
+    const WORK: Anchor = Anchor { lat: "work_lat", lng: "work_lng", cell: "__work_cell" };
 }
 
 /// Parameters of a heatmap; the CLI and the HTTP layer both build this and call [`Self::check`].
@@ -127,42 +118,28 @@ impl HeatmapParams {
     /// Checks the values a user can get wrong.
     pub fn check(&self) -> Result<()> {
         if !self.prior.is_finite() || self.prior < 0.0 {
-            return Err(Error::bad_input(format!(
-                "prior must be a number >= 0, got {}",
-                self.prior
-            )));
+            return Err(Error::bad_input(format!("prior must be a number >= 0, got {}", self.prior)));
         }
         if self.smooth > MAX_SMOOTH {
-            return Err(Error::bad_input(format!(
-                "smooth must be in [0, {MAX_SMOOTH}], got {}",
-                self.smooth
-            )));
+            return Err(Error::bad_input(format!("smooth must be in [0, {MAX_SMOOTH}], got {}", self.smooth)));
         }
         Ok(())
     }
 }
 
 /// Sum columns carried from customers to cells.
-const SUMS: [&str; 6] = [
-    "customers",
-    "prospects",
-    "buyers",
-    "deals",
-    "revenue",
-    "purchasing_power",
-];
+const SUMS: [&str; 6] = ["customers", "prospects", "buyers", "deals", "revenue", "purchasing_power"];
+
+fn sum_type(c: &str) -> DataType {
+    if matches!(c, "revenue" | "purchasing_power") {
+        DataType::Float64
+    } else {
+        DataType::Int64
+    }
+}
 
 fn sum_exprs() -> Vec<Expr> {
-    SUMS.iter()
-        .map(|c| {
-            let dtype = if matches!(*c, "revenue" | "purchasing_power") {
-                DataType::Float64
-            } else {
-                DataType::Int64
-            };
-            col(*c).sum().cast(dtype)
-        })
-        .collect()
+    SUMS.iter().map(|c| col(*c).sum().cast(sum_type(c))).collect()
 }
 
 /// City-wide totals over the located customers, each counted once.
@@ -174,46 +151,137 @@ pub struct Totals {
     pub purchasing_power: f64,
 }
 
-/// One row per customer with the sums' inputs (before grouping).
-fn customer_facts(ds: &Dataset, segment: Option<&Segment>) -> Result<LazyFrame> {
+/// How coordinate groups are keyed: a packed integer (1e-7 degree grid, checked exact per group)
+/// or the raw float pair (the fallback when two distinct coordinates share a packed key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    Packed,
+    Exact,
+}
+
+fn key_names(a: &Anchor, keys: Keys) -> Vec<String> {
+    match keys {
+        Keys::Packed => vec![format!("{}_key", a.cell)],
+        Keys::Exact => vec![format!("{}_klat", a.cell), format!("{}_klng", a.cell)],
+    }
+}
+
+/// Group-key expressions for an anchor. The packed key is `round((lat+90)e7) << 32 |
+/// round((lng+180)e7)`: one i64, which polars groups about three times faster than two floats.
+fn key_exprs(a: &Anchor, keys: Keys) -> Vec<Expr> {
+    let names = key_names(a, keys);
+    match keys {
+        Keys::Packed => {
+            let q = |c: &str, offset: f64| {
+                ((col(c) + lit(offset)) * lit(1e7)).round(0, RoundMode::HalfToEven).cast(DataType::Int64)
+            };
+            vec![(q(a.lat, 90.0) * lit(1i64 << 32) + q(a.lng, 180.0)).alias(names[0].as_str())]
+        }
+        Keys::Exact => vec![col(a.lat).alias(names[0].as_str()), col(a.lng).alias(names[1].as_str())],
+    }
+}
+
+fn max_name(c: &str) -> String {
+    format!("{c}__max")
+}
+
+/// Reduces customers (and their signed deals) to one row per anchor-coordinate group with the
+/// sums and the group's coordinates. `None` when packed keys were not exact.
+fn reduce(ds: &Dataset, segment: Option<&Segment>, location: Location, keys: Keys) -> Result<Option<DataFrame>> {
+    let anchors = location.anchors();
+    let located = anchors.iter().fold(lit(false), |acc, a| acc.or(col(a.lat).is_not_null()));
     let prospect = segment.map_or(lit(true), |s| s.expr.clone());
-    let signed = ds.deals.as_ref().filter(|d| d.height() > 0).map(|d| {
-        d.clone()
+    let key_cols: Vec<Expr> = anchors.iter().flat_map(|a| key_names(a, keys)).map(|k| col(k.as_str())).collect();
+    let with_keys: Vec<Expr> = anchors.iter().flat_map(|a| key_exprs(a, keys)).collect();
+    let coord_names: Vec<&str> = anchors.iter().flat_map(|a| [a.lat, a.lng]).collect();
+    let aggs = |sums: &[&str]| -> Vec<Expr> {
+        let mut v: Vec<Expr> = sums.iter().map(|c| col(*c).sum()).collect();
+        v.extend(coord_names.iter().map(|c| col(*c).min()));
+        v.extend(coord_names.iter().map(|c| col(*c).max().alias(max_name(c).as_str())));
+        v
+    };
+
+    // Every customer: counts, prospects and budgets. No join.
+    // Not filtered by `located` first: that would copy whole columns. Unlocated customers form
+    // the group whose keys are all null, dropped after aggregation.
+    let everyone = ds
+        .customers
+        .clone()
+        .lazy()
+        .with_columns([
+            prospect.clone().cast(DataType::Int64).alias("prospects"),
+            when(prospect.clone())
+                .then(col("budget").fill_null(lit(0.0)))
+                .otherwise(lit(0.0))
+                .alias("purchasing_power"),
+        ])
+        .with_columns(with_keys.clone())
+        .group_by(key_cols.clone())
+        .agg({
+            let mut a = vec![len().cast(DataType::Int64).alias("customers")];
+            a.extend(aggs(&["prospects", "purchasing_power"]));
+            a
+        })
+        .with_columns([lit(0i64).alias("buyers"), lit(0i64).alias("deals"), lit(0.0).alias("revenue")]);
+    let mut parts = vec![everyone];
+
+    // Buyers only (a minority): signed deals per customer row, gathered by index. A buyer's
+    // missing budget is taken from their largest signed deal.
+    if let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) {
+        let per_buyer = deals
+            .clone()
             .lazy()
             .filter(col("status").eq(lit("signed")))
-            .group_by([col("customer_id")])
+            .group_by([col(CUSTOMER_ROW)])
             .agg([
                 len().cast(DataType::Int64).alias("deals"),
                 col("price").sum().alias("revenue"),
                 col("price").max().alias("__max_price"),
             ])
-    });
-    let mut lf = ds.customers.clone().lazy();
-    lf = match signed {
-        Some(signed) => lf.left_join(signed, col("customer_id"), col("customer_id")),
-        None => lf.with_columns([
-            lit(NULL).cast(DataType::Int64).alias("deals"),
-            lit(NULL).cast(DataType::Float64).alias("revenue"),
-            lit(NULL).cast(DataType::Float64).alias("__max_price"),
-        ]),
-    };
-    let deals = col("deals").fill_null(lit(0i64));
-    let buyer = deals.clone().gt(lit(0i64));
-    // A buyer's missing budget is taken from their (largest) signed deal price.
-    let budget = when(col("budget").is_null().and(buyer.clone()))
-        .then(col("__max_price"))
-        .otherwise(col("budget"));
-    Ok(lf.with_columns([
-        lit(1i64).alias("customers"),
-        prospect.clone().cast(DataType::Int64).alias("prospects"),
-        buyer.cast(DataType::Int64).alias("buyers"),
-        deals.alias("deals"),
-        col("revenue").fill_null(lit(0.0)).alias("revenue"),
-        when(prospect)
-            .then(budget.fill_null(lit(0.0)))
-            .otherwise(lit(0.0))
-            .alias("purchasing_power"),
-    ]))
+            .collect()?;
+        let rows = per_buyer.column(CUSTOMER_ROW)?.idx()?.clone();
+        let mut buyers = ds.customers.take(&rows)?;
+        for c in ["deals", "revenue", "__max_price"] {
+            buyers.with_column(per_buyer.column(c)?.clone())?;
+        }
+        let extra_budget =
+            when(prospect.clone().and(col("budget").is_null())).then(col("__max_price")).otherwise(lit(0.0));
+        parts.push(
+            buyers
+                .lazy()
+                .filter(located)
+                .with_columns([lit(1i64).alias("buyers"), extra_budget.alias("purchasing_power")])
+                .with_columns(with_keys)
+                .group_by(key_cols.clone())
+                .agg(aggs(&["buyers", "deals", "revenue", "purchasing_power"]))
+                .with_columns([lit(0i64).alias("customers"), lit(0i64).alias("prospects")]),
+        );
+    }
+
+    let mut order = key_cols.clone();
+    order.extend(SUMS.iter().map(|c| col(*c).cast(sum_type(c))));
+    order.extend(coord_names.iter().map(|c| col(*c)));
+    order.extend(coord_names.iter().map(|c| col(max_name(c).as_str())));
+    let parts: Vec<LazyFrame> = parts.into_iter().map(|p| p.select(order.clone())).collect();
+    let mut final_aggs = sum_exprs();
+    final_aggs.extend(coord_names.iter().map(|c| col(*c).min()));
+    final_aggs.extend(coord_names.iter().map(|c| col(max_name(c).as_str()).max()));
+    let any_anchor = coord_names.iter().fold(lit(false), |acc, c| acc.or(col(*c).is_not_null()));
+    let groups =
+        concat(parts, UnionArgs::default())?.group_by(key_cols).agg(final_aggs).filter(any_anchor).collect()?;
+
+    if keys == Keys::Packed {
+        let inexact = coord_names
+            .iter()
+            .fold(lit(false), |acc, c| acc.or(col(*c).neq(col(max_name(c).as_str())).fill_null(lit(false))));
+        let clash = groups.clone().lazy().select([inexact.alias("clash")]).collect()?;
+        if clash.column("clash")?.bool()?.any() {
+            return Ok(None);
+        }
+    }
+    let drop: Vec<String> =
+        anchors.iter().flat_map(|a| key_names(a, keys)).chain(coord_names.iter().map(|c| max_name(c))).collect();
+    Ok(Some(groups.lazy().drop(cols(drop)).collect()?))
 }
 
 /// Customers reduced to coordinate groups with their H3 cells at a base resolution: the reusable
@@ -239,18 +307,11 @@ impl HeatmapBase {
             .map(|w| Segment::parse(w, &ds.customers.schema()))
             .transpose()?;
         let anchors = location.anchors();
-        let located = anchors
-            .iter()
-            .fold(lit(false), |acc, a| acc.or(col(a.lat).is_not_null()));
-        let keys: Vec<Expr> = anchors
-            .iter()
-            .flat_map(|a| [col(a.lat), col(a.lng)])
-            .collect();
-        let mut groups = customer_facts(ds, segment.as_ref())?
-            .filter(located)
-            .group_by(keys)
-            .agg(sum_exprs())
-            .collect()?;
+        let mut groups = match reduce(ds, segment.as_ref(), location, Keys::Packed)? {
+            Some(groups) => groups,
+            None => reduce(ds, segment.as_ref(), location, Keys::Exact)?
+                .ok_or_else(|| Error::Internal("exact grouping reported a key clash".into()))?,
+        };
         for a in anchors {
             let lat = groups.column(a.lat)?.f64()?.to_vec();
             let lng = groups.column(a.lng)?.f64()?.to_vec();
@@ -258,13 +319,7 @@ impl HeatmapBase {
             groups.with_column(Column::new(a.cell.into(), cells))?;
         }
         let totals = totals_of(&groups)?;
-        Ok(HeatmapBase {
-            res,
-            location,
-            segment: segment.map(|s| s.text),
-            groups,
-            totals,
-        })
+        Ok(HeatmapBase { res, location, segment: segment.map(|s| s.text), groups, totals })
     }
 
     /// Number of coordinate groups (distinct anchor coordinates) the customers reduced to.
@@ -292,20 +347,14 @@ impl HeatmapBase {
         let mut finest_table: Option<DataFrame> = None;
         let mut level = 0u8;
         loop {
-            let level_cells: Vec<Expr> = anchors
-                .iter()
-                .map(|a| parent_expr(col(a.cell), res))
-                .collect();
+            let level_cells: Vec<Expr> = anchors.iter().map(|a| parent_expr(col(a.cell), res)).collect();
             lf = lf.with_columns(
                 anchors
                     .iter()
                     .zip(&level_cells)
                     .zip(&active)
                     .map(|((a, cell), act)| {
-                        when(act.clone())
-                            .then(cell.clone())
-                            .otherwise(lit(NULL))
-                            .alias(level_col(a))
+                        when(act.clone()).then(cell.clone()).otherwise(lit(NULL)).alias(level_col(a))
                     })
                     .collect::<Vec<_>>(),
             );
@@ -314,18 +363,8 @@ impl HeatmapBase {
                 finest_table = Some(table.clone());
             }
             let floor = col("customers").gt_eq(lit(i64::from(params.k.get())));
-            kept.push(
-                table
-                    .clone()
-                    .lazy()
-                    .filter(floor.clone())
-                    .with_column(lit(i32::from(res.get())).alias("res")),
-            );
-            let small = table
-                .lazy()
-                .filter(floor.not())
-                .select([col("cell"), lit(true).alias("__small")])
-                .collect()?;
+            kept.push(table.clone().lazy().filter(floor.clone()).with_column(lit(i32::from(res.get())).alias("res")));
+            let small = table.lazy().filter(floor.not()).select([col("cell"), lit(true).alias("__small")]).collect()?;
             if small.height() == 0 {
                 break;
             }
@@ -339,10 +378,7 @@ impl HeatmapBase {
             for (a, act) in anchors.iter().zip(active.iter_mut()) {
                 let flag = format!("__small_{}_{level}", a.cell);
                 lf = lf.left_join(
-                    small
-                        .clone()
-                        .lazy()
-                        .rename(["__small"], [flag.as_str()], true),
+                    small.clone().lazy().rename(["__small"], [flag.as_str()], true),
                     col(level_col(a)),
                     col("cell"),
                 );
@@ -354,12 +390,7 @@ impl HeatmapBase {
         let cells = concat(kept, UnionArgs::default())?.collect()?;
         let finest = finest_table.ok_or_else(|| Error::Internal("no level computed".into()))?;
         let frame = metrics(cells, &finest, &self.totals, params)?;
-        Ok(HeatmapResult {
-            params: params.clone(),
-            totals: self.totals,
-            suppressed,
-            cells: frame,
-        })
+        Ok(HeatmapResult { params: params.clone(), totals: self.totals, suppressed, cells: frame })
     }
 }
 
@@ -395,9 +426,7 @@ fn cells_of(lf: LazyFrame, anchors: &[Anchor]) -> Result<LazyFrame> {
         select.extend(SUMS.iter().map(|c| col(*c)));
         parts.push(lf.clone().filter(keep).select(select));
     }
-    Ok(concat(parts, UnionArgs::default())?
-        .group_by([col("cell")])
-        .agg(sum_exprs()))
+    Ok(concat(parts, UnionArgs::default())?.group_by([col("cell")]).agg(sum_exprs()))
 }
 
 fn totals_of(groups: &DataFrame) -> Result<Totals> {
@@ -406,27 +435,14 @@ fn totals_of(groups: &DataFrame) -> Result<Totals> {
         customers: sum_i("customers")?,
         prospects: sum_i("prospects")?,
         buyers: sum_i("buyers")?,
-        purchasing_power: groups
-            .column("purchasing_power")?
-            .f64()?
-            .sum()
-            .unwrap_or(0.0),
+        purchasing_power: groups.column("purchasing_power")?.f64()?.sum().unwrap_or(0.0),
     })
 }
 
 /// Adds `hex_id` and the derived metrics, in the column order of SPEC §9.
-fn metrics(
-    cells: DataFrame,
-    finest: &DataFrame,
-    totals: &Totals,
-    params: &HeatmapParams,
-) -> Result<DataFrame> {
+fn metrics(cells: DataFrame, finest: &DataFrame, totals: &Totals, params: &HeatmapParams) -> Result<DataFrame> {
     let m = params.prior;
-    let city_pp: f64 = finest
-        .column("purchasing_power")?
-        .f64()?
-        .sum()
-        .unwrap_or(0.0);
+    let city_pp: f64 = finest.column("purchasing_power")?.f64()?.sum().unwrap_or(0.0);
     let rate = |num: i64| {
         if totals.customers > 0 {
             num as f64 / totals.customers as f64
@@ -436,32 +452,19 @@ fn metrics(
     };
     let (p, q) = (rate(totals.buyers), rate(totals.prospects));
     let customers = col("customers").cast(DataType::Float64);
-    let share = if city_pp > 0.0 {
-        col("purchasing_power") / lit(city_pp)
-    } else {
-        lit(NULL).cast(DataType::Float64)
-    };
+    let share = if city_pp > 0.0 { col("purchasing_power") / lit(city_pp) } else { lit(NULL).cast(DataType::Float64) };
     let lift = if q > 0.0 {
-        lit(100.0)
-            * ((col("prospects").cast(DataType::Float64) + lit(m * q))
-                / (customers.clone() + lit(m)))
-            / lit(q)
+        lit(100.0) * ((col("prospects").cast(DataType::Float64) + lit(m * q)) / (customers.clone() + lit(m))) / lit(q)
     } else {
         lit(NULL).cast(DataType::Float64)
     };
-    let hex: Vec<String> = cells
-        .column("cell")?
-        .u64()?
-        .into_no_null_iter()
-        .map(h3::hex_string)
-        .collect();
+    let hex: Vec<String> = cells.column("cell")?.u64()?.into_no_null_iter().map(h3::hex_string).collect();
     let mut out = cells
         .lazy()
         .with_columns([
             share.alias("purchasing_power_share"),
             (col("buyers").cast(DataType::Float64) / customers.clone()).alias("conversion"),
-            ((col("buyers").cast(DataType::Float64) + lit(m * p)) / (customers + lit(m)))
-                .alias("conversion_smoothed"),
+            ((col("buyers").cast(DataType::Float64) + lit(m * p)) / (customers + lit(m))).alias("conversion_smoothed"),
             lift.alias("lift"),
         ])
         .collect()?;
@@ -471,25 +474,14 @@ fn metrics(
         out.with_column(smoothed)?;
     }
     let mut order: Vec<Expr> = ["hex_id", "res"].into_iter().chain(SUMS).map(col).collect();
-    order.extend(
-        [
-            "purchasing_power_share",
-            "conversion",
-            "conversion_smoothed",
-            "lift",
-        ]
-        .map(col),
-    );
+    order.extend(["purchasing_power_share", "conversion", "conversion_smoothed", "lift"].map(col));
     if params.smooth > 0 {
         order.push(col("purchasing_power_smoothed"));
     }
     Ok(out
         .lazy()
         .select(order)
-        .sort(
-            ["res", "hex_id"],
-            SortMultipleOptions::default().with_order_descending_multi([true, false]),
-        )
+        .sort(["res", "hex_id"], SortMultipleOptions::default().with_order_descending_multi([true, false]))
         .collect()?)
 }
 
@@ -502,10 +494,7 @@ fn ring_smooth(finest: &DataFrame, out: &DataFrame, params: &HeatmapParams) -> R
     let k = params.smooth;
     let cells = finest.column("cell")?.u64()?;
     let pp = finest.column("purchasing_power")?.f64()?;
-    let values: HashMap<u64, f64> = cells
-        .into_no_null_iter()
-        .zip(pp.into_no_null_iter())
-        .collect();
+    let values: HashMap<u64, f64> = cells.into_no_null_iter().zip(pp.into_no_null_iter()).collect();
     let res = i32::from(params.res.get());
     let out_cells = out.column("cell")?.u64()?;
     let out_res = out.column("res")?.i32()?;

@@ -73,30 +73,19 @@ impl Segment {
     /// ```
     pub fn parse(text: &str, schema: &Schema) -> Result<Segment> {
         let dialect = GenericDialect {};
-        let mut parser = Parser::new(&dialect)
-            .with_recursion_limit(64)
-            .try_with_sql(text)
-            .map_err(|e| bad(e.to_string()))?;
+        let mut parser =
+            Parser::new(&dialect).with_recursion_limit(64).try_with_sql(text).map_err(|e| bad(e.to_string()))?;
         let ast = parser.parse_expr().map_err(|e| bad(e.to_string()))?;
         let next = parser.peek_token();
         if next.token != Token::EOF {
-            return Err(bad(format!(
-                "unexpected '{}' after the expression",
-                next.token
-            )));
+            return Err(bad(format!("unexpected '{}' after the expression", next.token)));
         }
         let compiler = Compiler { schema };
         let (expr, ty) = compiler.compile(&ast)?;
         if !matches!(ty, Ty::Bool | Ty::Null) {
-            return Err(bad(format!(
-                "the expression is {}, not a true/false condition",
-                ty.name()
-            )));
+            return Err(bad(format!("the expression is {}, not a true/false condition", ty.name())));
         }
-        Ok(Segment {
-            text: text.to_string(),
-            expr: expr.fill_null(lit(false)),
-        })
+        Ok(Segment { text: text.to_string(), expr: expr.fill_null(lit(false)) })
     }
 }
 
@@ -112,16 +101,9 @@ impl Compiler<'_> {
         match self.schema.get(name) {
             Some(dtype) => Ok((pl::col(name), Ty::of(dtype))),
             None => {
-                let known: Vec<&str> = self
-                    .schema
-                    .iter_names()
-                    .map(|n| n.as_str())
-                    .filter(|n| !n.starts_with("__"))
-                    .collect();
-                Err(bad(format!(
-                    "unknown column '{name}' (customer columns: {})",
-                    known.join(", ")
-                )))
+                let known: Vec<&str> =
+                    self.schema.iter_names().map(|n| n.as_str()).filter(|n| !n.starts_with("__")).collect();
+                Err(bad(format!("unknown column '{name}' (customer columns: {})", known.join(", "))))
             }
         }
     }
@@ -136,33 +118,20 @@ impl Compiler<'_> {
             Sql::UnaryOp { op, expr } => {
                 let (e, ty) = self.compile(expr)?;
                 match op {
-                    UnaryOperator::Not => {
-                        Ok((self.expect(e, ty, Ty::Bool, "NOT")?.not(), Ty::Bool))
-                    }
-                    UnaryOperator::Minus => {
-                        Ok((lit(0.0) - self.expect(e, ty, Ty::Num, "-")?, Ty::Num))
-                    }
+                    UnaryOperator::Not => Ok((self.expect(e, ty, Ty::Bool, "NOT")?.not(), Ty::Bool)),
+                    UnaryOperator::Minus => Ok((lit(0.0) - self.expect(e, ty, Ty::Num, "-")?, Ty::Num)),
                     UnaryOperator::Plus => Ok((self.expect(e, ty, Ty::Num, "+")?, Ty::Num)),
                     other => Err(bad(format!("operator {other} is not allowed"))),
                 }
             }
             Sql::BinaryOp { left, op, right } => self.binary(left, op, right),
-            Sql::Between {
-                expr,
-                negated,
-                low,
-                high,
-            } => {
+            Sql::Between { expr, negated, low, high } => {
                 let ge = self.binary(expr, &BinaryOperator::GtEq, low)?.0;
                 let le = self.binary(expr, &BinaryOperator::LtEq, high)?.0;
                 let both = ge.and(le);
                 Ok((if *negated { both.not() } else { both }, Ty::Bool))
             }
-            Sql::InList {
-                expr,
-                list,
-                negated,
-            } => {
+            Sql::InList { expr, list, negated } => {
                 if list.is_empty() {
                     return Err(bad("IN () needs at least one value"));
                 }
@@ -172,13 +141,7 @@ impl Compiler<'_> {
                 }
                 Ok((if *negated { any.not() } else { any }, Ty::Bool))
             }
-            Sql::Like {
-                negated,
-                any: false,
-                expr,
-                pattern,
-                escape_char: None,
-            } => {
+            Sql::Like { negated, any: false, expr, pattern, escape_char: None } => {
                 let (e, ty) = self.compile(expr)?;
                 let e = self.expect(e, ty, Ty::Str, "LIKE")?;
                 let Sql::Value(v) = pattern.as_ref() else {
@@ -190,20 +153,11 @@ impl Compiler<'_> {
                 let m = like(e, p)?;
                 Ok((if *negated { m.not() } else { m }, Ty::Bool))
             }
-            Sql::Function(f) => Err(bad(format!(
-                "function calls such as {}() are not allowed",
-                f.name
-            ))),
-            Sql::Subquery(_) | Sql::Exists { .. } | Sql::InSubquery { .. } => {
-                Err(bad("subqueries are not allowed"))
-            }
+            Sql::Function(f) => Err(bad(format!("function calls such as {}() are not allowed", f.name))),
+            Sql::Subquery(_) | Sql::Exists { .. } | Sql::InSubquery { .. } => Err(bad("subqueries are not allowed")),
             Sql::CompoundIdentifier(parts) => Err(bad(format!(
                 "'{}' is not a customer column (use plain column names)",
-                parts
-                    .iter()
-                    .map(|p| p.value.as_str())
-                    .collect::<Vec<_>>()
-                    .join(".")
+                parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
             ))),
             other => Err(bad(format!("'{other}' is not allowed in a segment filter"))),
         }
@@ -213,11 +167,7 @@ impl Compiler<'_> {
         if ty == want || ty == Ty::Null {
             Ok(e)
         } else {
-            Err(bad(format!(
-                "{op} needs {}, got {}",
-                want.name(),
-                ty.name()
-            )))
+            Err(bad(format!("{op} needs {}, got {}", want.name(), ty.name())))
         }
     }
 
@@ -267,11 +217,7 @@ fn comparable(l: Expr, lt: Ty, lsql: &Sql, r: Expr, rt: Ty, rsql: &Sql) -> Resul
         (Ty::Null, _) | (_, Ty::Null) => Ok((l, r)),
         (Ty::Date, Ty::Str) => Ok((l, date_literal(rsql)?)),
         (Ty::Str, Ty::Date) => Ok((date_literal(lsql)?, r)),
-        (a, b) => Err(bad(format!(
-            "cannot compare {} with {} in '{lsql} ... {rsql}'",
-            a.name(),
-            b.name()
-        ))),
+        (a, b) => Err(bad(format!("cannot compare {} with {} in '{lsql} ... {rsql}'", a.name(), b.name()))),
     }
 }
 
@@ -283,9 +229,7 @@ fn date_literal(sql: &Sql) -> Result<Expr> {
             return Ok(lit(d));
         }
     }
-    Err(bad(format!(
-        "dates compare with a quoted 'YYYY-MM-DD', not {sql}"
-    )))
+    Err(bad(format!("dates compare with a quoted 'YYYY-MM-DD', not {sql}")))
 }
 
 fn literal(v: &Value) -> Result<(Expr, Ty)> {
@@ -305,23 +249,14 @@ fn literal(v: &Value) -> Result<(Expr, Ty)> {
 fn like(e: Expr, pattern: &str) -> Result<Expr> {
     let inner = pattern.trim_start_matches('%').trim_end_matches('%');
     if inner.contains(['%', '_']) {
-        return Err(bad(
-            "LIKE supports only a leading and/or trailing % (e.g. '武昌%')",
-        ));
+        return Err(bad("LIKE supports only a leading and/or trailing % (e.g. '武昌%')"));
     }
-    let (lead, trail) = (
-        pattern.starts_with('%'),
-        pattern.ends_with('%') && pattern.len() > 1,
-    );
+    let (lead, trail) = (pattern.starts_with('%'), pattern.ends_with('%') && pattern.len() > 1);
     Ok(match (lead, trail) {
         (false, false) => e.eq(lit(inner.to_string())),
         (false, true) => e.str().starts_with(lit(inner.to_string())),
         (true, false) => e.str().ends_with(lit(inner.to_string())),
-        (true, true) => {
-            return Err(bad(
-                "LIKE '%text%' is not supported; use a leading or trailing % only",
-            ))
-        }
+        (true, true) => return Err(bad("LIKE '%text%' is not supported; use a leading or trailing % only")),
     })
 }
 
@@ -343,44 +278,24 @@ mod tests {
         let df = customers();
         let seg = Segment::parse(text, &df.schema())?;
         let out = df.lazy().select([seg.expr.alias("m")]).collect()?;
-        Ok(out
-            .column("m")?
-            .bool()?
-            .iter()
-            .map(|b| b.unwrap_or(false))
-            .collect())
+        Ok(out.column("m")?.bool()?.iter().map(|b| b.unwrap_or(false)).collect())
     }
 
     #[test]
     fn spec_example() {
-        assert_eq!(
-            eval("budget >= 3000000 AND desired_area_sqm >= 120").unwrap(),
-            [false, true, false, false]
-        );
+        assert_eq!(eval("budget >= 3000000 AND desired_area_sqm >= 120").unwrap(), [false, true, false, false]);
     }
 
     #[test]
     fn null_budget_never_matches() {
-        assert_eq!(
-            eval("NOT budget < 3000000").unwrap(),
-            [false, true, false, true]
-        );
+        assert_eq!(eval("NOT budget < 3000000").unwrap(), [false, true, false, true]);
     }
 
     #[test]
     fn in_between_like_and_null() {
-        assert_eq!(
-            eval("district IN ('江汉区', '洪山区')").unwrap(),
-            [false, true, false, true]
-        );
-        assert_eq!(
-            eval("desired_area_sqm BETWEEN 100 AND 140").unwrap(),
-            [false, true, false, true]
-        );
-        assert_eq!(
-            eval("district LIKE '武昌%'").unwrap(),
-            [true, false, true, false]
-        );
+        assert_eq!(eval("district IN ('江汉区', '洪山区')").unwrap(), [false, true, false, true]);
+        assert_eq!(eval("desired_area_sqm BETWEEN 100 AND 140").unwrap(), [false, true, false, true]);
+        assert_eq!(eval("district LIKE '武昌%'").unwrap(), [true, false, true, false]);
         assert_eq!(eval("budget IS NULL").unwrap(), [false, false, true, false]);
     }
 
@@ -400,18 +315,9 @@ mod tests {
 
     #[test]
     fn names_the_problem() {
-        assert!(eval("salary > 1")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown column 'salary'"));
-        assert!(eval("district > 5")
-            .unwrap_err()
-            .to_string()
-            .contains("cannot compare"));
-        assert!(eval("budget + 1")
-            .unwrap_err()
-            .to_string()
-            .contains("not a true/false"));
+        assert!(eval("salary > 1").unwrap_err().to_string().contains("unknown column 'salary'"));
+        assert!(eval("district > 5").unwrap_err().to_string().contains("cannot compare"));
+        assert!(eval("budget + 1").unwrap_err().to_string().contains("not a true/false"));
         assert!(eval("budget >=").is_err());
     }
 }

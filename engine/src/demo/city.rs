@@ -9,15 +9,7 @@ use serde::Serialize;
 use crate::spatial::{District, Districts};
 
 /// Districts that make up the urban core (more homes and workplaces than the outer ones).
-pub const CORE: [&str; 7] = [
-    "江岸区",
-    "江汉区",
-    "硚口区",
-    "汉阳区",
-    "武昌区",
-    "青山区",
-    "洪山区",
-];
+pub const CORE: [&str; 7] = ["江岸区", "江汉区", "硚口区", "汉阳区", "武昌区", "青山区", "洪山区"];
 
 /// Districts where the wealthier prospects tend to live.
 pub const PREMIUM_HOME: [&str; 3] = ["武昌区", "洪山区", "江岸区"];
@@ -54,24 +46,9 @@ pub struct Site {
 
 /// Our projects (developments) customers enquire about.
 pub const PROJECTS: [(&str, &str, (f64, f64), f64); 3] = [
-    (
-        "P1",
-        "江景壹号 Riverside One",
-        (114.3050, 30.5650),
-        32_000.0,
-    ),
-    (
-        "P2",
-        "光谷天地 Optics Valley Park",
-        (114.4050, 30.4950),
-        24_000.0,
-    ),
-    (
-        "P3",
-        "汉口府 Hankou Residence",
-        (114.2900, 30.6150),
-        28_000.0,
-    ),
+    ("P1", "江景壹号 Riverside One", (114.3050, 30.5650), 32_000.0),
+    ("P2", "光谷天地 Optics Valley Park", (114.4050, 30.4950), 24_000.0),
+    ("P3", "汉口府 Hankou Residence", (114.2900, 30.6150), 28_000.0),
 ];
 
 /// The whole geography.
@@ -92,10 +69,7 @@ fn m_per_deg_lng(lat: f64) -> f64 {
 }
 
 fn offset((lng, lat): (f64, f64), east_m: f64, north_m: f64) -> (f64, f64) {
-    (
-        lng + east_m / m_per_deg_lng(lat),
-        lat + north_m / M_PER_DEG_LAT,
-    )
+    (lng + east_m / m_per_deg_lng(lat), lat + north_m / M_PER_DEG_LAT)
 }
 
 /// Rounds to ~1 m so coordinates print cleanly and repeat exactly.
@@ -108,10 +82,7 @@ fn random_point_in(d: &District, rng: &mut ChaCha8Rng) -> (f64, f64) {
         return d.label;
     };
     for _ in 0..1000 {
-        let p = (
-            rng.random_range(b.min().x..b.max().x),
-            rng.random_range(b.min().y..b.max().y),
-        );
+        let p = (rng.random_range(b.min().x..b.max().x), rng.random_range(b.min().y..b.max().y));
         if d.shape.contains(&Point::new(p.0, p.1)) {
             return snap(p);
         }
@@ -136,45 +107,19 @@ impl City {
     pub fn build(rng: &mut ChaCha8Rng) -> City {
         let districts = Districts::wuhan();
         let avenues = build_avenues(&districts, rng);
-        let weights: Vec<f64> = districts
-            .0
-            .iter()
-            .map(|d| {
-                if CORE.contains(&d.name.as_str()) {
-                    1.0
-                } else {
-                    0.25
-                }
-            })
-            .collect();
+        let weights: Vec<f64> =
+            districts.0.iter().map(|d| if CORE.contains(&d.name.as_str()) { 1.0 } else { 0.25 }).collect();
         let place = |rng: &mut ChaCha8Rng, premium_bias: bool| {
             let di = pick_weighted(&weights, rng);
             let d = &districts.0[di];
-            let premium =
-                premium_bias && PREMIUM_HOME.contains(&d.name.as_str()) && rng.random_bool(0.5);
-            Place {
-                at: random_point_in(d, rng),
-                district: di,
-                premium,
-            }
+            let premium = premium_bias && PREMIUM_HOME.contains(&d.name.as_str()) && rng.random_bool(0.5);
+            Place { at: random_point_in(d, rng), district: di, premium }
         };
         let workplaces: Vec<Place> = (0..800).map(|_| place(rng, false)).collect();
         let compounds: Vec<Place> = (0..2500).map(|_| place(rng, true)).collect();
-        let premium_compounds = compounds
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.premium)
-            .map(|(i, _)| i)
-            .collect();
+        let premium_compounds = compounds.iter().enumerate().filter(|(_, c)| c.premium).map(|(i, _)| i).collect();
         let sites = build_sites(&districts, &avenues, rng);
-        City {
-            districts,
-            avenues,
-            workplaces,
-            compounds,
-            premium_compounds,
-            sites,
-        }
+        City { districts, avenues, workplaces, compounds, premium_compounds, sites }
     }
 
     /// Index of the district containing a point (by polygon), if any.
@@ -195,27 +140,9 @@ impl City {
 
 /// The planted office avenues: name, district, a start point inside it, bearing (deg from east).
 const AVENUES: [(&str, &str, (f64, f64), f64, f64); 3] = [
-    (
-        "建设大道 Jianshe Avenue",
-        "江汉区",
-        (114.2620, 30.5950),
-        35.0,
-        0.40,
-    ),
-    (
-        "中北路 Zhongbei Road",
-        "武昌区",
-        (114.3300, 30.5450),
-        70.0,
-        0.35,
-    ),
-    (
-        "珞喻路 Luoyu Road (Optics Valley)",
-        "洪山区",
-        (114.3700, 30.5050),
-        0.0,
-        0.25,
-    ),
+    ("建设大道 Jianshe Avenue", "江汉区", (114.2620, 30.5950), 35.0, 0.40),
+    ("中北路 Zhongbei Road", "武昌区", (114.3300, 30.5450), 70.0, 0.35),
+    ("珞喻路 Luoyu Road (Optics Valley)", "洪山区", (114.3700, 30.5050), 0.0, 0.25),
 ];
 
 fn build_avenues(districts: &Districts, rng: &mut ChaCha8Rng) -> Vec<Avenue> {
@@ -229,24 +156,11 @@ fn build_avenues(districts: &Districts, rng: &mut ChaCha8Rng) -> Vec<Avenue> {
                 .map(|i| {
                     let along = length_m * (f64::from(i) + 0.5) / 40.0;
                     let side = if i % 2 == 0 { 1.0 } else { -1.0 } * rng.random_range(40.0..120.0);
-                    snap(offset(
-                        start,
-                        dx * along - dy * side,
-                        dy * along + dx * side,
-                    ))
+                    snap(offset(start, dx * along - dy * side, dy * along + dx * side))
                 })
                 .collect();
-            let district = districts
-                .locate(start.0, start.1)
-                .map_or_else(|| district.to_string(), |d| d.name.clone());
-            Avenue {
-                name,
-                district,
-                from: snap(start),
-                to: snap(to),
-                weight,
-                towers,
-            }
+            let district = districts.locate(start.0, start.1).map_or_else(|| district.to_string(), |d| d.name.clone());
+            Avenue { name, district, from: snap(start), to: snap(to), weight, towers }
         })
         .collect()
 }
@@ -257,11 +171,7 @@ fn point_wkt((lng, lat): (f64, f64)) -> String {
 
 fn build_sites(districts: &Districts, avenues: &[Avenue], rng: &mut ChaCha8Rng) -> Vec<Site> {
     let mut sites = Vec::new();
-    let core: Vec<&District> = districts
-        .0
-        .iter()
-        .filter(|d| CORE.contains(&d.name.as_str()))
-        .collect();
+    let core: Vec<&District> = districts.0.iter().filter(|d| CORE.contains(&d.name.as_str())).collect();
     for (a, avenue) in avenues.iter().enumerate() {
         for (t, tower) in avenue.towers.iter().enumerate() {
             sites.push(Site {
@@ -272,11 +182,7 @@ fn build_sites(districts: &Districts, avenues: &[Avenue], rng: &mut ChaCha8Rng) 
                 wkt: point_wkt(*tower),
             });
             if t % 2 == 0 {
-                let cafe = snap(offset(
-                    *tower,
-                    rng.random_range(-150.0..150.0),
-                    rng.random_range(-150.0..150.0),
-                ));
+                let cafe = snap(offset(*tower, rng.random_range(-150.0..150.0), rng.random_range(-150.0..150.0)));
                 sites.push(Site {
                     id: format!("CAFE-{}-{:02}", a + 1, t / 2 + 1),
                     kind: "cafe",
@@ -286,11 +192,7 @@ fn build_sites(districts: &Districts, avenues: &[Avenue], rng: &mut ChaCha8Rng) 
                 });
             }
             if t % 4 == 1 {
-                let bar = snap(offset(
-                    *tower,
-                    rng.random_range(-200.0..200.0),
-                    rng.random_range(-200.0..200.0),
-                ));
+                let bar = snap(offset(*tower, rng.random_range(-200.0..200.0), rng.random_range(-200.0..200.0)));
                 sites.push(Site {
                     id: format!("BAR-{}-{:02}", a + 1, t / 4 + 1),
                     kind: "bar",
@@ -321,10 +223,9 @@ fn build_sites(districts: &Districts, avenues: &[Avenue], rng: &mut ChaCha8Rng) 
             wkt: point_wkt(random_point_in(d, rng)),
         });
     }
-    for (kind, count, stops, step_m, cost) in [
-        ("bus_route", 12, 12, 900.0, 150.0_f64..300.0),
-        ("metro_line", 4, 14, 1600.0, 400.0_f64..800.0),
-    ] {
+    for (kind, count, stops, step_m, cost) in
+        [("bus_route", 12, 12, 900.0, 150.0_f64..300.0), ("metro_line", 4, 14, 1600.0, 400.0_f64..800.0)]
+    {
         for i in 0..count {
             let d = core[rng.random_range(0..core.len())];
             let mut p = random_point_in(d, rng);
@@ -332,11 +233,7 @@ fn build_sites(districts: &Districts, avenues: &[Avenue], rng: &mut ChaCha8Rng) 
             let mut pts = vec![p];
             for _ in 1..stops {
                 heading += rng.random_range(-35.0..35.0);
-                p = snap(offset(
-                    p,
-                    heading.to_radians().cos() * step_m,
-                    heading.to_radians().sin() * step_m,
-                ));
+                p = snap(offset(p, heading.to_radians().cos() * step_m, heading.to_radians().sin() * step_m));
                 pts.push(p);
             }
             let coords: Vec<String> = pts.iter().map(|(x, y)| format!("{x} {y}")).collect();

@@ -54,11 +54,7 @@ pub struct DemoParams {
 
 impl Default for DemoParams {
     fn default() -> Self {
-        DemoParams {
-            customers: 10_000,
-            seed: 42,
-            format: DemoFormat::Csv,
-        }
+        DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }
     }
 }
 
@@ -89,33 +85,18 @@ struct TableSink {
 impl TableSink {
     fn new(dir: &Path, name: &str, format: DemoFormat) -> Result<TableSink> {
         let path = dir.join(format!("{name}.{}", format.ext()));
-        let tmp = crate::io::write::temp_file_in(dir).map_err(|e| Error::Write {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(TableSink {
-            tmp,
-            sink: None,
-            path,
-            rows: 0,
-        })
+        let tmp = crate::io::write::temp_file_in(dir)
+            .map_err(|e| Error::Write { path: path.clone(), message: e.to_string() })?;
+        Ok(TableSink { tmp, sink: None, path, rows: 0 })
     }
 
     fn write(&mut self, frame: &DataFrame, format: DemoFormat) -> Result<()> {
         if self.sink.is_none() {
-            let file = self.tmp.reopen().map_err(|e| Error::Write {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
+            let file =
+                self.tmp.reopen().map_err(|e| Error::Write { path: self.path.clone(), message: e.to_string() })?;
             self.sink = Some(match format {
-                DemoFormat::Csv => Sink::Csv(
-                    CsvWriter::new(file)
-                        .include_header(true)
-                        .batched(&frame.schema())?,
-                ),
-                DemoFormat::Parquet => {
-                    Sink::Parquet(ParquetWriter::new(file).batched(&frame.schema())?)
-                }
+                DemoFormat::Csv => Sink::Csv(CsvWriter::new(file).include_header(true).batched(&frame.schema())?),
+                DemoFormat::Parquet => Sink::Parquet(ParquetWriter::new(file).batched(&frame.schema())?),
             });
         }
         match self.sink.as_mut() {
@@ -135,34 +116,19 @@ impl TableSink {
             }
             None => {}
         }
-        let fail = |m: String| Error::Write {
-            path: self.path.clone(),
-            message: m,
-        };
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| fail(e.to_string()))?;
-        self.tmp
-            .persist(&self.path)
-            .map_err(|e| fail(e.error.to_string()))?;
+        let fail = |m: String| Error::Write { path: self.path.clone(), message: m };
+        self.tmp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
+        self.tmp.persist(&self.path).map_err(|e| fail(e.error.to_string()))?;
         Ok(self.rows)
     }
 }
 
 /// Writes the demo city to `dir`. `progress(done, total)` is called after each batch of chunks.
-pub fn generate(
-    dir: &Path,
-    params: &DemoParams,
-    progress: &dyn Fn(u64, u64),
-) -> Result<DemoSummary> {
+pub fn generate(dir: &Path, params: &DemoParams, progress: &dyn Fn(u64, u64)) -> Result<DemoSummary> {
     if params.customers == 0 {
         return Err(Error::bad_input("--customers must be at least 1"));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::Write {
-        path: dir.into(),
-        message: e.to_string(),
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::Write { path: dir.into(), message: e.to_string() })?;
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     let city = City::build(&mut rng);
     let effects = Effects::planted();
@@ -197,11 +163,7 @@ pub fn generate(
     let campaigns = campaigns_frame(params.customers)?;
     let sites = sites_frame(&city)?;
     let projects = projects_frame()?;
-    for (name, frame) in [
-        ("campaigns", &campaigns),
-        ("sites", &sites),
-        ("projects", &projects),
-    ] {
+    for (name, frame) in [("campaigns", &campaigns), ("sites", &sites), ("projects", &projects)] {
         let mut t = TableSink::new(dir, name, format)?;
         t.write(frame, format)?;
         t.finish()?;
@@ -216,8 +178,7 @@ pub fn generate(
     };
     write_atomic(&dir.join("districts.geojson"), |w| {
         use std::io::Write;
-        w.write_all(WUHAN_GEOJSON.as_bytes())
-            .map_err(|e| Error::Internal(e.to_string()))
+        w.write_all(WUHAN_GEOJSON.as_bytes()).map_err(|e| Error::Internal(e.to_string()))
     })?;
     let truth = Truth::new(&city, params.seed, params.customers);
     write_atomic(&dir.join("truth.json"), |w| {
@@ -230,10 +191,7 @@ fn campaigns_frame(customers: u64) -> Result<DataFrame> {
     let scale = customers as f64 / 10_000.0;
     let (mut id, mut channel, mut cost, mut name, mut start, mut end) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (c, (label, spend)) in CHANNELS
-        .iter()
-        .zip(CHANNEL_LABELS.iter().zip(CHANNEL_SPEND))
-    {
+    for (c, (label, spend)) in CHANNELS.iter().zip(CHANNEL_LABELS.iter().zip(CHANNEL_SPEND)) {
         if spend == 0.0 {
             continue;
         }
@@ -266,20 +224,11 @@ fn sites_frame(city: &City) -> Result<DataFrame> {
     Ok(DataFrame::new(
         s.len(),
         vec![
-            Column::new(
-                "site_id".into(),
-                s.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
-            ),
+            Column::new("site_id".into(), s.iter().map(|x| x.id.as_str()).collect::<Vec<_>>()),
             Column::new("kind".into(), s.iter().map(|x| x.kind).collect::<Vec<_>>()),
             Column::new("cost".into(), s.iter().map(|x| x.cost).collect::<Vec<_>>()),
-            Column::new(
-                "wkt".into(),
-                s.iter().map(|x| x.wkt.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "name".into(),
-                s.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
-            ),
+            Column::new("wkt".into(), s.iter().map(|x| x.wkt.as_str()).collect::<Vec<_>>()),
+            Column::new("name".into(), s.iter().map(|x| x.name.as_str()).collect::<Vec<_>>()),
         ],
     )?)
 }
@@ -288,22 +237,10 @@ fn projects_frame() -> Result<DataFrame> {
     Ok(DataFrame::new(
         PROJECTS.len(),
         vec![
-            Column::new(
-                "project_id".into(),
-                PROJECTS.iter().map(|p| p.0).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "lat".into(),
-                PROJECTS.iter().map(|p| p.2 .1).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "lng".into(),
-                PROJECTS.iter().map(|p| p.2 .0).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "name".into(),
-                PROJECTS.iter().map(|p| p.1).collect::<Vec<_>>(),
-            ),
+            Column::new("project_id".into(), PROJECTS.iter().map(|p| p.0).collect::<Vec<_>>()),
+            Column::new("lat".into(), PROJECTS.iter().map(|p| p.2 .1).collect::<Vec<_>>()),
+            Column::new("lng".into(), PROJECTS.iter().map(|p| p.2 .0).collect::<Vec<_>>()),
+            Column::new("name".into(), PROJECTS.iter().map(|p| p.1).collect::<Vec<_>>()),
         ],
     )?)
 }

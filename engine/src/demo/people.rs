@@ -80,14 +80,7 @@ pub fn campaign_id(channel: &str, t: NaiveDateTime) -> Option<String> {
 }
 
 /// Generates customers `first..first + count` (0-based) of a city.
-pub fn generate(
-    city: &City,
-    effects: &Effects,
-    seed: u64,
-    chunk: u64,
-    first: u64,
-    count: u64,
-) -> Result<ChunkFrames> {
+pub fn generate(city: &City, effects: &Effects, seed: u64, chunk: u64, first: u64, count: u64) -> Result<ChunkFrames> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ chunk.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut c = Chunk::default();
     let start = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap_or_default();
@@ -120,22 +113,10 @@ pub fn generate(
         } else {
             rng.random_range(0..city.compounds.len())
         };
-        let home = if work.is_some() && rng.random_bool(0.07) {
-            None
-        } else {
-            Some(city.compounds[compound].at)
-        };
-        let budget_value = if tower {
-            tower_budget.sample(&mut rng)
-        } else {
-            other_budget.sample(&mut rng)
-        };
+        let home = if work.is_some() && rng.random_bool(0.07) { None } else { Some(city.compounds[compound].at) };
+        let budget_value = if tower { tower_budget.sample(&mut rng) } else { other_budget.sample(&mut rng) };
         let budget_value = (budget_value / 10_000.0).round() * 10_000.0;
-        let raw_area: f64 = if tower {
-            tower_area.sample(&mut rng)
-        } else {
-            other_area.sample(&mut rng)
-        };
+        let raw_area: f64 = if tower { tower_area.sample(&mut rng) } else { other_area.sample(&mut rng) };
         let area_value = raw_area.clamp(45.0, 320.0).round();
         let budget = (!rng.random_bool(0.10)).then_some(budget_value);
         let area = (!rng.random_bool(0.05)).then_some(area_value);
@@ -154,20 +135,14 @@ pub fn generate(
         c.project.push(project.0);
         c.created.push(days(created));
         c.referred_by.push(referrer);
-        c.age_band
-            .push(AGE_BANDS[pick_weighted(&[0.35, 0.35, 0.18, 0.07, 0.05], &mut rng)]);
+        c.age_band.push(AGE_BANDS[pick_weighted(&[0.35, 0.35, 0.18, 0.07, 0.05], &mut rng)]);
 
         // Journey. The district whose effects apply is where they work, else where they live.
         let anchor = work.or(home).unwrap_or_default();
-        let district = city
-            .district_of(anchor)
-            .map(|d| city.districts.0[d].name.as_str())
-            .unwrap_or("");
+        let district = city.district_of(anchor).map(|d| city.districts.0[d].name.as_str()).unwrap_or("");
         let mix = if tower { &MIX_TOWER } else { &MIX_OTHER };
         let mut seen: Vec<&'static str> = Vec::new();
-        let mut t = created
-            .and_hms_opt(rng.random_range(8..21), rng.random_range(0..60), 0)
-            .unwrap_or_default();
+        let mut t = created.and_hms_opt(rng.random_range(8..21), rng.random_range(0..60), 0).unwrap_or_default();
         if referral {
             seen.push("referral");
             t += chrono::Duration::days(rng.random_range(1..15));
@@ -196,9 +171,7 @@ pub fn generate(
         seen.sort_unstable();
         seen.dedup();
         let effect = |which: fn(&super::truth::Effect) -> f64| -> f64 {
-            seen.iter()
-                .map(|ch| which(effects.of(ch)) * multiplier(ch, district))
-                .sum()
+            seen.iter().map(|ch| which(effects.of(ch)) * multiplier(ch, district)).sum()
         };
         let p_visit = sigmoid(effects.base_visit + effect(|e| e.visit));
         if touches == 0 || !rng.random_bool(p_visit) {
@@ -236,22 +209,12 @@ pub fn generate(
         c.d_price.push((price / 100.0).round() * 100.0);
         c.d_project.push(project.0);
         c.d_area.push(deal_area.round());
-        c.d_status.push(if rng.random_bool(0.04) {
-            "cancelled"
-        } else {
-            "signed"
-        });
+        c.d_status.push(if rng.random_bool(0.04) { "cancelled" } else { "signed" });
     }
     frames(c)
 }
 
-fn push_touch(
-    c: &mut Chunk,
-    id: &str,
-    t: NaiveDateTime,
-    channel: &'static str,
-    event: &'static str,
-) {
+fn push_touch(c: &mut Chunk, id: &str, t: NaiveDateTime, channel: &'static str, event: &'static str) {
     c.t_customer.push(id.to_string());
     c.t_ts.push(micros(t));
     c.t_channel.push(channel);
@@ -290,8 +253,7 @@ fn frames(c: Chunk) -> Result<ChunkFrames> {
         nt,
         vec![
             Column::new("customer_id".into(), c.t_customer),
-            Column::new("ts".into(), c.t_ts)
-                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?,
+            Column::new("ts".into(), c.t_ts).cast(&DataType::Datetime(TimeUnit::Microseconds, None))?,
             Column::new("channel".into(), c.t_channel),
             Column::new("campaign_id".into(), c.t_campaign),
             Column::new("event".into(), c.t_event),
@@ -310,9 +272,5 @@ fn frames(c: Chunk) -> Result<ChunkFrames> {
             Column::new("status".into(), c.d_status),
         ],
     )?;
-    Ok(ChunkFrames {
-        customers,
-        touchpoints,
-        deals,
-    })
+    Ok(ChunkFrames { customers, touchpoints, deals })
 }

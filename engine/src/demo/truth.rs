@@ -7,46 +7,16 @@ use serde::Serialize;
 use super::city::{City, CORE, PREMIUM_HOME};
 
 /// Channels, in a fixed order.
-pub const CHANNELS: [&str; 10] = [
-    "billboard",
-    "bus_body",
-    "metro",
-    "wechat",
-    "portal",
-    "exhibition",
-    "office_lobby",
-    "cafe",
-    "referral",
-    "walk_in",
-];
+pub const CHANNELS: [&str; 10] =
+    ["billboard", "bus_body", "metro", "wechat", "portal", "exhibition", "office_lobby", "cafe", "referral", "walk_in"];
 
 /// Chinese labels used in campaign names.
-pub const CHANNEL_LABELS: [&str; 10] = [
-    "户外广告牌",
-    "公交车身",
-    "地铁",
-    "微信",
-    "房产门户",
-    "房展会",
-    "写字楼大堂",
-    "咖啡馆",
-    "老带新",
-    "自然到访",
-];
+pub const CHANNEL_LABELS: [&str; 10] =
+    ["户外广告牌", "公交车身", "地铁", "微信", "房产门户", "房展会", "写字楼大堂", "咖啡馆", "老带新", "自然到访"];
 
 /// Marketing spend per channel and year for every 10,000 customers, in CNY.
-pub const CHANNEL_SPEND: [f64; 10] = [
-    1_300_000.0,
-    1_600_000.0,
-    1_000_000.0,
-    600_000.0,
-    800_000.0,
-    500_000.0,
-    450_000.0,
-    220_000.0,
-    150_000.0,
-    0.0,
-];
+pub const CHANNEL_SPEND: [f64; 10] =
+    [1_300_000.0, 1_600_000.0, 1_000_000.0, 600_000.0, 800_000.0, 500_000.0, 450_000.0, 220_000.0, 150_000.0, 0.0];
 
 /// Budget at or above which a prospect is "high-budget".
 pub const HIGH_BUDGET: f64 = 3_000_000.0;
@@ -127,10 +97,7 @@ impl Effects {
 
     #[must_use]
     pub fn of(&self, channel: &str) -> &Effect {
-        self.channels
-            .iter()
-            .find(|(c, _)| c == channel)
-            .map_or(&self.channels[0].1, |(_, e)| e)
+        self.channels.iter().find(|(c, _)| c == channel).map_or(&self.channels[0].1, |(_, e)| e)
     }
 }
 
@@ -164,8 +131,7 @@ pub struct Truth {
     pub avenues: Vec<super::city::Avenue>,
     pub effects: Effects,
     /// District -> channel -> multiplier of the channel's effect there.
-    pub district_multipliers:
-        std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
+    pub district_multipliers: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
     /// Channels by planted buying effect, strongest first.
     pub strongest_channels_buy: Vec<String>,
     pub dataset_end: NaiveDate,
@@ -176,25 +142,13 @@ impl Truth {
     #[must_use]
     pub fn new(city: &City, seed: u64, customers: u64) -> Truth {
         let effects = Effects::planted();
-        let mut ranked: Vec<(String, f64)> = effects
-            .channels
-            .iter()
-            .map(|(c, e)| (c.clone(), e.buy))
-            .collect();
+        let mut ranked: Vec<(String, f64)> = effects.channels.iter().map(|(c, e)| (c.clone(), e.buy)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let district_multipliers = city
             .districts
             .0
             .iter()
-            .map(|d| {
-                (
-                    d.name.clone(),
-                    CHANNELS
-                        .iter()
-                        .map(|c| ((*c).to_string(), multiplier(c, &d.name)))
-                        .collect(),
-                )
-            })
+            .map(|d| (d.name.clone(), CHANNELS.iter().map(|c| ((*c).to_string(), multiplier(c, &d.name))).collect()))
             .collect();
         Truth {
             seed,

@@ -49,26 +49,29 @@ pub struct Dataset {
 impl Dataset {
     /// Loads and validates every table in `dir`. Only `customers` is mandatory.
     pub fn load(dir: &Path) -> Result<Dataset> {
-        let meta = std::fs::metadata(dir).map_err(|source| Error::Read {
-            path: dir.into(),
-            source,
-        })?;
+        Self::load_tables(dir, &Table::ALL)
+    }
+
+    /// Loads and validates `customers` plus the listed tables (those present in `dir`); the
+    /// others are left unread. A heatmap needs customers and deals only, and skipping the
+    /// touchpoints is most of the work at scale.
+    pub fn load_tables(dir: &Path, tables: &[Table]) -> Result<Dataset> {
+        let meta = std::fs::metadata(dir).map_err(|source| Error::Read { path: dir.into(), source })?;
         if !meta.is_dir() {
-            return Err(Error::Schema {
-                path: dir.into(),
-                message: "not a directory".into(),
-            });
+            return Err(Error::Schema { path: dir.into(), message: "not a directory".into() });
         }
         let mut report = IngestReport::default();
         let mut rejects = Vec::new();
         let mut frames: BTreeMap<Table, DataFrame> = BTreeMap::new();
         for table in Table::ALL {
+            if table != Table::Customers && !tables.contains(&table) {
+                continue;
+            }
             let Some((path, format)) = find_table_file(dir, table.name()) else {
                 if table == Table::Customers {
                     return Err(Error::Schema {
                         path: dir.into(),
-                        message: "no customers.csv or customers.parquet (the one mandatory table)"
-                            .into(),
+                        message: "no customers.csv or customers.parquet (the one mandatory table)".into(),
                     });
                 }
                 continue;
@@ -77,11 +80,7 @@ impl Dataset {
             let v = validate(table, raw, frames.get(&Table::Customers))?;
             report.tables.insert(
                 table.name(),
-                TableReport {
-                    read: v.read,
-                    accepted: v.frame.height() as u64,
-                    rejected: v.rejects.len() as u64,
-                },
+                TableReport { read: v.read, accepted: v.frame.height() as u64, rejected: v.rejects.len() as u64 },
             );
             rejects.extend(v.rejects);
             frames.insert(table, v.frame);
@@ -91,9 +90,7 @@ impl Dataset {
             .remove(&Table::Customers)
             .ok_or_else(|| Error::Internal("customers vanished after validation".into()))?;
         Ok(Dataset {
-            name: dir
-                .file_name()
-                .map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned()),
+            name: dir.file_name().map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned()),
             dir: dir.into(),
             customers,
             touchpoints: frames.remove(&Table::Touchpoints),
@@ -138,11 +135,6 @@ fn load_districts(dir: &Path) -> Result<Option<Districts>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-        path: path.clone(),
-        source,
-    })?;
-    Districts::from_geojson(&text)
-        .map(Some)
-        .map_err(|message| Error::Schema { path, message })
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+    Districts::from_geojson(&text).map(Some).map_err(|message| Error::Schema { path, message })
 }

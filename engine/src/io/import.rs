@@ -29,29 +29,15 @@ pub fn sales_to_tables(path: &Path, cols: &SalesColumns) -> Result<(DataFrame, D
     let raw = read_table(path, format)?;
     for c in [&cols.lat, &cols.lng, &cols.price] {
         if !raw.frame.schema().contains(c) {
-            return Err(Error::Schema {
-                path: path.into(),
-                message: format!("missing column '{c}'"),
-            });
+            return Err(Error::Schema { path: path.into(), message: format!("missing column '{c}'") });
         }
     }
     let id = (lit("S") + col(ROW).cast(DataType::String)).alias("customer_id");
     let base = raw.frame.lazy().with_column(id);
-    let reserved = [
-        ROW,
-        "customer_id",
-        cols.lat.as_str(),
-        cols.lng.as_str(),
-        cols.price.as_str(),
-        "",
-        "rownames",
-    ];
+    let reserved = [ROW, "customer_id", cols.lat.as_str(), cols.lng.as_str(), cols.price.as_str(), "", "rownames"];
     let schema = base.clone().collect_schema()?;
-    let attributes: Vec<Expr> = schema
-        .iter_names()
-        .filter(|n| !reserved.contains(&n.as_str()))
-        .map(|n| col(n.as_str()))
-        .collect();
+    let attributes: Vec<Expr> =
+        schema.iter_names().filter(|n| !reserved.contains(&n.as_str())).map(|n| col(n.as_str())).collect();
     let mut select = vec![
         col("customer_id"),
         col(cols.lat.as_str()).alias("home_lat"),

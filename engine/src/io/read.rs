@@ -54,10 +54,7 @@ pub fn find_table_file(dir: &Path, name: &str) -> Option<(PathBuf, TableFormat)>
 pub fn read_table(path: &Path, format: TableFormat) -> Result<RawTable> {
     match format {
         TableFormat::Csv => {
-            let bytes = fs::read(path).map_err(|source| Error::Read {
-                path: path.into(),
-                source,
-            })?;
+            let bytes = fs::read(path).map_err(|source| Error::Read { path: path.into(), source })?;
             read_csv_bytes(path, bytes)
         }
         TableFormat::Parquet => read_parquet(path),
@@ -65,34 +62,17 @@ pub fn read_table(path: &Path, format: TableFormat) -> Result<RawTable> {
 }
 
 fn schema_error(path: &Path, message: impl Into<String>) -> Error {
-    Error::Schema {
-        path: path.into(),
-        message: message.into(),
-    }
+    Error::Schema { path: path.into(), message: message.into() }
 }
 
 fn read_parquet(path: &Path) -> Result<RawTable> {
-    let file = fs::File::open(path).map_err(|source| Error::Read {
-        path: path.into(),
-        source,
-    })?;
+    let file = fs::File::open(path).map_err(|source| Error::Read { path: path.into(), source })?;
     let frame = ParquetReader::new(file)
-        .with_row_index(Some(RowIndex {
-            name: ROW.into(),
-            offset: 1,
-        }))
+        .with_row_index(Some(RowIndex { name: ROW.into(), offset: 1 }))
         .finish()
         .map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?;
-    let frame = frame
-        .lazy()
-        .with_column(col(ROW).cast(DataType::UInt64))
-        .collect()?;
-    Ok(RawTable {
-        path: path.into(),
-        read: frame.height() as u64,
-        frame,
-        early_rejects: Vec::new(),
-    })
+    let frame = frame.lazy().with_column(col(ROW).cast(DataType::UInt64)).collect()?;
+    Ok(RawTable { path: path.into(), read: frame.height() as u64, frame, early_rejects: Vec::new() })
 }
 
 /// Parses CSV bytes (header row required). `path` only names the source in errors.
@@ -112,10 +92,7 @@ pub fn read_csv_bytes(path: &Path, bytes: Vec<u8>) -> Result<RawTable> {
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
         .with_raise_if_empty(false)
-        .map_parse_options(|p| {
-            p.with_encoding(CsvEncoding::Utf8)
-                .with_missing_is_null(true)
-        })
+        .map_parse_options(|p| p.with_encoding(CsvEncoding::Utf8).with_missing_is_null(true))
         .into_reader_with_file_handle(Cursor::new(frame_bytes))
         .finish()
         .map_err(|e| schema_error(path, format!("not a readable CSV file ({e})")))?;
@@ -133,12 +110,7 @@ pub fn read_csv_bytes(path: &Path, bytes: Vec<u8>) -> Result<RawTable> {
     }
     frame.with_column(Column::new(ROW.into(), rows))?;
     check_header(path, &frame)?;
-    Ok(RawTable {
-        path: path.into(),
-        frame,
-        read: scan.records,
-        early_rejects: scan.rejects,
-    })
+    Ok(RawTable { path: path.into(), frame, read: scan.records, early_rejects: scan.rejects })
 }
 
 fn strip_bom(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -155,10 +127,7 @@ fn check_header(path: &Path, frame: &DataFrame) -> Result<()> {
             return Err(schema_error(path, "header has an empty column name"));
         }
         if !seen.insert(name.as_str()) {
-            return Err(schema_error(
-                path,
-                format!("header names column '{name}' twice"),
-            ));
+            return Err(schema_error(path, format!("header names column '{name}' twice")));
         }
     }
     Ok(())
@@ -171,18 +140,12 @@ struct Scan {
 }
 
 fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes)
+    csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes)
 }
 
 fn scan_records(path: &Path, bytes: &[u8]) -> Result<Scan> {
     let mut reader = csv_reader(bytes);
-    let header = reader
-        .byte_headers()
-        .map_err(|e| schema_error(path, format!("unreadable header ({e})")))?
-        .clone();
+    let header = reader.byte_headers().map_err(|e| schema_error(path, format!("unreadable header ({e})")))?.clone();
     if std::str::from_utf8(header.as_slice()).is_err() {
         return Err(schema_error(path, "header is not valid UTF-8"));
     }
@@ -201,38 +164,22 @@ fn scan_records(path: &Path, bytes: &[u8]) -> Result<Scan> {
                         reason: format!("row has {} fields, header has {header_len}", record.len()),
                     });
                 } else if std::str::from_utf8(record.as_slice()).is_err() {
-                    rejects.push(EarlyReject {
-                        row: records,
-                        reason: "invalid UTF-8 bytes".into(),
-                    });
+                    rejects.push(EarlyReject { row: records, reason: "invalid UTF-8 bytes".into() });
                 }
             }
-            Err(e) => {
-                return Err(schema_error(
-                    path,
-                    format!("CSV structure broken after row {records} ({e})"),
-                ))
-            }
+            Err(e) => return Err(schema_error(path, format!("CSV structure broken after row {records} ({e})"))),
         }
     }
-    Ok(Scan {
-        records,
-        header_len,
-        rejects,
-    })
+    Ok(Scan { records, header_len, rejects })
 }
 
 /// Re-serialises the good records so the parser never sees a bad one; returns their row numbers.
 fn rewrite_without(bytes: &[u8], scan: &Scan) -> Result<(Vec<u8>, Vec<u64>)> {
     let bad: std::collections::HashSet<u64> = scan.rejects.iter().map(|r| r.row).collect();
     let mut reader = csv_reader(bytes);
-    let mut writer = csv::WriterBuilder::new()
-        .flexible(false)
-        .from_writer(Vec::with_capacity(bytes.len()));
+    let mut writer = csv::WriterBuilder::new().flexible(false).from_writer(Vec::with_capacity(bytes.len()));
     let internal = |e: csv::Error| Error::Internal(format!("re-serialising CSV: {e}"));
-    writer
-        .write_byte_record(reader.byte_headers().map_err(internal)?)
-        .map_err(internal)?;
+    writer.write_byte_record(reader.byte_headers().map_err(internal)?).map_err(internal)?;
     let mut rows = Vec::with_capacity(scan.records as usize - bad.len());
     let mut record = csv::ByteRecord::new();
     let mut row = 0u64;
@@ -243,9 +190,7 @@ fn rewrite_without(bytes: &[u8], scan: &Scan) -> Result<(Vec<u8>, Vec<u64>)> {
             rows.push(row);
         }
     }
-    let clean = writer
-        .into_inner()
-        .map_err(|e| Error::Internal(format!("re-serialising CSV: {e}")))?;
+    let clean = writer.into_inner().map_err(|e| Error::Internal(format!("re-serialising CSV: {e}")))?;
     Ok((clean, rows))
 }
 
@@ -262,19 +207,9 @@ mod tests {
         let t = read(b"a,b\n1,2\n3\n4,5,6\n7,8\n").unwrap();
         assert_eq!(t.read, 4);
         assert_eq!(t.frame.height(), 2);
-        let rows: Vec<u64> = t
-            .frame
-            .column(ROW)
-            .unwrap()
-            .u64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let rows: Vec<u64> = t.frame.column(ROW).unwrap().u64().unwrap().into_no_null_iter().collect();
         assert_eq!(rows, vec![1, 4]);
-        assert_eq!(
-            t.early_rejects.iter().map(|r| r.row).collect::<Vec<_>>(),
-            vec![2, 3]
-        );
+        assert_eq!(t.early_rejects.iter().map(|r| r.row).collect::<Vec<_>>(), vec![2, 3]);
     }
 
     #[test]
@@ -299,14 +234,7 @@ mod tests {
     #[test]
     fn quoted_newlines_keep_row_numbers() {
         let t = read(b"a,b\n\"x\ny\",2\n3\n5,6\n").unwrap();
-        let rows: Vec<u64> = t
-            .frame
-            .column(ROW)
-            .unwrap()
-            .u64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let rows: Vec<u64> = t.frame.column(ROW).unwrap().u64().unwrap().into_no_null_iter().collect();
         assert_eq!(rows, vec![1, 3]);
     }
 }

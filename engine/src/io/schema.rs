@@ -18,19 +18,11 @@ pub struct ColumnSpec {
 }
 
 const fn req(name: &'static str, kind: Kind) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        kind,
-        required: true,
-    }
+    ColumnSpec { name, kind, required: true }
 }
 
 const fn opt(name: &'static str, kind: Kind) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        kind,
-        required: false,
-    }
+    ColumnSpec { name, kind, required: false }
 }
 
 /// The tables a dataset directory may hold, in load order (customers first: the others refer to it).
@@ -45,14 +37,8 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
-        Table::Customers,
-        Table::Campaigns,
-        Table::Touchpoints,
-        Table::Deals,
-        Table::Sites,
-        Table::Projects,
-    ];
+    pub const ALL: [Table; 6] =
+        [Table::Customers, Table::Campaigns, Table::Touchpoints, Table::Deals, Table::Sites, Table::Projects];
 
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -100,13 +86,8 @@ const CUSTOMERS: &[ColumnSpec] = &[
     opt("referred_by", Str),
 ];
 
-const TOUCHPOINTS: &[ColumnSpec] = &[
-    req("customer_id", Str),
-    req("ts", Datetime),
-    req("channel", Str),
-    opt("campaign_id", Str),
-    opt("event", Str),
-];
+const TOUCHPOINTS: &[ColumnSpec] =
+    &[req("customer_id", Str), req("ts", Datetime), req("channel", Str), opt("campaign_id", Str), opt("event", Str)];
 
 const DEALS: &[ColumnSpec] = &[
     req("deal_id", Str),
@@ -139,12 +120,7 @@ const SITES: &[ColumnSpec] = &[
     opt("reach_m", F64),
 ];
 
-const PROJECTS: &[ColumnSpec] = &[
-    req("project_id", Str),
-    req("lat", F64),
-    req("lng", F64),
-    opt("name", Str),
-];
+const PROJECTS: &[ColumnSpec] = &[req("project_id", Str), req("lat", F64), req("lng", F64), opt("name", Str)];
 
 /// Touchpoint events SPEC §2 allows; a missing event means `lead`.
 pub const EVENTS: [&str; 5] = ["lead", "visit", "call", "click", "impression"];

@@ -21,11 +21,7 @@ pub struct Rule {
 
 impl Rule {
     pub fn new(column: &str, reason: impl Into<String>, bad: Expr) -> Self {
-        Rule {
-            column: column.into(),
-            reason: reason.into(),
-            bad,
-        }
+        Rule { column: column.into(), reason: reason.into(), bad }
     }
 }
 
@@ -48,18 +44,18 @@ pub struct Validated {
 
 const RAW_PREFIX: &str = "__raw_";
 const RULE_COL: &str = "__rule";
+const DUP_COL: &str = "__dup";
+
+/// Column of `deals` and `touchpoints`: the row of the referenced customer in the accepted
+/// customers frame, so analytics reach a customer's columns by index instead of by string join.
+pub const CUSTOMER_ROW: &str = "__customer_row";
 
 fn raw_name(name: &str) -> String {
     format!("{RAW_PREFIX}{name}")
 }
 
 fn date_opts(format: &str) -> StrptimeOptions {
-    StrptimeOptions {
-        format: Some(format.into()),
-        strict: false,
-        exact: true,
-        cache: true,
-    }
+    StrptimeOptions { format: Some(format.into()), strict: false, exact: true, cache: true }
 }
 
 const DATETIME_FORMATS: [&str; 6] = [
@@ -76,14 +72,7 @@ fn parse_datetime(text: Expr) -> Expr {
     let text = text.str().strip_chars_end(lit("Z"));
     let mut tries: Vec<Expr> = DATETIME_FORMATS
         .iter()
-        .map(|f| {
-            text.clone().str().to_datetime(
-                Some(TimeUnit::Microseconds),
-                None,
-                date_opts(f),
-                lit("raise"),
-            )
-        })
+        .map(|f| text.clone().str().to_datetime(Some(TimeUnit::Microseconds), None, date_opts(f), lit("raise")))
         .collect();
     tries.push(parse_date(text).cast(DataType::Datetime(TimeUnit::Microseconds, None)));
     coalesce(&tries)
@@ -93,10 +82,7 @@ fn parse_date(text: Expr) -> Expr {
     coalesce(&[
         text.clone().str().to_date(date_opts("%Y-%m-%d")),
         text.clone().str().to_date(date_opts("%Y/%m/%d")),
-        text.str()
-            .slice(lit(0), lit(10))
-            .str()
-            .to_date(date_opts("%Y-%m-%d")),
+        text.str().slice(lit(0), lit(10)).str().to_date(date_opts("%Y-%m-%d")),
     ])
 }
 
@@ -111,9 +97,7 @@ fn convert(name: &str, dtype: &DataType, kind: Kind) -> Expr {
         Kind::F64 if dtype.is_primitive_numeric() => c.cast(DataType::Float64),
         Kind::F64 => lit(NULL).cast(DataType::Float64),
         Kind::Date if is_text => parse_date(c.str().strip_chars(lit(NULL))),
-        Kind::Date if matches!(dtype, DataType::Date | DataType::Datetime(..)) => {
-            c.cast(DataType::Date)
-        }
+        Kind::Date if matches!(dtype, DataType::Date | DataType::Datetime(..)) => c.cast(DataType::Date),
         Kind::Date => lit(NULL).cast(DataType::Date),
         Kind::Datetime if is_text => parse_datetime(c.str().strip_chars(lit(NULL))),
         Kind::Datetime if matches!(dtype, DataType::Date | DataType::Datetime(..)) => {
@@ -163,9 +147,7 @@ fn typed(table: Table, raw: &RawTable) -> Result<(LazyFrame, Vec<Rule>)> {
             rules.push(Rule::new(
                 spec.name,
                 what,
-                col(raw_name(spec.name))
-                    .is_not_null()
-                    .and(col(spec.name).is_null()),
+                col(raw_name(spec.name)).is_not_null().and(col(spec.name).is_null()),
             ));
         }
         if spec.kind == Kind::F64 {
@@ -177,18 +159,9 @@ fn typed(table: Table, raw: &RawTable) -> Result<(LazyFrame, Vec<Rule>)> {
         }
         exprs.push(converted.alias(spec.name));
         if spec.required {
-            rules.push(Rule::new(
-                spec.name,
-                format!("missing {}", spec.name),
-                col(spec.name).is_null(),
-            ));
+            rules.push(Rule::new(spec.name, format!("missing {}", spec.name), col(spec.name).is_null()));
             if spec.kind == Kind::Str {
-                let blank = col(spec.name)
-                    .str()
-                    .strip_chars(lit(NULL))
-                    .str()
-                    .len_bytes()
-                    .eq(lit(0u32));
+                let blank = col(spec.name).str().len_bytes().eq(lit(0u32));
                 rules.push(Rule::new(spec.name, format!("empty {}", spec.name), blank));
             }
         }
@@ -207,11 +180,7 @@ fn out_of_range(column: &str, lo: f64, hi: f64) -> Rule {
 }
 
 fn negative(column: &str) -> Rule {
-    Rule::new(
-        column,
-        format!("{column} negative"),
-        col(column).lt(lit(0.0)),
-    )
+    Rule::new(column, format!("{column} negative"), col(column).lt(lit(0.0)))
 }
 
 /// Rules for one lat/lng pair named `{prefix}lat`, `{prefix}lng`.
@@ -230,23 +199,13 @@ fn coordinate_rules(prefix: &str, what: &str) -> Vec<Rule> {
         ),
         out_of_range(&lat, -90.0, 90.0),
         out_of_range(&lng, -180.0, 180.0),
-        Rule::new(
-            &lat,
-            format!("{what} at (0, 0)"),
-            col(&lat).eq(lit(0.0)).and(col(&lng).eq(lit(0.0))),
-        ),
+        Rule::new(&lat, format!("{what} at (0, 0)"), col(&lat).eq(lit(0.0)).and(col(&lng).eq(lit(0.0)))),
     ]
 }
 
 fn one_of(column: &str, allowed: &[&str]) -> Rule {
-    let ok = allowed
-        .iter()
-        .fold(lit(false), |acc, v| acc.or(col(column).eq(lit(*v))));
-    Rule::new(
-        column,
-        format!("{column} not one of {}", allowed.join(", ")),
-        col(column).is_not_null().and(ok.not()),
-    )
+    let ok = allowed.iter().fold(lit(false), |acc, v| acc.or(col(column).eq(lit(*v))));
+    Rule::new(column, format!("{column} not one of {}", allowed.join(", ")), col(column).is_not_null().and(ok.not()))
 }
 
 fn table_rules(table: Table) -> Vec<Rule> {
@@ -264,18 +223,10 @@ fn table_rules(table: Table) -> Vec<Rule> {
             rules
         }
         Table::Touchpoints => vec![one_of("event", &EVENTS)],
-        Table::Deals => vec![
-            negative("price"),
-            negative("area_sqm"),
-            one_of("status", &DEAL_STATUSES),
-        ],
+        Table::Deals => vec![negative("price"), negative("area_sqm"), one_of("status", &DEAL_STATUSES)],
         Table::Campaigns => vec![
             negative("cost"),
-            Rule::new(
-                "end_date",
-                "end_date before start_date",
-                col("end_date").lt(col("start_date")),
-            ),
+            Rule::new("end_date", "end_date before start_date", col("end_date").lt(col("start_date"))),
         ],
         Table::Sites => {
             let mut rules = coordinate_rules("", "site");
@@ -293,34 +244,65 @@ fn table_rules(table: Table) -> Vec<Rule> {
 }
 
 /// Applies `rules` to `lf`; returns the rows that break none, and the rejects.
-pub fn apply_rules(
-    table: Table,
-    lf: LazyFrame,
-    rules: &[Rule],
-) -> Result<(DataFrame, Vec<Reject>)> {
+///
+/// Rows are flagged with one OR over the rules' boolean masks (cheap on every row); which rule a
+/// row broke first is worked out on the rejected rows only.
+pub fn apply_rules(table: Table, lf: LazyFrame, rules: &[Rule]) -> Result<(DataFrame, Vec<Reject>)> {
+    let any_bad = rules.iter().fold(lit(false), |acc, r| acc.or(r.bad.clone().fill_null(lit(false))));
+    let flagged = lf.with_column(any_bad.alias(RULE_COL)).collect()?;
+    let mask = flagged.column(RULE_COL)?.bool()?.clone();
+    if mask.sum().unwrap_or(0) == 0 {
+        // The common case: nothing to reject, no copy.
+        return Ok((flagged.drop(RULE_COL)?, Vec::new()));
+    }
+    let accepted = flagged.filter(&!&mask)?.drop(RULE_COL)?;
     let mut which = lit(NULL).cast(DataType::UInt32);
     for (i, rule) in rules.iter().enumerate().rev() {
-        which = when(rule.bad.clone().fill_null(lit(false)))
-            .then(lit(i as u32))
-            .otherwise(which);
+        which = when(rule.bad.clone().fill_null(lit(false))).then(lit(i as u32)).otherwise(which);
     }
-    let flagged = lf.with_column(which.alias(RULE_COL)).collect()?;
-    let mask = flagged.column(RULE_COL)?.is_null();
-    let accepted = flagged.filter(&mask)?.drop(RULE_COL)?;
-    let rejected = flagged.filter(&!&mask)?;
+    let rejected = flagged.filter(&mask)?.lazy().select([col(ROW), which.alias(RULE_COL)]).collect()?;
     let rows = rejected.column(ROW)?.u64()?;
     let rule_ix = rejected.column(RULE_COL)?.u32()?;
-    let rejects = rows
-        .into_no_null_iter()
-        .zip(rule_ix.into_no_null_iter())
-        .map(|(row, i)| Reject {
-            table: table.name(),
-            row,
-            column: rules[i as usize].column.clone(),
-            reason: rules[i as usize].reason.clone(),
-        })
-        .collect();
+    let mut rejects = Vec::with_capacity(rejected.height());
+    for (row, i) in rows.iter().zip(rule_ix.iter()) {
+        let (Some(row), Some(i)) = (row, i) else {
+            return Err(Error::Internal(format!("{}: a flagged row broke no rule", table.name())));
+        };
+        let rule = &rules[i as usize];
+        rejects.push(Reject { table: table.name(), row, column: rule.column.clone(), reason: rule.reason.clone() });
+    }
     Ok((accepted, rejects))
+}
+
+/// True on rows whose id repeats an earlier row's. Sorted ids (most exports) are checked by
+/// comparing neighbours, in one pass; otherwise by hashing.
+fn repeated_ids(frame: &DataFrame, id: &str) -> Result<Column> {
+    let ids = frame.column(id)?.str()?;
+    let mut sorted = true;
+    let mut prev: Option<&str> = None;
+    for v in ids.iter() {
+        if let (Some(a), Some(b)) = (prev, v) {
+            if b < a {
+                sorted = false;
+                break;
+            }
+        }
+        prev = v.or(prev);
+    }
+    if sorted {
+        let mut prev: Option<&str> = None;
+        let repeated: BooleanChunked = ids
+            .iter()
+            .map(|v| {
+                let dup = v.is_some() && v == prev;
+                prev = v.or(prev);
+                Some(dup)
+            })
+            .collect();
+        return Ok(repeated.with_name(DUP_COL.into()).into_column());
+    }
+    let firsts = frame.clone().lazy().select([col(id).is_first_distinct().not().alias(DUP_COL)]).collect()?;
+    Ok(firsts.column(DUP_COL)?.clone())
 }
 
 fn id_column(table: Table) -> &'static str {
@@ -339,12 +321,7 @@ pub fn validate(table: Table, raw: RawTable, customers: Option<&DataFrame>) -> R
     let mut rejects: Vec<Reject> = raw
         .early_rejects
         .iter()
-        .map(|r| Reject {
-            table: table.name(),
-            row: r.row,
-            column: String::new(),
-            reason: r.reason.clone(),
-        })
+        .map(|r| Reject { table: table.name(), row: r.row, column: String::new(), reason: r.reason.clone() })
         .collect();
 
     // Pass 1: types, required values, ranges.
@@ -356,38 +333,29 @@ pub fn validate(table: Table, raw: RawTable, customers: Option<&DataFrame>) -> R
     // Pass 2: uniqueness of the table's own id among the rows that passed.
     if table != Table::Touchpoints {
         let id = id_column(table);
-        let dup = Rule::new(
-            id,
-            format!("duplicate {id}"),
-            col(id).is_first_distinct().not(),
-        );
+        frame.with_column(repeated_ids(&frame, id)?)?;
+        let dup = Rule::new(id, format!("duplicate {id}"), col(DUP_COL));
         let (kept, dups) = apply_rules(table, frame.lazy(), &[dup])?;
-        frame = kept;
+        frame = kept.drop(DUP_COL)?;
         rejects.extend(dups);
     }
 
     // Pass 3: references to customers.
     if matches!(table, Table::Touchpoints | Table::Deals) {
-        let known = customers
-            .ok_or_else(|| Error::Internal("customers must be validated first".into()))?
-            .clone()
-            .lazy()
-            .select([col("customer_id"), lit(true).alias("__known")]);
-        let what = if table == Table::Deals {
-            "deal"
-        } else {
-            "touchpoint"
-        };
-        let lf = frame
-            .lazy()
-            .left_join(known, col("customer_id"), col("customer_id"));
-        let rule = Rule::new(
-            "customer_id",
-            format!("{what} for unknown customer"),
-            col("__known").is_null(),
+        let customers = customers.ok_or_else(|| Error::Internal("customers must be validated first".into()))?;
+        // Hash the (few) distinct referenced ids, not every customer.
+        let referenced = frame.clone().lazy().select([col("customer_id")]).unique(None, UniqueKeepStrategy::Any);
+        let known = customers.clone().lazy().select([col("customer_id")]).with_row_index(CUSTOMER_ROW, None).join(
+            referenced,
+            [col("customer_id")],
+            [col("customer_id")],
+            JoinArgs::new(JoinType::Inner),
         );
+        let what = if table == Table::Deals { "deal" } else { "touchpoint" };
+        let lf = frame.lazy().left_join(known, col("customer_id"), col("customer_id"));
+        let rule = Rule::new("customer_id", format!("{what} for unknown customer"), col(CUSTOMER_ROW).is_null());
         let (kept, orphans) = apply_rules(table, lf, &[rule])?;
-        frame = kept.drop("__known")?;
+        frame = kept;
         rejects.extend(orphans);
     }
 
@@ -408,11 +376,7 @@ pub fn validate(table: Table, raw: RawTable, customers: Option<&DataFrame>) -> R
         )));
     }
     rejects.sort_by_key(|r| r.row);
-    Ok(Validated {
-        frame,
-        read: raw.read,
-        rejects,
-    })
+    Ok(Validated { frame, read: raw.read, rejects })
 }
 
 /// Drops helper columns and fills documented defaults.
@@ -443,10 +407,12 @@ fn numeric_attributes(table: Table, mut frame: DataFrame) -> Result<DataFrame> {
         .collect();
     for name in extras {
         let text = frame.column(&name)?.clone();
-        let trimmed = text
-            .str()?
-            .apply_values(|s| std::borrow::Cow::Owned(s.trim().to_string()))
-            .into_column();
+        // Cheap look at the first values before converting a whole column.
+        let looks_numeric = text.str()?.iter().flatten().take(1000).all(|v| v.trim().parse::<f64>().is_ok());
+        if !looks_numeric {
+            continue;
+        }
+        let trimmed = text.str()?.apply_values(|s| std::borrow::Cow::Owned(s.trim().to_string())).into_column();
         let parsed = trimmed.cast(&DataType::Float64)?;
         if parsed.null_count() == text.null_count() && text.len() > text.null_count() {
             frame.with_column(parsed.with_name(name.clone()))?;
@@ -465,12 +431,7 @@ fn check_wkt(frame: DataFrame) -> Result<(DataFrame, Vec<Reject>)> {
         let problem = text.and_then(|t| crate::spatial::geometry::parse_site_wkt(t).err());
         keep.push(problem.is_none());
         if let Some(reason) = problem {
-            rejects.push(Reject {
-                table: "sites",
-                row,
-                column: "wkt".into(),
-                reason,
-            });
+            rejects.push(Reject { table: "sites", row, column: "wkt".into(), reason });
         }
     }
     let mask = BooleanChunked::from_slice("keep".into(), &keep);
@@ -482,28 +443,10 @@ pub fn rejects_frame(rejects: &[Reject]) -> Result<DataFrame> {
     Ok(DataFrame::new(
         rejects.len(),
         vec![
-            Column::new(
-                "table".into(),
-                rejects.iter().map(|r| r.table).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "row".into(),
-                rejects.iter().map(|r| r.row).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "column".into(),
-                rejects
-                    .iter()
-                    .map(|r| r.column.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "reason".into(),
-                rejects
-                    .iter()
-                    .map(|r| r.reason.as_str())
-                    .collect::<Vec<_>>(),
-            ),
+            Column::new("table".into(), rejects.iter().map(|r| r.table).collect::<Vec<_>>()),
+            Column::new("row".into(), rejects.iter().map(|r| r.row).collect::<Vec<_>>()),
+            Column::new("column".into(), rejects.iter().map(|r| r.column.as_str()).collect::<Vec<_>>()),
+            Column::new("reason".into(), rejects.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>()),
         ],
     )?)
 }

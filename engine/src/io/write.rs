@@ -33,11 +33,7 @@ impl OutputFormat {
     /// assert!(OutputFormat::from_path(Path::new("/tmp/a.xlsx")).is_err());
     /// ```
     pub fn from_path(path: &Path) -> Result<Self> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         Self::from_name(&ext).ok_or_else(|| {
             Error::bad_input(format!(
                 "cannot tell the output format of '{}': use .parquet, .csv, .geojson, .arrow, .json, .png or .svg",
@@ -64,14 +60,8 @@ impl OutputFormat {
 
 /// Runs `write` against a temporary file next to `path`, then renames it into place, so a
 /// reader never sees a half-written file.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<&mut File>) -> Result<()>,
-) -> Result<()> {
-    let fail = |message: String| Error::Write {
-        path: path.into(),
-        message,
-    };
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<&mut File>) -> Result<()>) -> Result<()> {
+    let fail = |message: String| Error::Write { path: path.into(), message };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -115,17 +105,13 @@ fn encode_frame<W: Write>(frame: &DataFrame, format: OutputFormat, w: &mut W) ->
         OutputFormat::Csv => CsvWriter::new(w).include_header(true).finish(&mut frame)?,
         OutputFormat::Arrow => IpcWriter::new(w).finish(&mut frame)?,
         OutputFormat::Json => {
-            serde_json::to_writer(&mut *w, &frame_to_json_rows(&frame)?)
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            serde_json::to_writer(&mut *w, &frame_to_json_rows(&frame)?).map_err(|e| Error::Internal(e.to_string()))?;
         }
         OutputFormat::GeoJson => {
-            serde_json::to_writer(&mut *w, &cells_geojson(&frame)?)
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            serde_json::to_writer(&mut *w, &cells_geojson(&frame)?).map_err(|e| Error::Internal(e.to_string()))?;
         }
         OutputFormat::Png | OutputFormat::Svg => {
-            return Err(Error::bad_input(
-                "a table cannot be written as an image; use the analytic's renderer",
-            ))
+            return Err(Error::bad_input("a table cannot be written as an image; use the analytic's renderer"))
         }
     }
     Ok(())
@@ -135,10 +121,7 @@ fn encode_frame<W: Write>(frame: &DataFrame, format: OutputFormat, w: &mut W) ->
 pub fn write_frame(frame: &DataFrame, path: &Path) -> Result<()> {
     let format = OutputFormat::from_path(path)?;
     if matches!(format, OutputFormat::Png | OutputFormat::Svg) {
-        return Err(Error::bad_input(format!(
-            "{} is an image format; this output is a table",
-            path.display()
-        )));
+        return Err(Error::bad_input(format!("{} is an image format; this output is a table", path.display())));
     }
     write_atomic(path, |w| encode_frame(frame, format, w))
 }
@@ -162,11 +145,7 @@ fn any_to_json(v: AnyValue) -> Value {
 
 /// A frame as a JSON array of row objects (small aggregate tables only).
 pub fn frame_to_json_rows(frame: &DataFrame) -> Result<Value> {
-    let names: Vec<String> = frame
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
+    let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
     let columns = frame.columns();
     let mut rows = Vec::with_capacity(frame.height());
     for i in 0..frame.height() {
@@ -193,13 +172,8 @@ pub fn cells_geojson(frame: &DataFrame) -> Result<Value> {
         .iter()
         .zip(rows)
         .map(|(id, props)| {
-            let cell = id
-                .and_then(|s| u64::from_str_radix(s, 16).ok())
-                .unwrap_or(0);
-            let mut ring: Vec<[f64; 2]> = h3::boundary(cell)
-                .into_iter()
-                .map(|(x, y)| [x, y])
-                .collect();
+            let cell = id.and_then(|s| u64::from_str_radix(s, 16).ok()).unwrap_or(0);
+            let mut ring: Vec<[f64; 2]> = h3::boundary(cell).into_iter().map(|(x, y)| [x, y]).collect();
             if let Some(first) = ring.first().copied() {
                 ring.push(first);
             }

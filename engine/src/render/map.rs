@@ -5,10 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use polars::prelude::*;
 
-use super::{
-    class_of, draw_err, encode_png, ensure_font, quantile_breaks, short_number, ImageFormat,
-    FAMILY, RAMP,
-};
+use super::{class_of, draw_err, encode_png, ensure_font, quantile_breaks, short_number, ImageFormat, FAMILY, RAMP};
 use crate::error::{Error, Result};
 use crate::spatial::{h3, Districts};
 
@@ -89,11 +86,7 @@ impl Layer {
         let breaks = quantile_breaks(&values, RAMP.len());
         let pad_x = ((x1 - x0) * 0.06).max(0.01);
         let pad_y = ((y1 - y0) * 0.06).max(0.01);
-        Ok(Layer {
-            hexes,
-            breaks,
-            bounds: (x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y),
-        })
+        Ok(Layer { hexes, breaks, bounds: (x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y) })
     }
 }
 
@@ -111,12 +104,7 @@ fn focus(hexes: &[(Vec<(f64, f64)>, f64)]) -> (f64, f64, f64, f64) {
         }
         acc += v.max(0.0);
         for &(x, y) in ring {
-            bounds = (
-                bounds.0.min(x),
-                bounds.1.min(y),
-                bounds.2.max(x),
-                bounds.3.max(y),
-            );
+            bounds = (bounds.0.min(x), bounds.1.min(y), bounds.2.max(x), bounds.3.max(y));
         }
     }
     bounds
@@ -146,30 +134,15 @@ impl Projection {
         let coslat = ((y0 + y1) / 2.0).to_radians().cos().max(0.05);
         let (pw, ph) = (f64::from(panel.2 - panel.0), f64::from(panel.3 - panel.1));
         let scale = (pw / ((x1 - x0) * coslat)).min(ph / (y1 - y0));
-        let used = (
-            ((x1 - x0) * coslat * scale) as i32,
-            ((y1 - y0) * scale) as i32,
-        );
-        let offset = (
-            panel.0 + (panel.2 - panel.0 - used.0) / 2,
-            panel.1 + (panel.3 - panel.1 - used.1) / 2,
-        );
-        Projection {
-            origin: (x0, y0),
-            scale,
-            coslat,
-            offset,
-            height: used.1,
-        }
+        let used = (((x1 - x0) * coslat * scale) as i32, ((y1 - y0) * scale) as i32);
+        let offset = (panel.0 + (panel.2 - panel.0 - used.0) / 2, panel.1 + (panel.3 - panel.1 - used.1) / 2);
+        Projection { origin: (x0, y0), scale, coslat, offset, height: used.1 }
     }
 
     fn px(&self, (lng, lat): (f64, f64)) -> (i32, i32) {
         let x = (lng - self.origin.0) * self.coslat * self.scale;
         let y = (lat - self.origin.1) * self.scale;
-        (
-            self.offset.0 + x.round() as i32,
-            self.offset.1 + self.height - y.round() as i32,
-        )
+        (self.offset.0 + x.round() as i32, self.offset.1 + self.height - y.round() as i32)
     }
 
     /// Metres per pixel (1 degree of latitude ~ 111.32 km).
@@ -182,44 +155,24 @@ fn text_style(size: u32, color: RGBColor) -> TextStyle<'static> {
     (FAMILY, size).into_font().color(&color)
 }
 
-fn draw<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    spec: &MapSpec,
-    layer: &Layer,
-) -> Result<()> {
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &MapSpec, layer: &Layer) -> Result<()> {
     let (w, h) = (spec.size.0 as i32, spec.size.1 as i32);
     root.fill(&WHITE).map_err(draw_err)?;
     let legend_w = 210;
     let panel = (20, 80, w - legend_w - 20, h - 50);
     let proj = Projection::new(layer.bounds, panel);
-    let inside = |p: (i32, i32)| {
-        p.0 >= panel.0 - 2 && p.0 <= panel.2 + 2 && p.1 >= panel.1 - 2 && p.1 <= panel.3 + 2
-    };
+    let inside = |p: (i32, i32)| p.0 >= panel.0 - 2 && p.0 <= panel.2 + 2 && p.1 >= panel.1 - 2 && p.1 <= panel.3 + 2;
 
     // Districts below the cells, clipped to the panel by skipping outside points.
     let districts = spec.districts.map(|d| d.0.as_slice()).unwrap_or(&[]);
     for d in districts {
         for poly in &d.shape.0 {
-            let pts: Vec<(i32, i32)> = poly
-                .exterior()
-                .coords()
-                .map(|c| proj.px((c.x, c.y)))
-                .collect();
+            let pts: Vec<(i32, i32)> = poly.exterior().coords().map(|c| proj.px((c.x, c.y))).collect();
             if pts.iter().any(|p| inside(*p)) {
-                let clipped: Vec<(i32, i32)> = pts
-                    .iter()
-                    .map(|&(x, y)| (x.clamp(panel.0, panel.2), y.clamp(panel.1, panel.3)))
-                    .collect();
-                root.draw(&Polygon::new(
-                    clipped.clone(),
-                    RGBColor(243, 243, 240).filled(),
-                ))
-                .map_err(draw_err)?;
-                root.draw(&PathElement::new(
-                    clipped,
-                    RGBColor(150, 150, 150).stroke_width(1),
-                ))
-                .map_err(draw_err)?;
+                let clipped: Vec<(i32, i32)> =
+                    pts.iter().map(|&(x, y)| (x.clamp(panel.0, panel.2), y.clamp(panel.1, panel.3))).collect();
+                root.draw(&Polygon::new(clipped.clone(), RGBColor(243, 243, 240).filled())).map_err(draw_err)?;
+                root.draw(&PathElement::new(clipped, RGBColor(150, 150, 150).stroke_width(1))).map_err(draw_err)?;
             }
         }
     }
@@ -229,47 +182,24 @@ fn draw<DB: DrawingBackend>(
         if pts.is_empty() || !pts.iter().all(|p| inside(*p)) {
             continue;
         }
-        let color = if *v > 0.0 {
-            RAMP[class_of(*v, &layer.breaks)]
-        } else {
-            RGBColor(226, 226, 226)
-        };
-        root.draw(&Polygon::new(pts.clone(), color.mix(0.9).filled()))
-            .map_err(draw_err)?;
+        let color = if *v > 0.0 { RAMP[class_of(*v, &layer.breaks)] } else { RGBColor(226, 226, 226) };
+        root.draw(&Polygon::new(pts.clone(), color.mix(0.9).filled())).map_err(draw_err)?;
         let mut outline = pts;
         outline.push(outline[0]);
-        root.draw(&PathElement::new(
-            outline,
-            RGBColor(120, 60, 40).mix(0.35).stroke_width(1),
-        ))
-        .map_err(draw_err)?;
+        root.draw(&PathElement::new(outline, RGBColor(120, 60, 40).mix(0.35).stroke_width(1))).map_err(draw_err)?;
     }
 
     for d in districts {
         let p = proj.px(d.label);
         if inside(p) && p.1 > panel.1 + 10 {
-            root.draw(&Text::new(
-                d.name.clone(),
-                (p.0 - 18, p.1 - 8),
-                text_style(15, RGBColor(70, 70, 70)),
-            ))
-            .map_err(draw_err)?;
+            root.draw(&Text::new(d.name.clone(), (p.0 - 18, p.1 - 8), text_style(15, RGBColor(70, 70, 70))))
+                .map_err(draw_err)?;
         }
     }
 
     // Title and subtitle.
-    root.draw(&Text::new(
-        spec.title.clone(),
-        (20, 16),
-        text_style(24, BLACK),
-    ))
-    .map_err(draw_err)?;
-    root.draw(&Text::new(
-        spec.subtitle.clone(),
-        (20, 50),
-        text_style(15, RGBColor(90, 90, 90)),
-    ))
-    .map_err(draw_err)?;
+    root.draw(&Text::new(spec.title.clone(), (20, 16), text_style(24, BLACK))).map_err(draw_err)?;
+    root.draw(&Text::new(spec.subtitle.clone(), (20, 50), text_style(15, RGBColor(90, 90, 90)))).map_err(draw_err)?;
 
     draw_legend(root, spec.metric, &layer.breaks, (w - legend_w, 90))?;
     draw_scale_bar(root, &proj, (30, h - 30))?;
@@ -283,50 +213,29 @@ fn draw_legend<DB: DrawingBackend>(
     at: (i32, i32),
 ) -> Result<()> {
     let (x, mut y) = at;
-    root.draw(&Text::new(
-        metric.replace('_', " "),
-        (x, y),
-        text_style(16, BLACK),
-    ))
-    .map_err(draw_err)?;
+    root.draw(&Text::new(metric.replace('_', " "), (x, y), text_style(16, BLACK))).map_err(draw_err)?;
     y += 28;
     let mut lower = 0.0;
     for (i, upper) in breaks.iter().enumerate() {
         let color = RAMP[class_of(*upper, breaks).min(RAMP.len() - 1)];
-        root.draw(&Rectangle::new([(x, y), (x + 26, y + 18)], color.filled()))
-            .map_err(draw_err)?;
+        root.draw(&Rectangle::new([(x, y), (x + 26, y + 18)], color.filled())).map_err(draw_err)?;
         let label = if i == 0 {
             format!("≤ {}", short_number(*upper))
         } else {
             format!("{} – {}", short_number(lower), short_number(*upper))
         };
-        root.draw(&Text::new(label, (x + 34, y + 2), text_style(14, BLACK)))
-            .map_err(draw_err)?;
+        root.draw(&Text::new(label, (x + 34, y + 2), text_style(14, BLACK))).map_err(draw_err)?;
         lower = *upper;
         y += 24;
     }
-    root.draw(&Rectangle::new(
-        [(x, y), (x + 26, y + 18)],
-        RGBColor(226, 226, 226).filled(),
-    ))
-    .map_err(draw_err)?;
-    root.draw(&Text::new("0", (x + 34, y + 2), text_style(14, BLACK)))
-        .map_err(draw_err)?;
+    root.draw(&Rectangle::new([(x, y), (x + 26, y + 18)], RGBColor(226, 226, 226).filled())).map_err(draw_err)?;
+    root.draw(&Text::new("0", (x + 34, y + 2), text_style(14, BLACK))).map_err(draw_err)?;
     y += 30;
-    root.draw(&Text::new(
-        "quantile classes",
-        (x, y),
-        text_style(12, RGBColor(110, 110, 110)),
-    ))
-    .map_err(draw_err)?;
+    root.draw(&Text::new("quantile classes", (x, y), text_style(12, RGBColor(110, 110, 110)))).map_err(draw_err)?;
     Ok(())
 }
 
-fn draw_scale_bar<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    proj: &Projection,
-    at: (i32, i32),
-) -> Result<()> {
+fn draw_scale_bar<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, proj: &Projection, at: (i32, i32)) -> Result<()> {
     let target_px = 140.0;
     let metres = proj.metres_per_px() * target_px;
     let nice = [1.0, 2.0, 5.0]
@@ -337,25 +246,10 @@ fn draw_scale_bar<DB: DrawingBackend>(
     let px = (nice / proj.metres_per_px()).round() as i32;
     let (x, y) = at;
     let black = BLACK.stroke_width(2);
-    root.draw(&PathElement::new(vec![(x, y), (x + px, y)], black))
-        .map_err(draw_err)?;
-    root.draw(&PathElement::new(vec![(x, y - 6), (x, y + 1)], black))
-        .map_err(draw_err)?;
-    root.draw(&PathElement::new(
-        vec![(x + px, y - 6), (x + px, y + 1)],
-        black,
-    ))
-    .map_err(draw_err)?;
-    let label = if nice >= 1000.0 {
-        format!("{} km", nice / 1000.0)
-    } else {
-        format!("{nice} m")
-    };
-    root.draw(&Text::new(
-        label,
-        (x + px + 8, y - 9),
-        text_style(14, BLACK),
-    ))
-    .map_err(draw_err)?;
+    root.draw(&PathElement::new(vec![(x, y), (x + px, y)], black)).map_err(draw_err)?;
+    root.draw(&PathElement::new(vec![(x, y - 6), (x, y + 1)], black)).map_err(draw_err)?;
+    root.draw(&PathElement::new(vec![(x + px, y - 6), (x + px, y + 1)], black)).map_err(draw_err)?;
+    let label = if nice >= 1000.0 { format!("{} km", nice / 1000.0) } else { format!("{nice} m") };
+    root.draw(&Text::new(label, (x + px + 8, y - 9), text_style(14, BLACK))).map_err(draw_err)?;
     Ok(())
 }

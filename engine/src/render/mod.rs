@@ -64,18 +64,12 @@ pub const RAMP: [RGBColor; 7] = [
 /// Class breaks: upper bounds of `classes` quantile classes over the positive values.
 #[must_use]
 pub fn quantile_breaks(values: &[f64], classes: usize) -> Vec<f64> {
-    let mut v: Vec<f64> = values
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite() && *x > 0.0)
-        .collect();
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite() && *x > 0.0).collect();
     if v.is_empty() || classes == 0 {
         return Vec::new();
     }
     v.sort_by(f64::total_cmp);
-    let mut breaks: Vec<f64> = (1..=classes)
-        .map(|i| v[(i * v.len()).div_ceil(classes) - 1])
-        .collect();
+    let mut breaks: Vec<f64> = (1..=classes).map(|i| v[(i * v.len()).div_ceil(classes) - 1]).collect();
     breaks.dedup_by(|a, b| a == b);
     breaks
 }
@@ -83,10 +77,7 @@ pub fn quantile_breaks(values: &[f64], classes: usize) -> Vec<f64> {
 /// The class of `x` given `breaks` (upper bounds).
 #[must_use]
 pub fn class_of(x: f64, breaks: &[f64]) -> usize {
-    breaks
-        .iter()
-        .position(|b| x <= *b)
-        .unwrap_or(breaks.len().saturating_sub(1))
+    breaks.iter().position(|b| x <= *b).unwrap_or(breaks.len().saturating_sub(1))
 }
 
 /// A short human number: 1234567 -> "1.23M", 0.123 -> "0.123".

@@ -32,9 +32,7 @@ impl Districts {
     /// Parses a GeoJSON FeatureCollection of Polygon / MultiPolygon features with a `name`.
     pub fn from_geojson(text: &str) -> Result<Districts, String> {
         let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
-        let features = doc["features"]
-            .as_array()
-            .ok_or("not a FeatureCollection")?;
+        let features = doc["features"].as_array().ok_or("not a FeatureCollection")?;
         let mut out = Vec::new();
         for (i, f) in features.iter().enumerate() {
             let geometry = &f["geometry"];
@@ -51,10 +49,7 @@ impl Districts {
                 _ => continue,
             };
             let props = &f["properties"];
-            let name = props["name"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("district {}", i + 1));
+            let name = props["name"].as_str().map(str::to_owned).unwrap_or_else(|| format!("district {}", i + 1));
             let id = match &f["id"] {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -65,12 +60,7 @@ impl Districts {
                 .as_array()
                 .and_then(|cp| Some((cp.first()?.as_f64()?, cp.get(1)?.as_f64()?)))
                 .unwrap_or_else(|| (bbox.center().x, bbox.center().y));
-            out.push(District {
-                id,
-                name,
-                label,
-                shape,
-            });
+            out.push(District { id, name, label, shape });
         }
         Ok(Districts(out))
     }
@@ -94,14 +84,8 @@ impl Districts {
         let first = it.next()?;
         Some(it.fold(first, |a, b| {
             Rect::new(
-                Coord {
-                    x: a.min().x.min(b.min().x),
-                    y: a.min().y.min(b.min().y),
-                },
-                Coord {
-                    x: a.max().x.max(b.max().x),
-                    y: a.max().y.max(b.max().y),
-                },
+                Coord { x: a.min().x.min(b.min().x), y: a.min().y.min(b.min().y) },
+                Coord { x: a.max().x.max(b.max().x), y: a.max().y.max(b.max().y) },
             )
         }))
     }
@@ -136,10 +120,6 @@ mod tests {
         let d = Districts::wuhan();
         assert_eq!(d.0.len(), 13);
         let wuchang = d.by_name("武昌区").expect("Wuchang");
-        assert_eq!(
-            d.locate(wuchang.label.0, wuchang.label.1)
-                .map(|x| x.name.as_str()),
-            Some("武昌区")
-        );
+        assert_eq!(d.locate(wuchang.label.0, wuchang.label.1).map(|x| x.name.as_str()), Some("武昌区"));
     }
 }

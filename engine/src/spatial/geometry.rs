@@ -18,19 +18,15 @@ pub enum SiteGeometry {
 /// ```
 pub fn parse_site_wkt(text: &str) -> Result<SiteGeometry, String> {
     use std::str::FromStr;
-    let parsed =
-        wkt::Wkt::<f64>::from_str(text.trim()).map_err(|e| format!("invalid WKT ({e})"))?;
-    let geometry: Geometry<f64> = parsed
-        .try_into()
-        .map_err(|_| "invalid WKT (empty geometry)".to_string())?;
+    let parsed = wkt::Wkt::<f64>::from_str(text.trim()).map_err(|e| format!("invalid WKT ({e})"))?;
+    let geometry: Geometry<f64> = parsed.try_into().map_err(|_| "invalid WKT (empty geometry)".to_string())?;
     let site = match geometry {
         Geometry::Point(p) => SiteGeometry::Point(p),
         Geometry::LineString(l) if l.0.len() >= 2 => SiteGeometry::Line(l),
         Geometry::LineString(_) => return Err("LINESTRING needs at least two points".into()),
         _ => return Err("WKT must be a POINT or a LINESTRING".into()),
     };
-    let in_range =
-        |c: geo::Coord<f64>| (-180.0..=180.0).contains(&c.x) && (-90.0..=90.0).contains(&c.y);
+    let in_range = |c: geo::Coord<f64>| (-180.0..=180.0).contains(&c.x) && (-90.0..=90.0).contains(&c.y);
     let ok = match &site {
         SiteGeometry::Point(p) => in_range(p.0),
         SiteGeometry::Line(l) => l.coords().all(|c| in_range(*c)),

@@ -24,9 +24,7 @@ impl Res {
         if res <= 15 {
             Ok(Res(res))
         } else {
-            Err(Error::bad_input(format!(
-                "resolution {res} out of range [0, 15]"
-            )))
+            Err(Error::bad_input(format!("resolution {res} out of range [0, 15]")))
         }
     }
 
@@ -86,10 +84,7 @@ pub fn cells(lat: &[Option<f64>], lng: &[Option<f64>], res: Res) -> Vec<Option<u
                     }
                 }
                 let valid = (-90.0..=90.0).contains(&la) && (-180.0..=180.0).contains(&lo);
-                let cell = valid
-                    .then(|| LatLng::new(la, lo).ok())
-                    .flatten()
-                    .map(|p| u64::from(p.to_cell(r)));
+                let cell = valid.then(|| LatLng::new(la, lo).ok()).flatten().map(|p| u64::from(p.to_cell(r)));
                 last = Some(((la, lo), cell));
                 cell
             })
@@ -106,9 +101,7 @@ pub fn hex_string(cell: u64) -> String {
 /// Boundary of a cell as (lng, lat) vertices, not closed.
 #[must_use]
 pub fn boundary(cell: u64) -> Vec<(f64, f64)> {
-    CellIndex::try_from(cell)
-        .map(|c| c.boundary().iter().map(|p| (p.lng(), p.lat())).collect())
-        .unwrap_or_default()
+    CellIndex::try_from(cell).map(|c| c.boundary().iter().map(|p| (p.lng(), p.lat())).collect()).unwrap_or_default()
 }
 
 /// Centre of a cell as (lng, lat).
@@ -124,12 +117,7 @@ pub fn center(cell: u64) -> Option<(f64, f64)> {
 #[must_use]
 pub fn disk_with_distances(cell: u64, k: u32) -> Vec<(u64, u32)> {
     CellIndex::try_from(cell)
-        .map(|c| {
-            c.grid_disk_distances::<Vec<_>>(k)
-                .into_iter()
-                .map(|(n, d)| (u64::from(n), d))
-                .collect()
-        })
+        .map(|c| c.grid_disk_distances::<Vec<_>>(k).into_iter().map(|(n, d)| (u64::from(n), d)).collect())
         .unwrap_or_default()
 }
 
