@@ -1,9 +1,11 @@
 //! Heatmap cost curve: load + validate the customers and deals (Parquet), then res-9 work cells
-//! for the high-budget segment, as `custmap heatmap` does. Sizes from `CUSTMAP_BENCH_SIZES`.
+//! for the high-budget segment, as `custmap heatmap` does; then the cells alone from a loaded
+//! dataset, and a coarser map served from a cached base. Sizes from `CUSTMAP_BENCH_SIZES`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use custmap_benches::{demo_city, Size};
 use custmap_engine::analytics::{heatmap, HeatmapBase, HeatmapParams, Location};
+use custmap_engine::io::schema::Table;
 use custmap_engine::spatial::Res;
 use custmap_engine::Dataset;
 
@@ -26,7 +28,7 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(size.customers()));
         group.bench_with_input(BenchmarkId::new("load+cells", size.label()), &dir, |b, dir| {
             b.iter(|| {
-                let ds = Dataset::load(dir).expect("load");
+                let ds = Dataset::load_tables(dir, &[Table::Deals]).expect("load");
                 heatmap(&ds, &params()).expect("heatmap").cells.height()
             });
         });

@@ -355,7 +355,8 @@ fn params_at(res: u8) -> HeatmapParams {
 #[test]
 fn packed_key_clash_falls_back_to_exact_groups() {
     use custmap_engine::analytics::HeatmapBase;
-    let customers = b"customer_id,work_lat,work_lng\nA,30.55000001,114.31\nB,30.55000002,114.31\nC,30.55000002,114.31\n";
+    let customers =
+        b"customer_id,work_lat,work_lng\nA,30.55000001,114.31\nB,30.55000002,114.31\nC,30.55000002,114.31\n";
     let (_d, ds) = load(&[("customers.csv", customers)]);
     let ds = ds.unwrap();
     let base = HeatmapBase::build(&ds, Location::Work, None, Res::new(9).unwrap()).unwrap();

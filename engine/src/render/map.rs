@@ -50,7 +50,8 @@ pub fn render_map(spec: &MapSpec, format: ImageFormat) -> Result<Vec<u8>> {
 
 /// Cells with their boundary and metric value, and the map's extent.
 struct Layer {
-    hexes: Vec<(Vec<(f64, f64)>, f64)>,
+    /// (boundary, value, merged): `merged` marks coarser cells the privacy floor made.
+    hexes: Vec<(Vec<(f64, f64)>, f64, bool)>,
     breaks: Vec<f64>,
     bounds: (f64, f64, f64, f64),
 }
@@ -69,8 +70,13 @@ impl Layer {
             let Some(cell) = id.and_then(|s| u64::from_str_radix(s, 16).ok()) else {
                 continue;
             };
-            hexes.push((h3::boundary(cell), v.unwrap_or(0.0)));
+            hexes.push((h3::boundary(cell), v.unwrap_or(0.0), h3::res_of(cell)));
         }
+        // Cells coarser than the finest present are privacy-floor merges: sums over a larger
+        // area, so they are faded and kept out of the colour classes.
+        let base = hexes.iter().map(|h| h.2).max().unwrap_or(0);
+        let mut hexes: Vec<(Vec<(f64, f64)>, f64, bool)> =
+            hexes.into_iter().map(|(r, v, res)| (r, v, res < base)).collect();
         let (mut x0, mut y0, mut x1, mut y1) = focus(&hexes);
         if hexes.is_empty() {
             // Nothing to draw: frame the districts, or a 1-degree box.
@@ -82,7 +88,7 @@ impl Layer {
         }
         // Bigger cells first so fine ones stay visible on top (merged parents are coarser).
         hexes.sort_by(|a, b| polygon_span(&b.0).total_cmp(&polygon_span(&a.0)));
-        let values: Vec<f64> = hexes.iter().map(|h| h.1).collect();
+        let values: Vec<f64> = hexes.iter().filter(|h| !h.2).map(|h| h.1).collect();
         let breaks = quantile_breaks(&values, RAMP.len());
         let pad_x = ((x1 - x0) * 0.06).max(0.01);
         let pad_y = ((y1 - y0) * 0.06).max(0.01);
@@ -92,13 +98,13 @@ impl Layer {
 
 /// Extent of the cells that hold 95% of the metric (all cells when it is zero everywhere), so
 /// a map frames where the value is rather than every outlying cell.
-fn focus(hexes: &[(Vec<(f64, f64)>, f64)]) -> (f64, f64, f64, f64) {
+fn focus(hexes: &[(Vec<(f64, f64)>, f64, bool)]) -> (f64, f64, f64, f64) {
     let total: f64 = hexes.iter().map(|h| h.1.max(0.0)).sum();
-    let mut order: Vec<&(Vec<(f64, f64)>, f64)> = hexes.iter().collect();
+    let mut order: Vec<&(Vec<(f64, f64)>, f64, bool)> = hexes.iter().collect();
     order.sort_by(|a, b| b.1.total_cmp(&a.1));
     let mut acc = 0.0;
     let mut bounds = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-    for (ring, v) in order {
+    for (ring, v, _) in order {
         if total > 0.0 && acc >= 0.95 * total {
             break;
         }
@@ -177,13 +183,14 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &MapSpec, layer
         }
     }
 
-    for (ring, v) in &layer.hexes {
+    for (ring, v, merged) in &layer.hexes {
         let pts: Vec<(i32, i32)> = ring.iter().map(|p| proj.px(*p)).collect();
         if pts.is_empty() || !pts.iter().all(|p| inside(*p)) {
             continue;
         }
         let color = if *v > 0.0 { RAMP[class_of(*v, &layer.breaks)] } else { RGBColor(226, 226, 226) };
-        root.draw(&Polygon::new(pts.clone(), color.mix(0.9).filled())).map_err(draw_err)?;
+        let alpha = if *merged { 0.3 } else { 0.9 };
+        root.draw(&Polygon::new(pts.clone(), color.mix(alpha).filled())).map_err(draw_err)?;
         let mut outline = pts;
         outline.push(outline[0]);
         root.draw(&PathElement::new(outline, RGBColor(120, 60, 40).mix(0.35).stroke_width(1))).map_err(draw_err)?;
@@ -201,7 +208,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &MapSpec, layer
     root.draw(&Text::new(spec.title.clone(), (20, 16), text_style(24, BLACK))).map_err(draw_err)?;
     root.draw(&Text::new(spec.subtitle.clone(), (20, 50), text_style(15, RGBColor(90, 90, 90)))).map_err(draw_err)?;
 
-    draw_legend(root, spec.metric, &layer.breaks, (w - legend_w, 90))?;
+    let any_merged = layer.hexes.iter().any(|h| h.2);
+    draw_legend(root, spec.metric, &layer.breaks, any_merged, (w - legend_w, 90))?;
     draw_scale_bar(root, &proj, (30, h - 30))?;
     Ok(())
 }
@@ -210,6 +218,7 @@ fn draw_legend<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     metric: &str,
     breaks: &[f64],
+    any_merged: bool,
     at: (i32, i32),
 ) -> Result<()> {
     let (x, mut y) = at;
@@ -232,6 +241,13 @@ fn draw_legend<DB: DrawingBackend>(
     root.draw(&Text::new("0", (x + 34, y + 2), text_style(14, BLACK))).map_err(draw_err)?;
     y += 30;
     root.draw(&Text::new("quantile classes", (x, y), text_style(12, RGBColor(110, 110, 110)))).map_err(draw_err)?;
+    if any_merged {
+        let note = ["faded: small cells merged", "into a coarser parent", "(privacy floor k)"];
+        for (i, line) in note.iter().enumerate() {
+            let pos = (x, y + 22 + 16 * i as i32);
+            root.draw(&Text::new(*line, pos, text_style(12, RGBColor(110, 110, 110)))).map_err(draw_err)?;
+        }
+    }
     Ok(())
 }
 
