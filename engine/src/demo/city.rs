@@ -106,7 +106,7 @@ impl City {
     /// Builds the city for a seed. Deterministic.
     pub fn build(rng: &mut ChaCha8Rng) -> City {
         let districts = Districts::wuhan();
-        let avenues = build_avenues(&districts, rng);
+        let avenues = build_avenues(rng);
         let weights: Vec<f64> =
             districts.0.iter().map(|d| if CORE.contains(&d.name.as_str()) { 1.0 } else { 0.25 }).collect();
         let place = |rng: &mut ChaCha8Rng, premium_bias: bool| {
@@ -139,13 +139,13 @@ impl City {
 }
 
 /// The planted office avenues: name, district, a start point inside it, bearing (deg from east).
-const AVENUES: [(&str, &str, (f64, f64), f64, f64); 3] = [
-    ("建设大道 Jianshe Avenue", "江汉区", (114.2620, 30.5950), 35.0, 0.40),
+pub const AVENUES: [(&str, &str, (f64, f64), f64, f64); 3] = [
+    ("建设大道 Jianshe Avenue", "江汉区", (114.2520, 30.5900), 40.0, 0.40),
     ("中北路 Zhongbei Road", "武昌区", (114.3300, 30.5450), 70.0, 0.35),
     ("珞喻路 Luoyu Road (Optics Valley)", "洪山区", (114.3700, 30.5050), 0.0, 0.25),
 ];
 
-fn build_avenues(districts: &Districts, rng: &mut ChaCha8Rng) -> Vec<Avenue> {
+fn build_avenues(rng: &mut ChaCha8Rng) -> Vec<Avenue> {
     AVENUES
         .iter()
         .map(|&(name, district, start, bearing, weight)| {
@@ -159,8 +159,7 @@ fn build_avenues(districts: &Districts, rng: &mut ChaCha8Rng) -> Vec<Avenue> {
                     snap(offset(start, dx * along - dy * side, dy * along + dx * side))
                 })
                 .collect();
-            let district = districts.locate(start.0, start.1).map_or_else(|| district.to_string(), |d| d.name.clone());
-            Avenue { name, district, from: snap(start), to: snap(to), weight, towers }
+            Avenue { name, district: district.to_string(), from: snap(start), to: snap(to), weight, towers }
         })
         .collect()
 }
@@ -247,4 +246,21 @@ fn build_sites(districts: &Districts, avenues: &[Avenue], rng: &mut ChaCha8Rng) 
         }
     }
     sites
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn avenues_and_their_towers_lie_in_their_declared_districts() {
+        let city = City::build(&mut ChaCha8Rng::seed_from_u64(1));
+        for a in &city.avenues {
+            for t in &a.towers {
+                let found = city.district_of(*t).map(|d| city.districts.0[d].name.as_str());
+                assert_eq!(found, Some(a.district.as_str()), "{} tower at {t:?}", a.name);
+            }
+        }
+    }
 }

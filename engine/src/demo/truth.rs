@@ -101,8 +101,10 @@ impl Effects {
     }
 }
 
-/// Districts holding the office avenues (where lobby and café ads work best).
-pub const HOT_WORK_DISTRICTS: [&str; 3] = ["江汉区", "武昌区", "洪山区"];
+/// True for the districts holding the office avenues (where lobby and café ads work best).
+fn is_hot(district: &str) -> bool {
+    super::city::AVENUES.iter().any(|a| a.1 == district)
+}
 
 /// How a channel's effect scales in a district: lobby and café ads work 1.5x where the office
 /// avenues are and 0.5x elsewhere; outdoor ads (billboard, bus body) 1.6x outside the core and
@@ -110,7 +112,7 @@ pub const HOT_WORK_DISTRICTS: [&str; 3] = ["江汉区", "武昌区", "洪山区"
 #[must_use]
 pub fn multiplier(channel: &str, district: &str) -> f64 {
     match channel {
-        "office_lobby" | "cafe" if HOT_WORK_DISTRICTS.contains(&district) => 1.5,
+        "office_lobby" | "cafe" if is_hot(district) => 1.5,
         "office_lobby" | "cafe" => 0.5,
         "billboard" | "bus_body" if !CORE.contains(&district) => 1.6,
         "billboard" | "bus_body" => 0.8,
