@@ -1,5 +1,6 @@
 //! Engine integration tests: one binary, a module per area.
 
+mod attribution;
 mod common;
 mod demo;
 mod heatmap;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use custmap_engine::analytics::{heatmap, HeatmapParams, HeatmapResult, KFloor, Location};
+use custmap_engine::analytics::{
+    attribution, heatmap, AttributionParams, By, HeatmapParams, HeatmapResult, KFloor, Location, Model,
+};
 use custmap_engine::demo::{self, DemoFormat, DemoParams};
 use custmap_engine::io::import::{sales_to_tables, SalesColumns};
 use custmap_engine::io::schema::Table;
@@ -32,6 +34,12 @@ struct Cli {
 enum FormatArg {
     Csv,
     Parquet,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ByArg {
+    Channel,
+    Campaign,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,6 +96,27 @@ enum Command {
         /// Metric that colours a map (.png/.svg).
         #[arg(long, default_value = "purchasing_power")]
         metric: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Credit conversions and revenue to channels or campaigns; cost, CPL, CPA, ROI, ROAS.
+    /// Format from --out's extension (.csv .parquet .arrow .json).
+    Attribution {
+        dir: PathBuf,
+        /// first_touch, last_touch, linear, time_decay, position_based, markov, shapley, or all.
+        #[arg(long, default_value = "markov")]
+        model: String,
+        #[arg(long, value_enum, default_value = "channel")]
+        by: ByArg,
+        /// Lookback window in days.
+        #[arg(long, default_value_t = 365)]
+        window: u32,
+        /// Half-life of the time_decay model, in days.
+        #[arg(long, default_value_t = 30.0)]
+        half_life: f64,
+        /// Order of the Markov chain.
+        #[arg(long, default_value_t = 1)]
+        order: u8,
         #[arg(long)]
         out: PathBuf,
     },
@@ -155,6 +184,19 @@ fn run(command: Command) -> Result<(), Error> {
                 ..HeatmapParams::default()
             };
             run_heatmap(&dir, &params, &metric, &out)
+        }
+        Command::Attribution { dir, model, by, window, half_life, order, out } => {
+            let params = AttributionParams {
+                models: Model::parse_list(&model)?,
+                by: match by {
+                    ByArg::Channel => By::Channel,
+                    ByArg::Campaign => By::Campaign,
+                },
+                window_days: window,
+                half_life_days: half_life,
+                markov_order: order,
+            };
+            run_attribution(&dir, &params, &out)
         }
         Command::ImportSales { file, out, lat, lng, price, date } => {
             run_import(&file, &out, &SalesColumns { lat, lng, price, date })
@@ -323,6 +365,45 @@ fn map_subtitle(result: &HeatmapResult, params: &HeatmapParams) -> String {
         result.suppressed.merged,
         result.suppressed.dropped
     )
+}
+
+fn run_attribution(dir: &Path, params: &AttributionParams, out: &Path) -> Result<(), Error> {
+    let format = OutputFormat::from_path(out)?;
+    if matches!(format, OutputFormat::Png | OutputFormat::Svg | OutputFormat::GeoJson) {
+        return Err(Error::BadInput(format!(
+            "{}: attribution writes tables (.csv .parquet .arrow .json); charts are not available yet",
+            out.display()
+        )));
+    }
+    params.check()?;
+    let ds = load(dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
+    let pb = spinner("attributing");
+    let result = attribution(&ds, params)?;
+    pb.finish_and_clear();
+    if format == OutputFormat::Json {
+        let doc = serde_json::json!({
+            "dataset": ds.name,
+            "model": params.models.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "by": params.by,
+            "window": params.window_days,
+            "unattributed": {"conversions": result.unattributed.0, "revenue": result.unattributed.1},
+            "shapley_std_error": result.shapley_std_error,
+            "rows": custmap_engine::io::write::frame_to_json_rows(&result.table)?,
+        });
+        custmap_engine::io::write::write_atomic(out, |w| {
+            serde_json::to_writer(w, &doc).map_err(|e| Error::Internal(e.to_string()))
+        })?;
+    } else {
+        write_frame(&result.table, out)?;
+    }
+    println!(
+        "wrote {} rows to {} ({} conversions with no touch in the {}-day window left unattributed)",
+        result.table.height(),
+        out.display(),
+        result.unattributed.0,
+        params.window_days
+    );
+    Ok(())
 }
 
 fn run_import(file: &Path, out: &Path, cols: &SalesColumns) -> Result<(), Error> {

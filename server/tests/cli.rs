@@ -203,3 +203,50 @@ fn sacramento_real_sales_revenue_heatmap() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn attribution_writes_a_table_per_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(&tmp, "attr.csv");
+    let o = custmap(&[
+        "attribution",
+        city().to_str().unwrap(),
+        "--model",
+        "all",
+        "--by",
+        "channel",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with("model,channel,conversions,revenue,cost,leads,visits,cpl,cpa,roi,roas,notes"), "{text}");
+    for m in ["first_touch", "last_touch", "linear", "time_decay", "position_based", "markov", "shapley"] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{m},"))), "no {m} rows");
+    }
+    let json = out_path(&tmp, "attr.json");
+    let o = custmap(&["attribution", city().to_str().unwrap(), "--by", "campaign", "--out", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    assert_eq!(doc["by"], "campaign");
+    assert!(doc["rows"][0]["campaign"].is_string());
+}
+
+#[test]
+fn attribution_bad_input_is_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = city().to_str().unwrap();
+    let out = out_path(&tmp, "a.csv");
+    assert_user_error(
+        &custmap(&["attribution", dir, "--model", "magic", "--out", out.to_str().unwrap()]),
+        "unknown model 'magic'",
+    );
+    assert_user_error(&custmap(&["attribution", dir, "--window", "0", "--out", out.to_str().unwrap()]), "window");
+    assert_user_error(&custmap(&["attribution", dir, "--order", "9", "--out", out.to_str().unwrap()]), "order");
+    // A dataset without touchpoints cannot be attributed.
+    std::fs::write(tmp.path().join("customers.csv"), "customer_id,home_lat,home_lng\nA,30.5,114.3\n").unwrap();
+    assert_user_error(
+        &custmap(&["attribution", tmp.path().to_str().unwrap(), "--out", out.to_str().unwrap()]),
+        "touchpoints",
+    );
+}

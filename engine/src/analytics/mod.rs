@@ -1,10 +1,12 @@
 //! Analytics: one module per analytic. They take a [`crate::Dataset`] and typed params and
 //! return frames or plain structs; they do no file or network I/O.
 
+pub mod attribution;
 pub mod heatmap;
 pub mod privacy;
 pub mod segment;
 
+pub use attribution::{attribution, AttributionParams, AttributionResult, By, Model};
 pub use heatmap::{heatmap, HeatmapBase, HeatmapParams, HeatmapResult, Location};
 pub use privacy::{KFloor, Suppressed};
 pub use segment::Segment;

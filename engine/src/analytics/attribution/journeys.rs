@@ -1,0 +1,250 @@
+//! Journeys: each customer's touchpoints in time order, up to their first signed deal (the
+//! conversion) or the dataset's end, within a lookback window.
+//!
+//! Rules (SPEC §4, documented here once):
+//! - Touches are touchpoints with any event except `visit`; visits are funnel events, counted per
+//!   channel, not path steps (a visit's channel would otherwise count the last channel twice).
+//! - A conversion is the customer's first signed deal, at the end of its signing day (touches on
+//!   that day count), valued at its price. Cancelled deals never convert.
+//! - The window looks back `window_days` from the conversion, or from the dataset's end for
+//!   customers who did not convert. The dataset's end is the latest touch or signing.
+//! - Ties in time are ordered by channel name, then campaign id, so results never depend on
+//!   file order.
+//! - A customer with `referred_by` gets a `referral` touch at `created_at` (or just before their
+//!   first touch when `created_at` is missing) when no touch of theirs comes earlier.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::io::validate::CUSTOMER_ROW;
+use crate::io::Dataset;
+
+/// What a journey's steps are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    Channel,
+    Campaign,
+}
+
+impl By {
+    #[must_use]
+    pub fn column(self) -> &'static str {
+        match self {
+            By::Channel => "channel",
+            By::Campaign => "campaign",
+        }
+    }
+}
+
+/// The channel name referrals get.
+pub const REFERRAL: &str = "referral";
+/// Campaign key of touches without a campaign.
+pub const NO_CAMPAIGN: &str = "(no campaign)";
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// One step of a journey.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Touch {
+    pub key: u32,
+    /// Microseconds since the epoch.
+    pub ts: i64,
+}
+
+/// A customer's journey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Journey {
+    pub touches: Vec<Touch>,
+    /// (time in microseconds, value) of the conversion, if any.
+    pub conversion: Option<(i64, f64)>,
+}
+
+/// All journeys of a dataset, keyed by channel or campaign.
+#[derive(Debug, Clone, Default)]
+pub struct Journeys {
+    /// Key names; a touch's `key` indexes this.
+    pub keys: Vec<String>,
+    pub journeys: Vec<Journey>,
+    /// Per key: customers whose first touch (ever, not only in the window) it is.
+    pub leads: Vec<u64>,
+    /// Per key: visit events.
+    pub visits: Vec<u64>,
+    /// Per key: the channel it belongs to (the key itself when keyed by channel).
+    pub channel_of: Vec<String>,
+    /// First and last instant of the data (microseconds).
+    pub period: (i64, i64),
+}
+
+impl Journeys {
+    /// Total conversions and their value.
+    #[must_use]
+    pub fn totals(&self) -> (f64, f64) {
+        self.journeys.iter().filter_map(|j| j.conversion).fold((0.0, 0.0), |(n, v), (_, value)| (n + 1.0, v + value))
+    }
+}
+
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+    channel_of: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, key: &str, channel: &str) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(key.to_string(), id);
+        self.names.push(key.to_string());
+        self.channel_of.push(channel.to_string());
+        id
+    }
+}
+
+/// Builds the journeys of `ds` keyed by `by`, with a lookback window of `window_days`.
+pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
+    let Some(touchpoints) = ds.touchpoints.as_ref() else {
+        return Err(Error::bad_input("attribution needs a touchpoints table"));
+    };
+    let window = i64::from(window_days) * DAY_US;
+    let tp = touchpoints
+        .clone()
+        .lazy()
+        .select([
+            col(CUSTOMER_ROW).cast(DataType::UInt32),
+            col("ts").cast(DataType::Int64).alias("ts"),
+            col("channel"),
+            col("campaign_id").fill_null(lit(NO_CAMPAIGN)),
+            col("event"),
+        ])
+        .sort([CUSTOMER_ROW, "ts", "channel", "campaign_id"], SortMultipleOptions::default().with_maintain_order(true))
+        .collect()?;
+    let conversions = first_conversions(ds)?;
+    let referrals = referrals(ds)?;
+
+    let rows = tp.column(CUSTOMER_ROW)?.u32()?;
+    let ts = tp.column("ts")?.i64()?;
+    let channel = tp.column("channel")?.str()?;
+    let campaign = tp.column("campaign_id")?.str()?;
+    let event = tp.column("event")?.str()?;
+
+    let mut keys = Interner { ids: HashMap::new(), names: Vec::new(), channel_of: Vec::new() };
+    let referral_key = |keys: &mut Interner| match by {
+        By::Channel => keys.id(REFERRAL, REFERRAL),
+        By::Campaign => keys.id("(referral)", REFERRAL),
+    };
+    let mut end = ts.max().unwrap_or(0);
+    let mut start = ts.min().unwrap_or(0);
+    for (t, _) in conversions.values() {
+        end = end.max(*t);
+    }
+
+    // Per customer: raw touches (all time), visits counted on the way.
+    let mut per_customer: Vec<(u32, Vec<Touch>)> = Vec::new();
+    let mut visits: HashMap<u32, u64> = HashMap::new();
+    for i in 0..tp.height() {
+        let (Some(row), Some(t), Some(ch), Some(cp), Some(ev)) =
+            (rows.get(i), ts.get(i), channel.get(i), campaign.get(i), event.get(i))
+        else {
+            continue;
+        };
+        let key = match by {
+            By::Channel => keys.id(ch, ch),
+            By::Campaign => keys.id(cp, ch),
+        };
+        if ev == "visit" {
+            *visits.entry(key).or_default() += 1;
+            continue;
+        }
+        match per_customer.last_mut() {
+            Some((r, touches)) if *r == row => touches.push(Touch { key, ts: t }),
+            _ => per_customer.push((row, vec![Touch { key, ts: t }])),
+        }
+    }
+    // Referred customers without any touch still have a journey.
+    let seen: std::collections::HashSet<u32> = per_customer.iter().map(|(r, _)| *r).collect();
+    for row in referrals.keys() {
+        if !seen.contains(row) {
+            per_customer.push((*row, Vec::new()));
+        }
+    }
+
+    let mut leads: HashMap<u32, u64> = HashMap::new();
+    let mut journeys = Vec::with_capacity(per_customer.len());
+    for (row, mut touches) in per_customer {
+        if let Some(created) = referrals.get(&row) {
+            let first = touches.first().map(|t| t.ts);
+            let at = created.or(first.map(|f| f - 1)).unwrap_or(end);
+            if first.is_none_or(|f| at <= f) {
+                let key = referral_key(&mut keys);
+                touches.insert(0, Touch { key, ts: at });
+                start = start.min(at);
+            }
+        }
+        let Some(first) = touches.first() else { continue };
+        *leads.entry(first.key).or_default() += 1;
+        let conversion = conversions.get(&row).copied();
+        let horizon = conversion.map_or(end, |(t, _)| t);
+        touches.retain(|t| t.ts <= horizon && t.ts >= horizon - window);
+        if touches.is_empty() && conversion.is_none() {
+            continue;
+        }
+        journeys.push(Journey { touches, conversion });
+    }
+    let n = keys.names.len();
+    let count = |m: &HashMap<u32, u64>| (0..n as u32).map(|k| m.get(&k).copied().unwrap_or(0)).collect();
+    Ok(Journeys {
+        leads: count(&leads),
+        visits: count(&visits),
+        keys: keys.names,
+        channel_of: keys.channel_of,
+        journeys,
+        period: (start, end),
+    })
+}
+
+/// First signed deal per customer row: (end of its signing day in microseconds, price).
+fn first_conversions(ds: &Dataset) -> Result<HashMap<u32, (i64, f64)>> {
+    let mut out = HashMap::new();
+    let Some(deals) = ds.deals.as_ref() else { return Ok(out) };
+    let d = deals
+        .clone()
+        .lazy()
+        .filter(col("status").eq(lit("signed")))
+        .select([
+            col(CUSTOMER_ROW).cast(DataType::UInt32),
+            col("signed_at").cast(DataType::Int32).alias("day"),
+            col("price"),
+            col("deal_id"),
+        ])
+        .sort([CUSTOMER_ROW, "day", "deal_id"], SortMultipleOptions::default())
+        .collect()?;
+    let rows = d.column(CUSTOMER_ROW)?.u32()?;
+    let days = d.column("day")?.i32()?;
+    let price = d.column("price")?.f64()?;
+    for i in 0..d.height() {
+        if let (Some(r), Some(day), Some(p)) = (rows.get(i), days.get(i), price.get(i)) {
+            out.entry(r).or_insert((i64::from(day) * DAY_US + DAY_US - 1, p));
+        }
+    }
+    Ok(out)
+}
+
+/// Referred customers: row -> referral time (start of `created_at`, if known).
+fn referrals(ds: &Dataset) -> Result<HashMap<u32, Option<i64>>> {
+    let c = ds
+        .customers
+        .clone()
+        .lazy()
+        .with_row_index("__row", None)
+        .filter(col("referred_by").is_not_null())
+        .select([col("__row").cast(DataType::UInt32), col("created_at").cast(DataType::Int32)])
+        .collect()?;
+    let rows = c.column("__row")?.u32()?;
+    let created = c.column("created_at")?.i32()?;
+    Ok(rows.iter().zip(created.iter()).filter_map(|(r, d)| r.map(|r| (r, d.map(|d| i64::from(d) * DAY_US)))).collect())
+}

@@ -1,0 +1,129 @@
+//! Markov-chain attribution (order k), removal effects normalised to total conversions: the
+//! definition of the ChannelAttribution package.
+//!
+//! States are the last up-to-k keys of a journey, plus `start`, `conversion` and `null`. Every
+//! journey adds transitions start -> s1 -> ... -> sn -> conversion|null; probabilities are the
+//! transition frequencies. The probability of reaching `conversion` from `start` is the
+//! absorption probability of an absorbing chain, computed exactly by solving the linear system
+//! x = P x + b over the transient states (Gauss-Seidel on the sparse transitions, self-loops
+//! solved in closed form, to a residual below 1e-13) — no simulation. Removing a key sends every
+//! state containing it to `null`; its removal effect is 1 - P(conversion | removed) /
+//! P(conversion). Cost: one solve per key, each O(iterations x transitions); identical paths
+//! are grouped first, so the cost grows with distinct paths and states, not with rows.
+
+use std::collections::HashMap;
+
+use super::journeys::Journey;
+use crate::error::{Error, Result};
+
+const START: usize = 0;
+
+struct Chain {
+    /// Per transient state: (next transient state, count); index 0 is `start`.
+    next: Vec<HashMap<usize, f64>>,
+    /// Per transient state: count of transitions to conversion and to null.
+    conv: Vec<f64>,
+    null: Vec<f64>,
+    /// Keys each state contains.
+    members: Vec<Vec<u32>>,
+}
+
+fn build(paths: &HashMap<(Vec<u32>, bool), f64>, order: usize) -> Chain {
+    let mut ids: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut chain = Chain { next: vec![HashMap::new()], conv: vec![0.0], null: vec![0.0], members: vec![Vec::new()] };
+    let mut state = |chain: &mut Chain, s: &[u32]| -> usize {
+        if let Some(&id) = ids.get(s) {
+            return id;
+        }
+        let id = chain.next.len();
+        ids.insert(s.to_vec(), id);
+        chain.next.push(HashMap::new());
+        chain.conv.push(0.0);
+        chain.null.push(0.0);
+        chain.members.push(s.to_vec());
+        id
+    };
+    for ((path, converted), &n) in paths {
+        let mut prev = START;
+        for i in 0..path.len() {
+            let lo = (i + 1).saturating_sub(order);
+            let s = state(&mut chain, &path[lo..=i]);
+            *chain.next[prev].entry(s).or_default() += n;
+            prev = s;
+        }
+        if *converted {
+            chain.conv[prev] += n;
+        } else {
+            chain.null[prev] += n;
+        }
+    }
+    chain
+}
+
+/// Probability of conversion from `start`, with the states in `removed` sent to null.
+fn conversion_probability(chain: &Chain, removed: &[bool]) -> Result<f64> {
+    let n = chain.next.len();
+    let totals: Vec<f64> =
+        (0..n).map(|s| chain.next[s].values().sum::<f64>() + chain.conv[s] + chain.null[s]).collect();
+    let mut x = vec![0.0; n];
+    for _ in 0..100_000 {
+        let mut delta: f64 = 0.0;
+        for s in 0..n {
+            if removed[s] || totals[s] == 0.0 {
+                continue;
+            }
+            let mut stay = 0.0;
+            let mut acc = chain.conv[s];
+            for (&t, &c) in &chain.next[s] {
+                if t == s {
+                    stay += c;
+                } else if !removed[t] {
+                    acc += c * x[t];
+                }
+            }
+            let v = acc / (totals[s] - stay);
+            delta = delta.max((v - x[s]).abs());
+            x[s] = v;
+        }
+        if delta < 1e-13 {
+            return Ok(x[START]);
+        }
+    }
+    Err(Error::Internal("Markov absorption solve did not converge".into()))
+}
+
+/// Removal effects per key (`keys` of them) and the full conversion probability.
+pub fn removal_effects(journeys: &[Journey], keys: usize, order: u8) -> Result<(Vec<f64>, f64)> {
+    let mut paths: HashMap<(Vec<u32>, bool), f64> = HashMap::new();
+    for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
+        let path: Vec<u32> = j.touches.iter().map(|t| t.key).collect();
+        *paths.entry((path, j.conversion.is_some())).or_default() += 1.0;
+    }
+    let chain = build(&paths, usize::from(order.max(1)));
+    let none = vec![false; chain.next.len()];
+    let full = conversion_probability(&chain, &none)?;
+    let mut effects = vec![0.0; keys];
+    if full <= 0.0 {
+        return Ok((effects, full));
+    }
+    for (k, effect) in effects.iter_mut().enumerate() {
+        let removed: Vec<bool> = chain.members.iter().map(|m| m.contains(&(k as u32))).collect();
+        if !removed.iter().any(|r| *r) {
+            continue;
+        }
+        *effect = 1.0 - conversion_probability(&chain, &removed)? / full;
+    }
+    Ok((effects, full))
+}
+
+/// Credits (conversions, value) per key: removal effects normalised to the totals.
+pub fn credit(journeys: &[Journey], keys: usize, order: u8) -> Result<Vec<(f64, f64)>> {
+    let (effects, _) = removal_effects(journeys, keys, order)?;
+    let (conv, value) = journeys
+        .iter()
+        .filter(|j| !j.touches.is_empty())
+        .filter_map(|j| j.conversion)
+        .fold((0.0, 0.0), |(n, v), (_, x)| (n + 1.0, v + x));
+    let sum: f64 = effects.iter().sum();
+    Ok(effects.iter().map(|e| if sum > 0.0 { (e / sum * conv, e / sum * value) } else { (0.0, 0.0) }).collect())
+}

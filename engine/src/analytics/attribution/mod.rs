@@ -1,0 +1,256 @@
+//! Campaign-effectiveness attribution (SPEC §4): who gets credit for conversions, and what each
+//! channel or campaign cost per lead, per conversion and in return.
+//!
+//! Journeys are built once ([`journeys`]); models hand out credit ([`heuristic`], [`markov`],
+//! [`shapley`]); money columns come from the campaigns table, prorated to the analysis period.
+//! Conversions whose journey has no touch inside the window cannot be credited to anything:
+//! every model leaves them out alike and the result reports them as `unattributed`.
+
+pub mod heuristic;
+pub mod journeys;
+pub mod markov;
+pub mod shapley;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::io::Dataset;
+pub use journeys::{By, Journeys};
+
+/// Attribution models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    FirstTouch,
+    LastTouch,
+    Linear,
+    TimeDecay,
+    PositionBased,
+    Markov,
+    Shapley,
+}
+
+impl Model {
+    pub const ALL: [Model; 7] = [
+        Model::FirstTouch,
+        Model::LastTouch,
+        Model::Linear,
+        Model::TimeDecay,
+        Model::PositionBased,
+        Model::Markov,
+        Model::Shapley,
+    ];
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::FirstTouch => "first_touch",
+            Model::LastTouch => "last_touch",
+            Model::Linear => "linear",
+            Model::TimeDecay => "time_decay",
+            Model::PositionBased => "position_based",
+            Model::Markov => "markov",
+            Model::Shapley => "shapley",
+        }
+    }
+
+    /// Parses a model name, or `all` for every model.
+    pub fn parse_list(name: &str) -> Result<Vec<Model>> {
+        if name == "all" {
+            return Ok(Model::ALL.to_vec());
+        }
+        Model::ALL.iter().find(|m| m.name() == name).map(|m| vec![*m]).ok_or_else(|| {
+            Error::bad_input(format!(
+                "unknown model '{name}' (one of {}, or all)",
+                Model::ALL.map(Model::name).join(", ")
+            ))
+        })
+    }
+}
+
+/// Parameters of an attribution run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttributionParams {
+    pub models: Vec<Model>,
+    pub by: By,
+    pub window_days: u32,
+    pub half_life_days: f64,
+    pub markov_order: u8,
+}
+
+impl Default for AttributionParams {
+    fn default() -> Self {
+        AttributionParams {
+            models: vec![Model::Markov],
+            by: By::Channel,
+            window_days: 365,
+            half_life_days: 30.0,
+            markov_order: 1,
+        }
+    }
+}
+
+impl AttributionParams {
+    pub fn check(&self) -> Result<()> {
+        if self.window_days == 0 || self.window_days > 36_500 {
+            return Err(Error::bad_input(format!("window must be 1 to 36500 days, got {}", self.window_days)));
+        }
+        if !(self.half_life_days.is_finite() && self.half_life_days > 0.0) {
+            return Err(Error::bad_input(format!("half-life must be > 0 days, got {}", self.half_life_days)));
+        }
+        if !(1..=4).contains(&self.markov_order) {
+            return Err(Error::bad_input(format!("Markov order must be 1 to 4, got {}", self.markov_order)));
+        }
+        if self.models.is_empty() {
+            return Err(Error::bad_input("no model given"));
+        }
+        Ok(())
+    }
+}
+
+/// An attribution table and what qualifies it.
+#[derive(Debug, Clone)]
+pub struct AttributionResult {
+    pub params: AttributionParams,
+    /// Columns of SPEC §9: model, channel|campaign, conversions, revenue, cost, leads, visits,
+    /// cpl, cpa, roi, roas, then `notes` (why a ratio is null).
+    pub table: DataFrame,
+    /// Conversions (and value) with no touch in the window: credited to nothing, by every model.
+    pub unattributed: (f64, f64),
+    /// Standard error of sampled Shapley credits (None when exact or not run).
+    pub shapley_std_error: Option<f64>,
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// Runs the models of `params` on `ds`.
+pub fn attribution(ds: &Dataset, params: &AttributionParams) -> Result<AttributionResult> {
+    params.check()?;
+    let j = journeys::build(ds, params.by, params.window_days)?;
+    let keys = j.keys.len();
+    let cost = costs(ds, &j, params.by)?;
+    let mut frames = Vec::new();
+    let mut shapley_std_error = None;
+    for model in &params.models {
+        let credit = match model {
+            Model::FirstTouch => heuristic::credit(heuristic::Rule::FirstTouch, &j.journeys, keys),
+            Model::LastTouch => heuristic::credit(heuristic::Rule::LastTouch, &j.journeys, keys),
+            Model::Linear => heuristic::credit(heuristic::Rule::Linear, &j.journeys, keys),
+            Model::TimeDecay => heuristic::credit(
+                heuristic::Rule::TimeDecay { half_life_us: params.half_life_days * DAY_US as f64 },
+                &j.journeys,
+                keys,
+            ),
+            Model::PositionBased => heuristic::credit(heuristic::Rule::PositionBased, &j.journeys, keys),
+            Model::Markov => markov::credit(&j.journeys, keys, params.markov_order)?,
+            Model::Shapley => {
+                let s = shapley::credit(&j.journeys, keys, 42);
+                shapley_std_error = s.std_error;
+                s.credit
+            }
+        };
+        frames.push(model_table(*model, params.by, &j, &credit, &cost)?);
+    }
+    let table = concat(frames.into_iter().map(IntoLazy::lazy).collect::<Vec<_>>(), UnionArgs::default())?.collect()?;
+    let (all_conv, all_value) = j.totals();
+    let (att_conv, att_value) = j
+        .journeys
+        .iter()
+        .filter(|x| !x.touches.is_empty())
+        .filter_map(|x| x.conversion)
+        .fold((0.0, 0.0), |(n, v), (_, value)| (n + 1.0, v + value));
+    Ok(AttributionResult {
+        params: params.clone(),
+        table,
+        unattributed: (all_conv - att_conv, all_value - att_value),
+        shapley_std_error,
+    })
+}
+
+/// `num / den`, or null with a reason when `den` is zero.
+fn ratio(num: f64, den: f64, what: &str, reason: &str, notes: &mut Vec<String>) -> Option<f64> {
+    if den == 0.0 {
+        notes.push(format!("{what}: {reason}"));
+        None
+    } else {
+        Some(num / den)
+    }
+}
+
+fn model_table(model: Model, by: By, j: &Journeys, credit: &[(f64, f64)], cost: &[f64]) -> Result<DataFrame> {
+    let n = j.keys.len();
+    let (mut cpl, mut cpa, mut roi, mut roas, mut notes) = (vec![], vec![], vec![], vec![], vec![]);
+    for k in 0..n {
+        let mut why = Vec::new();
+        let (conv, revenue) = credit[k];
+        cpl.push(ratio(cost[k], j.leads[k] as f64, "cpl", "no leads", &mut why));
+        cpa.push(ratio(cost[k], conv, "cpa", "no attributed conversions", &mut why));
+        roi.push(ratio(revenue - cost[k], cost[k], "roi", "no cost", &mut why));
+        roas.push(ratio(revenue, cost[k], "roas", "no cost", &mut why));
+        notes.push(why.join("; "));
+    }
+    let mut df = DataFrame::new(
+        n,
+        vec![
+            Column::new("model".into(), vec![model.name(); n]),
+            Column::new(by.column().into(), j.keys.clone()),
+            Column::new("conversions".into(), credit.iter().map(|c| c.0).collect::<Vec<_>>()),
+            Column::new("revenue".into(), credit.iter().map(|c| c.1).collect::<Vec<_>>()),
+            Column::new("cost".into(), cost.to_vec()),
+            Column::new("leads".into(), j.leads.clone()),
+            Column::new("visits".into(), j.visits.clone()),
+            Column::new("cpl".into(), cpl),
+            Column::new("cpa".into(), cpa),
+            Column::new("roi".into(), roi),
+            Column::new("roas".into(), roas),
+            Column::new("notes".into(), notes),
+        ],
+    )?;
+    df = df.sort([by.column()], SortMultipleOptions::default())?;
+    Ok(df)
+}
+
+/// Cost per key: the campaigns' costs, each prorated to the days its run overlaps the analysis
+/// period (the journeys' first to last day). A campaign without dates counts in full.
+fn costs(ds: &Dataset, j: &Journeys, by: By) -> Result<Vec<f64>> {
+    let mut out = vec![0.0; j.keys.len()];
+    let Some(campaigns) = ds.campaigns.as_ref() else { return Ok(out) };
+    let day = |us: i64| us.div_euclid(DAY_US) as i32;
+    let (p0, p1) = (day(j.period.0), day(j.period.1));
+    let c = campaigns
+        .clone()
+        .lazy()
+        .select([
+            col("campaign_id"),
+            col("channel"),
+            col("cost"),
+            col("start_date").cast(DataType::Int32),
+            col("end_date").cast(DataType::Int32),
+        ])
+        .collect()?;
+    let ids = c.column("campaign_id")?.str()?;
+    let channels = c.column("channel")?.str()?;
+    let cost = c.column("cost")?.f64()?;
+    let start = c.column("start_date")?.i32()?;
+    let end = c.column("end_date")?.i32()?;
+    let index: std::collections::HashMap<&str, usize> =
+        j.keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    for i in 0..c.height() {
+        let key = match by {
+            By::Channel => channels.get(i),
+            By::Campaign => ids.get(i),
+        };
+        let (Some(key), Some(amount)) = (key, cost.get(i)) else { continue };
+        let Some(&k) = index.get(key) else { continue };
+        let share = match (start.get(i), end.get(i)) {
+            (Some(a), Some(b)) if b >= a => {
+                let overlap = (b.min(p1) - a.max(p0) + 1).max(0);
+                f64::from(overlap) / f64::from(b - a + 1)
+            }
+            _ => 1.0,
+        };
+        out[k] += amount * share;
+    }
+    Ok(out)
+}

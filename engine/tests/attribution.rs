@@ -1,0 +1,239 @@
+//! Attribution: heuristic models by hand, Markov against path enumeration, Shapley axioms,
+//! conservation on the demo city.
+
+use std::collections::HashMap;
+
+use custmap_engine::analytics::attribution::heuristic::{credit, Rule};
+use custmap_engine::analytics::attribution::journeys::{Journey, Touch};
+use custmap_engine::analytics::attribution::{attribution, markov, shapley, AttributionParams, By, Model};
+use custmap_engine::demo::{generate, DemoFormat, DemoParams};
+use custmap_engine::Dataset;
+use polars::prelude::IntoLazy;
+use proptest::prelude::*;
+
+const DAY: i64 = 86_400_000_000;
+
+fn journey(keys: &[u32], converted: Option<f64>) -> Journey {
+    let n = keys.len() as i64;
+    Journey {
+        touches: keys.iter().enumerate().map(|(i, k)| Touch { key: *k, ts: i as i64 * DAY }).collect(),
+        conversion: converted.map(|v| (n * DAY, v)),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9 * b.abs().max(1.0)
+}
+
+/// A=0, B=1, C=2. [A B C] converts for 300; [B] converts for 100; [A C] does not.
+fn hand_set() -> Vec<Journey> {
+    vec![journey(&[0, 1, 2], Some(300.0)), journey(&[1], Some(100.0)), journey(&[0, 2], None)]
+}
+
+#[test]
+fn heuristic_models_by_hand() {
+    let j = hand_set();
+    let conv = |rule| credit(rule, &j, 3).iter().map(|c| c.0).collect::<Vec<_>>();
+    assert_eq!(conv(Rule::FirstTouch), vec![1.0, 1.0, 0.0]);
+    assert_eq!(conv(Rule::LastTouch), vec![0.0, 1.0, 1.0]);
+    let linear = conv(Rule::Linear);
+    assert!(close(linear[0], 1.0 / 3.0) && close(linear[1], 1.0 + 1.0 / 3.0) && close(linear[2], 1.0 / 3.0));
+    let pos = conv(Rule::PositionBased);
+    assert!(close(pos[0], 0.4) && close(pos[1], 1.2) && close(pos[2], 0.4));
+    // Touches 3, 2, 1 days before conversion, half-life 1 day: weights 1/8, 1/4, 1/2 -> /0.875.
+    let td = credit(Rule::TimeDecay { half_life_us: DAY as f64 }, &j, 3);
+    assert!(close(td[0].0, 0.125 / 0.875) && close(td[2].0, 0.5 / 0.875));
+    assert!(close(td[0].1, 300.0 * 0.125 / 0.875));
+    // Two touches: 50/50 in position-based.
+    let two = credit(Rule::PositionBased, &[journey(&[0, 1], Some(10.0))], 2);
+    assert_eq!((two[0].0, two[1].0), (0.5, 0.5));
+}
+
+// ---- Markov against an independent enumeration of the chain's paths ----
+
+/// P(conversion) of the order-k chain by pushing probability mass forward from `start` for
+/// `steps` steps (the solver under test works backwards, by Gauss-Seidel), with the
+/// transitions counted here independently.
+fn enumerate(paths: &[(Vec<u32>, bool)], order: usize, removed: Option<u32>, steps: usize) -> f64 {
+    const CONV: u32 = u32::MAX;
+    let mut next: HashMap<Vec<u32>, HashMap<Option<Vec<u32>>, f64>> = HashMap::new();
+    for (p, conv) in paths {
+        let mut state: Vec<u32> = Vec::new();
+        for &k in p {
+            let mut s = state.clone();
+            s.push(k);
+            if s.len() > order {
+                s.remove(0);
+            }
+            *next.entry(state.clone()).or_default().entry(Some(s.clone())).or_default() += 1.0;
+            state = s;
+        }
+        let end = if *conv { Some(vec![CONV]) } else { None };
+        *next.entry(state).or_default().entry(end).or_default() += 1.0;
+    }
+    let mut mass: HashMap<Vec<u32>, f64> = HashMap::from([(Vec::new(), 1.0)]);
+    let mut converted = 0.0;
+    for _ in 0..steps {
+        let mut moved: HashMap<Vec<u32>, f64> = HashMap::new();
+        for (s, m) in mass {
+            let Some(out) = next.get(&s) else { continue };
+            let total: f64 = out.values().sum();
+            for (t, c) in out {
+                match t {
+                    Some(t) if t == &vec![CONV] => converted += m * c / total,
+                    Some(t) if removed.is_some_and(|r| t.contains(&r)) => {}
+                    Some(t) => *moved.entry(t.clone()).or_default() += m * c / total,
+                    None => {}
+                }
+            }
+        }
+        mass = moved;
+    }
+    converted
+}
+
+fn as_journeys(paths: &[(Vec<u32>, bool)]) -> Vec<Journey> {
+    paths.iter().map(|(p, c)| journey(p, c.then_some(1.0))).collect()
+}
+
+#[test]
+fn markov_removal_effects_match_path_enumeration() {
+    let paths = vec![
+        (vec![0, 1], true),
+        (vec![0, 1, 1], true),
+        (vec![1, 2], false),
+        (vec![2], true),
+        (vec![0, 2, 1], false),
+        (vec![2, 0, 1], true),
+        (vec![1], false),
+        (vec![3], false),
+    ];
+    for order in [1usize, 2] {
+        let (effects, full) = markov::removal_effects(&as_journeys(&paths), 4, order as u8).unwrap();
+        let want_full = enumerate(&paths, order, None, 2000);
+        assert!((full - want_full).abs() < 1e-9, "order {order}: {full} vs {want_full}");
+        for k in 0..4u32 {
+            let want = 1.0 - enumerate(&paths, order, Some(k), 2000) / want_full;
+            assert!(
+                (effects[k as usize] - want).abs() < 1e-9,
+                "order {order} key {k}: {} vs {want}",
+                effects[k as usize]
+            );
+        }
+        // Key 3 only ever leads to no conversion.
+        assert_eq!(effects[3], 0.0);
+    }
+}
+
+#[test]
+fn markov_credits_sum_to_the_conversions() {
+    let credit = markov::credit(&hand_set(), 3, 1).unwrap();
+    let total: f64 = credit.iter().map(|c| c.0).sum();
+    let value: f64 = credit.iter().map(|c| c.1).sum();
+    assert!(close(total, 2.0) && close(value, 400.0));
+}
+
+// ---- Shapley ----
+
+fn random_journeys() -> impl Strategy<Value = Vec<Journey>> {
+    proptest::collection::vec((proptest::collection::vec(0u32..6, 1..5), proptest::option::of(1u32..100)), 1..30)
+        .prop_map(|v| v.into_iter().map(|(k, c)| journey(&k, c.map(f64::from))).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn shapley_exact_is_efficient_and_matches_the_closed_form(j in random_journeys()) {
+        let s = shapley::credit(&j, 6, 1);
+        prop_assert!(s.std_error.is_none());
+        let oracle = shapley::closed_form(&j, 6);
+        for (a, b) in s.credit.iter().zip(&oracle) {
+            prop_assert!(close(a.0, b.0) && close(a.1, b.1));
+        }
+        let conversions = j.iter().filter(|x| x.conversion.is_some()).count() as f64;
+        prop_assert!(close(s.credit.iter().map(|c| c.0).sum::<f64>(), conversions));
+    }
+
+    #[test]
+    fn shapley_symmetry_and_dummy(j in random_journeys()) {
+        // Key 6 always comes with key 0 (symmetric players); key 7 only in journeys that do not convert (dummy).
+        let mut j = j;
+        for x in j.iter_mut() {
+            if x.touches.iter().any(|t| t.key == 0) {
+                let ts = x.touches[0].ts;
+                x.touches.push(Touch { key: 6, ts });
+            }
+        }
+        j.push(journey(&[7, 1], None));
+        let s = shapley::credit(&j, 8, 1);
+        prop_assert!(close(s.credit[0].0, s.credit[6].0));
+        prop_assert_eq!(s.credit[7].0, 0.0);
+    }
+}
+
+#[test]
+fn shapley_sampled_agrees_with_exact_within_its_error() {
+    // 14 keys: beyond exact enumeration.
+    let mut j = Vec::new();
+    for i in 0..14u32 {
+        j.push(journey(&[i, (i + 1) % 14], Some(1.0)));
+        j.push(journey(&[i, (i + 3) % 14, (i + 5) % 14], Some(2.0)));
+    }
+    let s = shapley::credit(&j, 14, 7);
+    let err = s.std_error.expect("sampled");
+    let oracle = shapley::closed_form(&j, 14);
+    for (a, b) in s.credit.iter().zip(&oracle) {
+        assert!((a.0 - b.0).abs() <= 4.0 * err + 1e-12, "{} vs {} (se {err})", a.0, b.0);
+    }
+}
+
+// ---- on the demo city ----
+
+#[test]
+fn every_model_conserves_conversions_and_value_on_the_demo_city() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &DemoParams { customers: 3_000, seed: 5, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    let ds = Dataset::load(dir.path()).unwrap();
+    let signed = ds.deals.as_ref().unwrap().clone();
+    let first_deals = signed
+        .lazy()
+        .filter(polars::prelude::col("status").eq(polars::prelude::lit("signed")))
+        .select([polars::prelude::col("customer_id").n_unique()])
+        .collect()
+        .unwrap();
+    let converters = first_deals
+        .column("customer_id")
+        .unwrap()
+        .cast(&polars::prelude::DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    for by in [By::Channel, By::Campaign] {
+        let params = AttributionParams { models: Model::ALL.to_vec(), by, ..AttributionParams::default() };
+        let out = attribution(&ds, &params).unwrap();
+        let t = &out.table;
+        let models = t.column("model").unwrap().str().unwrap();
+        let conv = t.column("conversions").unwrap().f64().unwrap();
+        let mut per_model: HashMap<&str, f64> = HashMap::new();
+        for (m, c) in models.iter().zip(conv.iter()) {
+            *per_model.entry(m.unwrap()).or_default() += c.unwrap();
+        }
+        assert_eq!(per_model.len(), 7);
+        for (m, total) in per_model {
+            assert!(
+                close(total + out.unattributed.0, converters),
+                "{by:?} {m}: {total} + {} vs {converters}",
+                out.unattributed.0
+            );
+        }
+        // Ratios with a zero denominator are null with a reason, never 0 or infinity.
+        let cpa = t.column("cpa").unwrap().f64().unwrap();
+        let notes = t.column("notes").unwrap().str().unwrap();
+        for (c, n) in cpa.iter().zip(notes.iter()) {
+            assert!(c.is_some_and(f64::is_finite) || n.unwrap().contains("cpa: no attributed conversions"));
+        }
+    }
+}
