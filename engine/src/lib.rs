@@ -10,3 +10,5 @@ pub mod spatial;
 
 pub use error::{Error, Result};
 pub use io::dataset::Dataset;
+/// The polars version the engine's frames come from, for callers that read them.
+pub use polars;

@@ -237,3 +237,62 @@ fn every_model_conserves_conversions_and_value_on_the_demo_city() {
         }
     }
 }
+
+#[test]
+fn funnel_by_hand_with_null_rates() {
+    use custmap_engine::analytics::attribution::funnel::{funnel, journeys_for};
+    let customers = b"customer_id,home_lat,home_lng,referred_by,created_at\nA,30.5,114.3,,\nB,30.5,114.3,,\nC,30.5,114.3,A,2025-01-01\nD,30.5,114.3,,\n";
+    let touchpoints = b"customer_id,ts,channel,event\n\
+A,2025-01-01 10:00:00,wechat,lead\n\
+A,2025-01-03 10:00:00,wechat,visit\n\
+B,2025-01-02 10:00:00,wechat,lead\n\
+C,2025-01-05 10:00:00,portal,lead\n\
+C,2025-01-06 10:00:00,portal,visit\n\
+D,2025-01-02 10:00:00,billboard,lead\n";
+    let deals = b"deal_id,customer_id,signed_at,price\nX,A,2025-01-13,100\nY,C,2025-01-08,50\n";
+    let dir = crate::common::dataset_dir(&[
+        ("customers.csv", customers),
+        ("touchpoints.csv", touchpoints),
+        ("deals.csv", deals),
+    ]);
+    let ds = Dataset::load(dir.path()).unwrap();
+    let params = AttributionParams::default();
+    let f = funnel(&journeys_for(&ds, &params).unwrap(), By::Channel).unwrap();
+    let row = |ch: &str| {
+        let keys: Vec<&str> = f.column("channel").unwrap().str().unwrap().iter().flatten().collect();
+        keys.iter().position(|k| *k == ch).unwrap()
+    };
+    let get = |c: &str, i: usize| {
+        f.column(c).unwrap().cast(&polars::prelude::DataType::Float64).unwrap().f64().unwrap().get(i)
+    };
+    let w = row("wechat");
+    assert_eq!((get("leads", w), get("visited", w), get("deals", w)), (Some(2.0), Some(1.0), Some(1.0)));
+    assert_eq!((get("visit_rate", w), get("deal_rate", w)), (Some(0.5), Some(1.0)));
+    assert_eq!(get("median_days_to_visit", w), Some(2.0));
+    // C was referred before touching portal: a referral lead.
+    let r = row("referral");
+    assert_eq!((get("leads", r), get("deals", r)), (Some(1.0), Some(1.0)));
+    // Billboard: a lead that never visited: deal_rate is null with a reason.
+    let b = row("billboard");
+    assert_eq!(get("deal_rate", b), None);
+    let notes = f.column("notes").unwrap().str().unwrap().get(b).unwrap().to_string();
+    assert!(notes.contains("deal_rate: no visits"), "{notes}");
+}
+
+#[test]
+fn charts_render_chinese_labels_to_png_and_svg() {
+    use custmap_engine::render::chart::{render_chart, Chart, ChartKind, Series};
+    use custmap_engine::render::ImageFormat;
+    let chart = Chart {
+        title: "ROI · 写字楼大堂 2025上半年".into(),
+        subtitle: "window 365 days".into(),
+        y_label: "ROI".into(),
+        categories: vec!["写字楼大堂".into(), "公交车身".into(), "微信".into()],
+        series: vec![Series { name: "ROI".into(), values: vec![Some(3.0), None, Some(-0.5)] }],
+        kind: ChartKind::Bars,
+    };
+    let png = render_chart(&chart, ImageFormat::Png).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = String::from_utf8(render_chart(&chart, ImageFormat::Svg).unwrap()).unwrap();
+    assert!(svg.contains("写字楼大堂") && svg.contains("n/a"));
+}

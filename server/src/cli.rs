@@ -6,13 +6,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use custmap_engine::analytics::attribution::funnel;
 use custmap_engine::analytics::{
-    attribution, heatmap, AttributionParams, By, HeatmapParams, HeatmapResult, KFloor, Location, Model,
+    attribution, heatmap, AttributionParams, AttributionResult, By, HeatmapParams, HeatmapResult, KFloor, Location,
+    Model,
 };
 use custmap_engine::demo::{self, DemoFormat, DemoParams};
 use custmap_engine::io::import::{sales_to_tables, SalesColumns};
 use custmap_engine::io::schema::Table;
 use custmap_engine::io::{write_frame, OutputFormat};
+use custmap_engine::render::chart::{render_chart, Chart, ChartKind, Series};
 use custmap_engine::render::map::{render_map, MapSpec};
 use custmap_engine::render::ImageFormat;
 use custmap_engine::spatial::Res;
@@ -34,6 +37,13 @@ struct Cli {
 enum FormatArg {
     Csv,
     Parquet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ChartArg {
+    Roi,
+    Compare,
+    Monthly,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -117,6 +127,19 @@ enum Command {
         /// Order of the Markov chain.
         #[arg(long, default_value_t = 1)]
         order: u8,
+        /// Chart for .png/.svg: roi (by channel), compare (models side by side) or monthly
+        /// (deals per month by first-touch channel). Default: compare for several models, else roi.
+        #[arg(long, value_enum)]
+        chart: Option<ChartArg>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Lead -> visit -> deal funnel per first-touch channel or campaign, with stage rates and
+    /// median days between stages. Format from --out's extension (table or .png/.svg chart).
+    Funnel {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "channel")]
+        by: ByArg,
         #[arg(long)]
         out: PathBuf,
     },
@@ -185,19 +208,17 @@ fn run(command: Command) -> Result<(), Error> {
             };
             run_heatmap(&dir, &params, &metric, &out)
         }
-        Command::Attribution { dir, model, by, window, half_life, order, out } => {
+        Command::Attribution { dir, model, by, window, half_life, order, chart, out } => {
             let params = AttributionParams {
                 models: Model::parse_list(&model)?,
-                by: match by {
-                    ByArg::Channel => By::Channel,
-                    ByArg::Campaign => By::Campaign,
-                },
+                by: by.into(),
                 window_days: window,
                 half_life_days: half_life,
                 markov_order: order,
             };
-            run_attribution(&dir, &params, &out)
+            run_attribution(&dir, &params, chart, &out)
         }
+        Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
         Command::ImportSales { file, out, lat, lng, price, date } => {
             run_import(&file, &out, &SalesColumns { lat, lng, price, date })
         }
@@ -367,19 +388,168 @@ fn map_subtitle(result: &HeatmapResult, params: &HeatmapParams) -> String {
     )
 }
 
-fn run_attribution(dir: &Path, params: &AttributionParams, out: &Path) -> Result<(), Error> {
+impl From<ByArg> for By {
+    fn from(b: ByArg) -> By {
+        match b {
+            ByArg::Channel => By::Channel,
+            ByArg::Campaign => By::Campaign,
+        }
+    }
+}
+
+fn image_format(format: OutputFormat) -> Option<ImageFormat> {
+    match format {
+        OutputFormat::Png => Some(ImageFormat::Png),
+        OutputFormat::Svg => Some(ImageFormat::Svg),
+        _ => None,
+    }
+}
+
+fn write_bytes(out: &Path, bytes: &[u8]) -> Result<(), Error> {
+    custmap_engine::io::write::write_atomic(out, |w| {
+        std::io::Write::write_all(w, bytes).map_err(|e| Error::Write { path: out.into(), message: e.to_string() })
+    })
+}
+
+/// Column `name` of `frame` as optional f64s.
+fn floats(frame: &custmap_engine::polars::prelude::DataFrame, name: &str) -> Result<Vec<Option<f64>>, Error> {
+    let c = frame.column(name).map_err(Error::Compute)?.cast(&custmap_engine::polars::prelude::DataType::Float64)?;
+    Ok(c.f64()?.iter().collect())
+}
+
+fn strings(frame: &custmap_engine::polars::prelude::DataFrame, name: &str) -> Result<Vec<String>, Error> {
+    Ok(frame.column(name)?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+}
+
+fn attribution_chart(
+    result: &AttributionResult,
+    funnel_months: Option<&custmap_engine::polars::prelude::DataFrame>,
+    chart: ChartArg,
+) -> Result<Chart, Error> {
+    let p = &result.params;
+    let key = p.by.column();
+    let window = format!("window {} days", p.window_days);
+    let t = &result.table;
+    let models = strings(t, "model")?;
+    let first_model = p.models[0].name();
+    match chart {
+        ChartArg::Compare => {
+            let keys: Vec<String> = {
+                let all = strings(t, key)?;
+                let mut k: Vec<String> = all
+                    .iter()
+                    .zip(&models)
+                    .filter(|(_, m)| m.as_str() == first_model)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                k.dedup();
+                k
+            };
+            let conv = floats(t, "conversions")?;
+            let all_keys = strings(t, key)?;
+            let series = p
+                .models
+                .iter()
+                .map(|m| Series {
+                    name: m.name().to_string(),
+                    values: keys
+                        .iter()
+                        .map(|k| {
+                            (0..models.len())
+                                .find(|&i| models[i] == m.name() && &all_keys[i] == k)
+                                .and_then(|i| conv[i])
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok(Chart {
+                title: format!("Attributed conversions by {key}: {} models compared", p.models.len()),
+                subtitle: format!("{window} · conversion = first signed deal"),
+                y_label: "attributed conversions".into(),
+                categories: keys,
+                series,
+                kind: ChartKind::Bars,
+            })
+        }
+        ChartArg::Roi => {
+            let rows: Vec<usize> = (0..models.len()).filter(|&i| models[i] == first_model).collect();
+            let keys = strings(t, key)?;
+            let roi = floats(t, "roi")?;
+            Ok(Chart {
+                title: format!("ROI by {key} · {first_model} attribution"),
+                subtitle: format!("{window} · ROI = (attributed revenue - cost) / cost; n/a = no cost"),
+                y_label: "ROI (x cost)".into(),
+                categories: rows.iter().map(|&i| keys[i].clone()).collect(),
+                series: vec![Series { name: "ROI".into(), values: rows.iter().map(|&i| roi[i]).collect() }],
+                kind: ChartKind::Bars,
+            })
+        }
+        ChartArg::Monthly => {
+            let m = funnel_months.ok_or_else(|| Error::Internal("monthly series missing".into()))?;
+            let months = strings(m, "month")?;
+            let keys = strings(m, key)?;
+            let deals = floats(m, "deals")?;
+            let mut cats: Vec<String> = months.clone();
+            cats.sort();
+            cats.dedup();
+            let mut totals: std::collections::BTreeMap<&str, f64> = Default::default();
+            for (k, d) in keys.iter().zip(&deals) {
+                *totals.entry(k.as_str()).or_default() += d.unwrap_or(0.0);
+            }
+            let mut top: Vec<(&str, f64)> = totals.into_iter().collect();
+            top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let series = top
+                .iter()
+                .take(6)
+                .map(|(k, _)| Series {
+                    name: (*k).to_string(),
+                    values: cats
+                        .iter()
+                        .map(|c| {
+                            Some(
+                                (0..months.len())
+                                    .filter(|&i| &months[i] == c && keys[i] == *k)
+                                    .filter_map(|i| deals[i])
+                                    .sum(),
+                            )
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok(Chart {
+                title: format!("Deals per month by first-touch {key} (top 6)"),
+                subtitle: "deal month; each deal credited to the customer's first touch".into(),
+                y_label: "deals".into(),
+                categories: cats,
+                series,
+                kind: ChartKind::Lines,
+            })
+        }
+    }
+}
+
+fn run_attribution(dir: &Path, params: &AttributionParams, chart: Option<ChartArg>, out: &Path) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
-    if matches!(format, OutputFormat::Png | OutputFormat::Svg | OutputFormat::GeoJson) {
-        return Err(Error::BadInput(format!(
-            "{}: attribution writes tables (.csv .parquet .arrow .json); charts are not available yet",
-            out.display()
-        )));
+    if format == OutputFormat::GeoJson {
+        return Err(Error::BadInput(format!("{}: attribution writes tables or charts, not GeoJSON", out.display())));
     }
     params.check()?;
     let ds = load(dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
     let pb = spinner("attributing");
     let result = attribution(&ds, params)?;
     pb.finish_and_clear();
+    if let Some(image) = image_format(format) {
+        let chart = chart.unwrap_or(if params.models.len() > 1 { ChartArg::Compare } else { ChartArg::Roi });
+        let months = if chart == ChartArg::Monthly {
+            Some(funnel::monthly(&funnel::journeys_for(&ds, params)?, params.by)?)
+        } else {
+            None
+        };
+        let spec = attribution_chart(&result, months.as_ref(), chart)?;
+        write_bytes(out, &render_chart(&spec, image)?)?;
+        println!("wrote a {chart:?} chart to {}", out.display());
+        return Ok(());
+    }
     if format == OutputFormat::Json {
         let doc = serde_json::json!({
             "dataset": ds.name,
@@ -403,6 +573,32 @@ fn run_attribution(dir: &Path, params: &AttributionParams, out: &Path) -> Result
         result.unattributed.0,
         params.window_days
     );
+    Ok(())
+}
+
+fn run_funnel(dir: &Path, by: By, out: &Path) -> Result<(), Error> {
+    let format = OutputFormat::from_path(out)?;
+    let ds = load(dir, &[Table::Touchpoints, Table::Deals])?;
+    let params = AttributionParams { by, ..AttributionParams::default() };
+    let table = funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?;
+    if let Some(image) = image_format(format) {
+        let keys = strings(&table, by.column())?;
+        let spec = Chart {
+            title: format!("Funnel by first-touch {}: leads, visits, deals", by.column()),
+            subtitle: "lead = first touch; visited = any visit; deal = first signed deal".into(),
+            y_label: "customers".into(),
+            categories: keys,
+            series: ["leads", "visited", "deals"]
+                .iter()
+                .map(|c| Ok(Series { name: (*c).to_string(), values: floats(&table, c)? }))
+                .collect::<Result<_, Error>>()?,
+            kind: ChartKind::Bars,
+        };
+        write_bytes(out, &render_chart(&spec, image)?)?;
+    } else {
+        write_frame(&table, out)?;
+    }
+    println!("wrote the funnel of {} {}s to {}", table.height(), by.column(), out.display());
     Ok(())
 }
 

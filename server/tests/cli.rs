@@ -250,3 +250,34 @@ fn attribution_bad_input_is_exit_2() {
         "touchpoints",
     );
 }
+
+#[test]
+fn attribution_and_funnel_charts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = city().to_str().unwrap();
+    for (args, file) in [
+        (vec!["attribution", dir, "--model", "all"], "compare.svg"),
+        (vec!["attribution", dir, "--model", "shapley", "--by", "campaign"], "roi.png"),
+        (vec!["attribution", dir, "--chart", "monthly"], "monthly.png"),
+        (vec!["funnel", dir, "--by", "channel"], "funnel.png"),
+    ] {
+        let out = out_path(&tmp, file);
+        let mut a = args.clone();
+        a.extend(["--out", out.to_str().unwrap()]);
+        let o = custmap(&a);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let bytes = std::fs::read(&out).unwrap();
+        if file.ends_with(".png") {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        } else {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(text.contains("<svg") && text.contains("7 models compared"));
+        }
+    }
+    let out = out_path(&tmp, "funnel.csv");
+    let o = custmap(&["funnel", dir, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(out)
+        .unwrap()
+        .starts_with("channel,leads,visited,deals,revenue,visit_rate,deal_rate"));
+}

@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use polars::prelude::*;
 
-use super::{class_of, draw_err, encode_png, ensure_font, quantile_breaks, short_number, ImageFormat, FAMILY, RAMP};
+use super::{class_of, draw_err, quantile_breaks, render_image, short_number, text_style, Drawable, ImageFormat, RAMP};
 use crate::error::{Error, Result};
 use crate::spatial::{h3, Districts};
 
@@ -23,28 +23,18 @@ pub struct MapSpec<'a> {
 
 /// Renders the map as PNG or SVG bytes.
 pub fn render_map(spec: &MapSpec, format: ImageFormat) -> Result<Vec<u8>> {
-    ensure_font();
-    let (w, h) = spec.size;
     let layer = Layer::new(spec)?;
-    match format {
-        ImageFormat::Png => {
-            let mut rgb = vec![255u8; (w * h * 3) as usize];
-            {
-                let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-                draw(&root, spec, &layer)?;
-                root.present().map_err(draw_err)?;
-            }
-            encode_png(rgb, (w, h))
-        }
-        ImageFormat::Svg => {
-            let mut svg = String::new();
-            {
-                let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-                draw(&root, spec, &layer)?;
-                root.present().map_err(draw_err)?;
-            }
-            Ok(svg.into_bytes())
-        }
+    render_image(&MapDrawing { spec, layer: &layer }, format, spec.size)
+}
+
+struct MapDrawing<'a> {
+    spec: &'a MapSpec<'a>,
+    layer: &'a Layer,
+}
+
+impl Drawable for MapDrawing<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        draw(root, self.spec, self.layer)
     }
 }
 
@@ -155,10 +145,6 @@ impl Projection {
     fn metres_per_px(&self) -> f64 {
         111_320.0 / self.scale
     }
-}
-
-fn text_style(size: u32, color: RGBColor) -> TextStyle<'static> {
-    (FAMILY, size).into_font().color(&color)
 }
 
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &MapSpec, layer: &Layer) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Rendering with plotters: hex maps (PNG and SVG). Every label uses the embedded font, which
 //! covers Latin and GB 2312 Chinese, so district and campaign names render on any machine.
 
+pub mod chart;
 pub mod map;
 
 use std::sync::Once;
@@ -33,6 +34,42 @@ pub fn ensure_font() {
 pub enum ImageFormat {
     Png,
     Svg,
+}
+
+/// Text in the embedded font.
+pub(crate) fn text_style(size: u32, color: RGBColor) -> TextStyle<'static> {
+    (FAMILY, size).into_font().color(&color)
+}
+
+/// Something that draws itself on any plotters backend.
+pub trait Drawable {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, plotters::coord::Shift>) -> Result<()>;
+}
+
+/// Renders `item` as PNG or SVG bytes of `size` pixels.
+pub fn render_image<D: Drawable>(item: &D, format: ImageFormat, size: (u32, u32)) -> Result<Vec<u8>> {
+    ensure_font();
+    let (w, h) = size;
+    match format {
+        ImageFormat::Png => {
+            let mut rgb = vec![255u8; (w * h * 3) as usize];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+                item.draw(&root)?;
+                root.present().map_err(draw_err)?;
+            }
+            encode_png(rgb, (w, h))
+        }
+        ImageFormat::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                item.draw(&root)?;
+                root.present().map_err(draw_err)?;
+            }
+            Ok(svg.into_bytes())
+        }
+    }
 }
 
 /// Converts a plotters drawing error into an engine error.

@@ -76,6 +76,17 @@ pub struct Journeys {
     pub channel_of: Vec<String>,
     /// First and last instant of the data (microseconds).
     pub period: (i64, i64),
+    /// One record per customer with a first touch: the funnel's raw material.
+    pub leads_detail: Vec<Lead>,
+}
+
+/// A customer's way through the funnel, keyed by their first touch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lead {
+    pub key: u32,
+    pub lead_ts: i64,
+    pub visit_ts: Option<i64>,
+    pub deal: Option<(i64, f64)>,
 }
 
 impl Journeys {
@@ -146,6 +157,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
     // Per customer: raw touches (all time), visits counted on the way.
     let mut per_customer: Vec<(u32, Vec<Touch>)> = Vec::new();
     let mut visits: HashMap<u32, u64> = HashMap::new();
+    let mut first_visit: HashMap<u32, i64> = HashMap::new();
     for i in 0..tp.height() {
         let (Some(row), Some(t), Some(ch), Some(cp), Some(ev)) =
             (rows.get(i), ts.get(i), channel.get(i), campaign.get(i), event.get(i))
@@ -158,6 +170,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         };
         if ev == "visit" {
             *visits.entry(key).or_default() += 1;
+            first_visit.entry(row).or_insert(t);
             continue;
         }
         match per_customer.last_mut() {
@@ -174,6 +187,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
     }
 
     let mut leads: HashMap<u32, u64> = HashMap::new();
+    let mut leads_detail = Vec::with_capacity(per_customer.len());
     let mut journeys = Vec::with_capacity(per_customer.len());
     for (row, mut touches) in per_customer {
         if let Some(created) = referrals.get(&row) {
@@ -188,6 +202,12 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         let Some(first) = touches.first() else { continue };
         *leads.entry(first.key).or_default() += 1;
         let conversion = conversions.get(&row).copied();
+        leads_detail.push(Lead {
+            key: first.key,
+            lead_ts: first.ts,
+            visit_ts: first_visit.get(&row).copied(),
+            deal: conversion,
+        });
         let horizon = conversion.map_or(end, |(t, _)| t);
         touches.retain(|t| t.ts <= horizon && t.ts >= horizon - window);
         if touches.is_empty() && conversion.is_none() {
@@ -204,6 +224,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         channel_of: keys.channel_of,
         journeys,
         period: (start, end),
+        leads_detail,
     })
 }
 

@@ -6,6 +6,7 @@
 //! Conversions whose journey has no touch inside the window cannot be credited to anything:
 //! every model leaves them out alike and the result reports them as `unattributed`.
 
+pub mod funnel;
 pub mod heuristic;
 pub mod journeys;
 pub mod markov;
