@@ -296,3 +296,42 @@ fn charts_render_chinese_labels_to_png_and_svg() {
     let svg = String::from_utf8(render_chart(&chart, ImageFormat::Svg).unwrap()).unwrap();
     assert!(svg.contains("写字楼大堂") && svg.contains("n/a"));
 }
+
+/// Per lead, Markov and Shapley credit the channels planted strongest among paid media
+/// (office lobby and café ads, 1.5x in the office districts) above those planted weakest (bus
+/// body and billboard). Raw totals cannot show it: they scale with each channel's volume.
+#[test]
+fn planted_channel_strength_is_recovered_per_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
+    let buy = |c: &str| {
+        truth["effects"]["channels"].as_array().unwrap().iter().find(|e| e[0] == c).unwrap()[1]["buy"].as_f64().unwrap()
+    };
+    assert!(buy("office_lobby") > buy("billboard") && buy("cafe") > buy("bus_body"));
+    let ds = Dataset::load(dir.path()).unwrap();
+    for model in [Model::Markov, Model::Shapley] {
+        let params = AttributionParams { models: vec![model], ..AttributionParams::default() };
+        let t = attribution(&ds, &params).unwrap().table;
+        let keys: Vec<String> =
+            t.column("channel").unwrap().str().unwrap().iter().map(|s| s.unwrap().to_string()).collect();
+        let conv = t.column("conversions").unwrap().f64().unwrap();
+        let leads = t.column("leads").unwrap().cast(&polars::prelude::DataType::Float64).unwrap();
+        let leads = leads.f64().unwrap();
+        let per_lead = |c: &str| {
+            let i = keys.iter().position(|k| k == c).unwrap();
+            conv.get(i).unwrap() / leads.get(i).unwrap()
+        };
+        for strong in ["office_lobby", "cafe"] {
+            for weak in ["bus_body", "billboard"] {
+                assert!(
+                    per_lead(strong) > 1.5 * per_lead(weak),
+                    "{model:?}: {strong} {:.3} vs {weak} {:.3} conversions per lead",
+                    per_lead(strong),
+                    per_lead(weak)
+                );
+            }
+        }
+    }
+}
