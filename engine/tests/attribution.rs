@@ -8,7 +8,7 @@ use custmap_engine::analytics::attribution::journeys::{Journey, Touch};
 use custmap_engine::analytics::attribution::{attribution, markov, shapley, AttributionParams, By, Model};
 use custmap_engine::demo::{generate, DemoFormat, DemoParams};
 use custmap_engine::Dataset;
-use polars::prelude::IntoLazy;
+use polars::prelude::{ChunkAgg, IntoLazy};
 use proptest::prelude::*;
 
 const DAY: i64 = 86_400_000_000;
@@ -16,6 +16,7 @@ const DAY: i64 = 86_400_000_000;
 fn journey(keys: &[u32], converted: Option<f64>) -> Journey {
     let n = keys.len() as i64;
     Journey {
+        customer_row: 0,
         touches: keys.iter().enumerate().map(|(i, k)| Touch { key: *k, ts: i as i64 * DAY }).collect(),
         conversion: converted.map(|v| (n * DAY, v)),
     }
@@ -334,4 +335,49 @@ fn planted_channel_strength_is_recovered_per_lead() {
             }
         }
     }
+}
+
+/// By place, the office districts' conversions lean on lobby ads and the rest on bus-body ads,
+/// as planted; and with k = 1 every conversion of a customer with a work place is placed once.
+#[test]
+fn geo_attribution_finds_the_district_effects_and_conserves() {
+    use custmap_engine::analytics::attribution::attribution_by_place;
+    use custmap_engine::analytics::{KFloor, Location};
+    use custmap_engine::spatial::{h3, Districts, Res};
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
+    let hot: Vec<String> =
+        truth["hot_work_districts"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    let ds = Dataset::load(dir.path()).unwrap();
+    let wuhan = Districts::wuhan();
+    for model in [Model::Linear, Model::Markov] {
+        let params = AttributionParams { models: vec![model], ..AttributionParams::default() };
+        let (t, _) =
+            attribution_by_place(&ds, &params, Location::Work, Res::new(7).unwrap(), KFloor::new(5).unwrap()).unwrap();
+        let hex = t.column("hex_id").unwrap().str().unwrap();
+        let ch = t.column("channel").unwrap().str().unwrap();
+        let conv = t.column("conversions").unwrap().f64().unwrap();
+        let mut sums: HashMap<(bool, String), f64> = HashMap::new();
+        for i in 0..t.height() {
+            let (lng, lat) = h3::center(u64::from_str_radix(hex.get(i).unwrap(), 16).unwrap()).unwrap();
+            let in_hot = wuhan.locate(lng, lat).is_some_and(|d| hot.contains(&d.name));
+            *sums.entry((in_hot, ch.get(i).unwrap().into())).or_default() += conv.get(i).unwrap();
+            *sums.entry((in_hot, "*".into())).or_default() += conv.get(i).unwrap();
+        }
+        let share =
+            |h: bool, c: &str| sums.get(&(h, c.to_string())).copied().unwrap_or(0.0) / sums[&(h, "*".to_string())];
+        assert!(share(true, "office_lobby") > 3.0 * share(false, "office_lobby"), "{model:?}");
+        assert!(share(false, "bus_body") > 2.0 * share(true, "bus_body"), "{model:?}");
+    }
+    // Conservation with k = 1: each converting customer with a work place is placed once.
+    let params = AttributionParams { models: vec![Model::Linear], ..AttributionParams::default() };
+    let (t, s) =
+        attribution_by_place(&ds, &params, Location::Work, Res::new(8).unwrap(), KFloor::new(1).unwrap()).unwrap();
+    assert_eq!((s.merged, s.dropped), (0, 0));
+    let placed: f64 = t.column("conversions").unwrap().f64().unwrap().sum().unwrap();
+    let all = attribution(&ds, &params).unwrap();
+    let total: f64 = all.table.column("conversions").unwrap().f64().unwrap().sum().unwrap();
+    assert!(placed <= total + 1e-9 && placed > 0.8 * total, "{placed} of {total}");
 }

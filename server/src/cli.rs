@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use custmap_engine::analytics::attribution::funnel;
+use custmap_engine::analytics::attribution::{attribution_by_place, funnel};
 use custmap_engine::analytics::{
     attribution, heatmap, AttributionParams, AttributionResult, By, HeatmapParams, HeatmapResult, KFloor, Location,
     Model,
@@ -37,6 +37,12 @@ struct Cli {
 enum FormatArg {
     Csv,
     Parquet,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GeoArg {
+    Home,
+    Work,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -131,6 +137,16 @@ enum Command {
         /// (deals per month by first-touch channel). Default: compare for several models, else roi.
         #[arg(long, value_enum)]
         chart: Option<ChartArg>,
+        /// Attribute by place instead: conversions per H3 cell x channel, by where converting
+        /// customers live or work (first model only; table or .geojson).
+        #[arg(long, value_enum)]
+        geo: Option<GeoArg>,
+        /// H3 resolution of --geo.
+        #[arg(long, default_value_t = 8)]
+        res: u8,
+        /// Privacy floor of --geo: minimum converting customers per published cell.
+        #[arg(long, default_value_t = 5)]
+        k: u32,
         #[arg(long)]
         out: PathBuf,
     },
@@ -208,7 +224,7 @@ fn run(command: Command) -> Result<(), Error> {
             };
             run_heatmap(&dir, &params, &metric, &out)
         }
-        Command::Attribution { dir, model, by, window, half_life, order, chart, out } => {
+        Command::Attribution { dir, model, by, window, half_life, order, chart, geo, res, k, out } => {
             let params = AttributionParams {
                 models: Model::parse_list(&model)?,
                 by: by.into(),
@@ -216,7 +232,16 @@ fn run(command: Command) -> Result<(), Error> {
                 half_life_days: half_life,
                 markov_order: order,
             };
-            run_attribution(&dir, &params, chart, &out)
+            match geo {
+                Some(geo) => {
+                    let location = match geo {
+                        GeoArg::Home => Location::Home,
+                        GeoArg::Work => Location::Work,
+                    };
+                    run_geo_attribution(&dir, &params, location, Res::new(res)?, KFloor::new(k)?, &out)
+                }
+                None => run_attribution(&dir, &params, chart, &out),
+            }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
         Command::ImportSales { file, out, lat, lng, price, date } => {
@@ -572,6 +597,36 @@ fn run_attribution(dir: &Path, params: &AttributionParams, chart: Option<ChartAr
         out.display(),
         result.unattributed.0,
         params.window_days
+    );
+    Ok(())
+}
+
+fn run_geo_attribution(
+    dir: &Path,
+    params: &AttributionParams,
+    location: Location,
+    res: Res,
+    k: KFloor,
+    out: &Path,
+) -> Result<(), Error> {
+    let format = OutputFormat::from_path(out)?;
+    if image_format(format).is_some() {
+        return Err(Error::BadInput("--geo writes a table (.csv .parquet .arrow .json .geojson)".into()));
+    }
+    let ds = load(dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
+    let (table, suppressed) = attribution_by_place(&ds, params, location, res, k)?;
+    write_frame(&table, out)?;
+    println!(
+        "wrote {} cell x {} rows to {} ({} attribution by {} place, res {}, k = {}: {} small cells merged, {} dropped)",
+        table.height(),
+        params.by.column(),
+        out.display(),
+        params.models[0].name(),
+        location.as_str(),
+        res.get(),
+        k.get(),
+        suppressed.merged,
+        suppressed.dropped
     );
     Ok(())
 }

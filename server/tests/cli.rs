@@ -281,3 +281,32 @@ fn attribution_and_funnel_charts() {
         .unwrap()
         .starts_with("channel,leads,visited,deals,revenue,visit_rate,deal_rate"));
 }
+
+#[test]
+fn attribution_by_place_writes_cells() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(&tmp, "geo.geojson");
+    let o = custmap(&[
+        "attribution",
+        city().to_str().unwrap(),
+        "--model",
+        "linear",
+        "--geo",
+        "work",
+        "--res",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("k = 5"));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+    let f = &doc["features"][0];
+    assert_eq!(f["geometry"]["type"], "Polygon");
+    assert!(f["properties"]["channel"].is_string() && f["properties"]["conversions"].is_number());
+    let png = out_path(&tmp, "geo.png");
+    assert_user_error(
+        &custmap(&["attribution", city().to_str().unwrap(), "--geo", "home", "--out", png.to_str().unwrap()]),
+        "--geo writes a table",
+    );
+}

@@ -57,6 +57,8 @@ pub struct Touch {
 /// A customer's journey.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Journey {
+    /// Row of the customer in the dataset's customers frame.
+    pub customer_row: u32,
     pub touches: Vec<Touch>,
     /// (time in microseconds, value) of the conversion, if any.
     pub conversion: Option<(i64, f64)>,
@@ -213,7 +215,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         if touches.is_empty() && conversion.is_none() {
             continue;
         }
-        journeys.push(Journey { touches, conversion });
+        journeys.push(Journey { customer_row: row, touches, conversion });
     }
     let n = keys.names.len();
     let count = |m: &HashMap<u32, u64>| (0..n as u32).map(|k| m.get(&k).copied().unwrap_or(0)).collect();

@@ -7,6 +7,7 @@
 //! every model leaves them out alike and the result reports them as `unattributed`.
 
 pub mod funnel;
+pub mod geo;
 pub mod heuristic;
 pub mod journeys;
 pub mod markov;
@@ -167,6 +168,28 @@ pub fn attribution(ds: &Dataset, params: &AttributionParams) -> Result<Attributi
         unattributed: (all_conv - att_conv, all_value - att_value),
         shapley_std_error,
     })
+}
+
+/// Attribution by place for the first model of `params`: conversions and revenue per H3 cell x
+/// key, by where converting customers live or work, under the privacy floor `k`.
+pub fn attribution_by_place(
+    ds: &Dataset,
+    params: &AttributionParams,
+    location: crate::analytics::Location,
+    res: crate::spatial::Res,
+    k: crate::analytics::KFloor,
+) -> Result<(DataFrame, crate::analytics::Suppressed)> {
+    params.check()?;
+    let j = journeys::build(ds, params.by, params.window_days)?;
+    let keys = j.keys.len();
+    let model = params.models[0];
+    let half_life_us = params.half_life_days * DAY_US as f64;
+    let credit = match model {
+        Model::Markov => markov::credit(&j.journeys, keys, params.markov_order)?,
+        Model::Shapley => shapley::credit(&j.journeys, keys, 42).credit,
+        _ => Vec::new(),
+    };
+    geo::geo_attribution(ds, model, params.by, &j, &credit, location, res, k, half_life_us)
 }
 
 /// `num / den`, or null with a reason when `den` is zero.
