@@ -381,3 +381,37 @@ fn geo_attribution_finds_the_district_effects_and_conserves() {
     let total: f64 = all.table.column("conversions").unwrap().f64().unwrap().sum().unwrap();
     assert!(placed <= total + 1e-9 && placed > 0.8 * total, "{placed} of {total}");
 }
+
+/// A campaign running 10 days of which 5 fall inside the analysed period costs half; one
+/// without dates counts in full; CPL divides by leads.
+#[test]
+fn campaign_cost_is_prorated_by_days() {
+    let customers = b"customer_id,home_lat,home_lng\nA,30.5,114.3\nB,30.5,114.3\n";
+    let touchpoints =
+        b"customer_id,ts,channel,campaign_id\nA,2025-01-06 09:00:00,wechat,W1\nB,2025-01-20 09:00:00,wechat,W2\n";
+    let campaigns =
+        b"campaign_id,channel,cost,start_date,end_date\nW1,wechat,1000,2025-01-01,2025-01-10\nW2,wechat,300,,\n";
+    let dir = crate::common::dataset_dir(&[
+        ("customers.csv", customers),
+        ("touchpoints.csv", touchpoints),
+        ("campaigns.csv", campaigns),
+    ]);
+    let ds = Dataset::load(dir.path()).unwrap();
+    for (by, want) in [(By::Channel, vec![("wechat", 800.0)]), (By::Campaign, vec![("W1", 500.0), ("W2", 300.0)])] {
+        let params = AttributionParams { models: vec![Model::Linear], by, ..AttributionParams::default() };
+        let t = attribution(&ds, &params).unwrap().table;
+        let keys: Vec<String> =
+            t.column(by.column()).unwrap().str().unwrap().iter().map(|s| s.unwrap().into()).collect();
+        let cost = t.column("cost").unwrap().f64().unwrap();
+        for (k, c) in want {
+            let i = keys.iter().position(|x| x == k).unwrap();
+            assert!(close(cost.get(i).unwrap(), c), "{by:?} {k}: {:?}", cost.get(i));
+        }
+        // No conversions: CPA and ROI are null with reasons, not 0 or infinity.
+        let cpa = t.column("cpa").unwrap().f64().unwrap();
+        assert!(cpa.iter().all(|v| v.is_none()));
+        if by == By::Channel {
+            assert!(close(t.column("cpl").unwrap().f64().unwrap().get(0).unwrap(), 400.0));
+        }
+    }
+}

@@ -135,6 +135,7 @@ enum Command {
         order: u8,
         /// Chart for .png/.svg: roi (by channel), compare (models side by side) or monthly
         /// (deals per month by first-touch channel). Default: compare for several models, else roi.
+        /// With a table format, `monthly` writes the monthly series (month, key, leads, deals, revenue).
         #[arg(long, value_enum)]
         chart: Option<ChartArg>,
         /// Attribute by place instead: conversions per H3 cell x channel, by where converting
@@ -573,6 +574,13 @@ fn run_attribution(dir: &Path, params: &AttributionParams, chart: Option<ChartAr
         let spec = attribution_chart(&result, months.as_ref(), chart)?;
         write_bytes(out, &render_chart(&spec, image)?)?;
         println!("wrote a {chart:?} chart to {}", out.display());
+        return Ok(());
+    }
+    if chart == Some(ChartArg::Monthly) {
+        // The monthly series as a table.
+        let months = funnel::monthly(&funnel::journeys_for(&ds, params)?, params.by)?;
+        write_frame(&months, out)?;
+        println!("wrote {} month x {} rows to {}", months.height(), params.by.column(), out.display());
         return Ok(());
     }
     if format == OutputFormat::Json {
