@@ -606,6 +606,14 @@ fn run_attribution(dir: &Path, params: &AttributionParams, chart: Option<ChartAr
         result.unattributed.0,
         params.window_days
     );
+    if let Some(se) = result.shapley_std_error {
+        println!(
+            "shapley: more than {} {}s, so sampled ({} permutations); largest standard error {se:.4} conversions",
+            custmap_engine::analytics::attribution::shapley::EXACT_MAX,
+            params.by.column(),
+            custmap_engine::analytics::attribution::shapley::SAMPLES
+        );
+    }
     Ok(())
 }
 
