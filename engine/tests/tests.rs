@@ -5,3 +5,4 @@ mod common;
 mod demo;
 mod heatmap;
 mod ingest;
+mod placement;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use custmap_engine::analytics::attribution::{attribution_by_place, funnel};
+use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
 use custmap_engine::analytics::{
     attribution, heatmap, AttributionParams, AttributionResult, By, HeatmapParams, HeatmapResult, KFloor, Location,
     Model,
@@ -37,6 +38,20 @@ struct Cli {
 enum FormatArg {
     Csv,
     Parquet,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReachArg {
+    Home,
+    Work,
+    Both,
+    Commute,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WeightArg {
+    Count,
+    Budget,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -160,6 +175,33 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Choose ad sites within a budget to reach the most target prospects (each counted once
+    /// across home, work and commute). .json gets the full report; .csv/.parquet/.arrow the
+    /// chosen sites (or, with --compare-kinds, the whole budget on one kind at a time).
+    Placement {
+        dir: PathBuf,
+        #[arg(long)]
+        budget: f64,
+        /// Target prospects: a SQL boolean expression over customer columns.
+        #[arg(long = "where")]
+        where_: Option<String>,
+        #[arg(long, value_enum, default_value = "both")]
+        reach: ReachArg,
+        /// Count prospects (count) or weigh them by budget (purchasing power).
+        #[arg(long, value_enum, default_value = "count")]
+        weight: WeightArg,
+        /// Sites that must be in the plan (comma-separated site ids).
+        #[arg(long, value_delimiter = ',')]
+        must_include: Vec<String>,
+        /// Sites never to choose (comma-separated site ids).
+        #[arg(long, value_delimiter = ',')]
+        exclude: Vec<String>,
+        /// Write the per-kind baselines (towers vs bus routes ...) instead of the plan's sites.
+        #[arg(long)]
+        compare_kinds: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Turn a flat sales file (one sale per row: lat, lng, price) into a dataset directory.
     ImportSales {
         file: PathBuf,
@@ -245,6 +287,25 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
+        Command::Placement { dir, budget, where_, reach, weight, must_include, exclude, compare_kinds, out } => {
+            let params = PlacementParams {
+                budget,
+                segment: where_,
+                reach: match reach {
+                    ReachArg::Home => ReachMode::Home,
+                    ReachArg::Work => ReachMode::Work,
+                    ReachArg::Both => ReachMode::Both,
+                    ReachArg::Commute => ReachMode::Commute,
+                },
+                weight: match weight {
+                    WeightArg::Count => Weight::Count,
+                    WeightArg::Budget => Weight::Budget,
+                },
+                must_include,
+                exclude,
+            };
+            run_placement(&dir, &params, compare_kinds, &out)
+        }
         Command::ImportSales { file, out, lat, lng, price, date } => {
             run_import(&file, &out, &SalesColumns { lat, lng, price, date })
         }
@@ -643,6 +704,45 @@ fn run_geo_attribution(
         k.get(),
         suppressed.merged,
         suppressed.dropped
+    );
+    Ok(())
+}
+
+fn run_placement(dir: &Path, params: &PlacementParams, compare_kinds: bool, out: &Path) -> Result<(), Error> {
+    let format = OutputFormat::from_path(out)?;
+    if matches!(format, OutputFormat::Png | OutputFormat::Svg | OutputFormat::GeoJson) {
+        return Err(Error::BadInput(format!(
+            "{}: placement writes .json (the report) or a table (.csv .parquet .arrow); maps of the plan are not available yet",
+            out.display()
+        )));
+    }
+    params.check()?;
+    let ds = load(dir, &[Table::Sites])?;
+    let pb = spinner("computing reach");
+    let coverage = Coverage::build(&ds, params.segment.as_deref(), params.reach, params.weight)?;
+    let report = coverage.plan(params)?;
+    pb.finish_and_clear();
+    if format == OutputFormat::Json {
+        let doc = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        custmap_engine::io::write::write_atomic(out, |w| {
+            serde_json::to_writer_pretty(w, &doc).map_err(|e| Error::Internal(e.to_string()))
+        })?;
+    } else {
+        let rows =
+            if compare_kinds { serde_json::to_value(&report.baselines) } else { serde_json::to_value(&report.sites) }
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        write_frame(&custmap_engine::io::write::json_rows_to_frame(&rows)?, out)?;
+    }
+    println!(
+        "plan: {} sites, cost {:.0} of {:.0}, reach {:.0} of {} prospects (upper bound {:.1}, gap at most {:.2}%) -> {}",
+        report.sites.len(),
+        report.cost,
+        report.budget,
+        report.reach,
+        report.prospects,
+        report.upper_bound,
+        report.gap * 100.0,
+        out.display()
     );
     Ok(())
 }

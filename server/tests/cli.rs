@@ -310,3 +310,68 @@ fn attribution_by_place_writes_cells() {
         "--geo writes a table",
     );
 }
+
+#[test]
+fn placement_report_and_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = city().to_str().unwrap();
+    let json = out_path(&tmp, "plan.json");
+    let o = custmap(&[
+        "placement",
+        dir,
+        "--budget",
+        "800000",
+        "--where",
+        "budget >= 3000000",
+        "--reach",
+        "both",
+        "--out",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in ["budget", "cost", "reach", "upper_bound", "gap", "reach_split", "sites", "overlap", "baselines"] {
+        assert!(!doc[key].is_null(), "no {key}");
+    }
+    assert!(doc["cost"].as_f64().unwrap() <= 800000.0);
+    assert!(doc["upper_bound"].as_f64().unwrap() >= doc["reach"].as_f64().unwrap());
+    let first = doc["sites"][0].as_object().unwrap();
+    let keys: Vec<&str> = first.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["rank", "site_id", "kind", "cost", "marginal_reach", "cumulative_reach", "cost_per_reached"]);
+    let csv = out_path(&tmp, "plan.csv");
+    let o = custmap(&[
+        "placement",
+        dir,
+        "--budget",
+        "100000",
+        "--exclude",
+        "CAFE-1-02",
+        "--must-include",
+        "LOBBY-1-01",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("rank,site_id,kind,cost,marginal_reach,cumulative_reach,cost_per_reached"), "{text}");
+    assert!(text.contains("LOBBY-1-01") && !text.contains("CAFE-1-02,"));
+    let kinds = out_path(&tmp, "kinds.csv");
+    let o = custmap(&["placement", dir, "--budget", "800000", "--compare-kinds", "--out", kinds.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&kinds).unwrap().contains("bus_route"));
+    // Mistakes are exit 2.
+    assert_user_error(&custmap(&["placement", dir, "--budget=-5", "--out", csv.to_str().unwrap()]), "budget");
+    assert_user_error(
+        &custmap(&["placement", dir, "--budget", "1000", "--must-include", "NOPE", "--out", csv.to_str().unwrap()]),
+        "unknown site 'NOPE'",
+    );
+    assert_user_error(
+        &custmap(&["placement", dir, "--budget", "10", "--must-include", "LOBBY-1-01", "--out", csv.to_str().unwrap()]),
+        "must-include sites cost",
+    );
+    // Zero budget: an empty plan, not an error.
+    let o = custmap(&["placement", dir, "--budget", "0", "--out", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(doc["sites"].as_array().unwrap().len(), 0);
+}

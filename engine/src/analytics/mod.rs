@@ -3,6 +3,7 @@
 
 pub mod attribution;
 pub mod heatmap;
+pub mod placement;
 pub mod privacy;
 pub mod segment;
 

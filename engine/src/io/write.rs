@@ -158,6 +158,32 @@ pub fn frame_to_json_rows(frame: &DataFrame) -> Result<Value> {
     Ok(Value::Array(rows))
 }
 
+/// An array of flat JSON objects (numbers, strings, nulls) as a frame, columns in the first
+/// object's key order.
+pub fn json_rows_to_frame(rows: &Value) -> Result<DataFrame> {
+    let rows = rows.as_array().ok_or_else(|| Error::Internal("rows are not an array".into()))?;
+    let Some(Value::Object(first)) = rows.first() else { return Ok(DataFrame::empty()) };
+    let mut columns = Vec::new();
+    for name in first.keys() {
+        let values: Vec<&Value> = rows.iter().map(|r| &r[name]).collect();
+        let column = if values.iter().all(|v| v.is_i64() || v.is_u64() || v.is_null()) {
+            Column::new(name.as_str().into(), values.iter().map(|v| v.as_i64()).collect::<Vec<_>>())
+        } else if values.iter().all(|v| v.is_number() || v.is_null()) {
+            Column::new(name.as_str().into(), values.iter().map(|v| v.as_f64()).collect::<Vec<_>>())
+        } else {
+            Column::new(
+                name.as_str().into(),
+                values
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string).or_else(|| (!v.is_null()).then(|| v.to_string())))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        columns.push(column);
+    }
+    Ok(DataFrame::new(rows.len(), columns)?)
+}
+
 /// A cell table (with `hex_id`) as a GeoJSON FeatureCollection of hexagon polygons, the other
 /// columns as properties.
 pub fn cells_geojson(frame: &DataFrame) -> Result<Value> {

@@ -1,0 +1,338 @@
+//! Ad-placement planning (SPEC §5): within a budget, which sites reach the most target
+//! prospects, counting a person once across home, work and commute.
+//!
+//! Coverage (which prospects each site reaches) is built once per (segment, reach mode) in
+//! [`Coverage`] and reused across budgets, baselines and the reach-versus-budget curve.
+
+pub mod optimize;
+pub mod reach;
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::analytics::segment::Segment;
+use crate::error::{Error, Result};
+use crate::io::Dataset;
+use crate::spatial::geometry::{parse_site_wkt, SiteGeometry};
+use optimize::{optimize, Candidate};
+pub use reach::ReachMode;
+use reach::{coverage, Anchor, Prospect};
+
+/// Reach radius (m) of a site kind when the site has no `reach_m`: the walk-in catchment of a
+/// lobby, café or bar, the sight lines of a billboard, the corridor of a bus or metro line.
+#[must_use]
+pub fn default_reach_m(kind: &str) -> f64 {
+    match kind {
+        "office_lobby" => 100.0,
+        "cafe" | "bar" => 250.0,
+        "billboard" => 800.0,
+        "bus_route" => 300.0,
+        "metro_line" | "metro_station" => 500.0,
+        _ => 400.0,
+    }
+}
+
+/// How prospects are weighted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weight {
+    Count,
+    Budget,
+}
+
+/// Placement parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlacementParams {
+    pub budget: f64,
+    #[serde(rename = "where")]
+    pub segment: Option<String>,
+    pub reach: ReachMode,
+    pub weight: Weight,
+    pub must_include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl PlacementParams {
+    pub fn check(&self) -> Result<()> {
+        if !self.budget.is_finite() || self.budget < 0.0 {
+            return Err(Error::bad_input(format!("budget must be a number >= 0, got {}", self.budget)));
+        }
+        Ok(())
+    }
+}
+
+/// Sites and prospects with who reaches whom: build once, plan many budgets.
+#[derive(Debug, Clone)]
+pub struct Coverage {
+    pub site_ids: Vec<String>,
+    pub kinds: Vec<String>,
+    pub candidates: Vec<Candidate>,
+    /// Per site: (prospect, anchor) pairs.
+    pub anchors: Vec<Vec<(u32, Anchor)>>,
+    pub weights: Vec<f64>,
+}
+
+impl Coverage {
+    /// Reads the dataset's sites and the prospects of `segment`, and computes reach.
+    pub fn build(ds: &Dataset, segment: Option<&str>, mode: ReachMode, weight: Weight) -> Result<Coverage> {
+        let sites = ds
+            .sites
+            .as_ref()
+            .filter(|s| s.height() > 0)
+            .ok_or_else(|| Error::bad_input("placement needs a sites table"))?;
+        let seg = segment
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(|w| Segment::parse(w, &ds.customers.schema()))
+            .transpose()?;
+        let prospect = seg.map_or(lit(true), |s| s.expr);
+        let c = ds
+            .customers
+            .clone()
+            .lazy()
+            .filter(prospect)
+            .select([col("home_lat"), col("home_lng"), col("work_lat"), col("work_lng"), col("budget")])
+            .collect()?;
+        let f = |n: &str| -> Result<Vec<Option<f64>>> { Ok(c.column(n)?.f64()?.iter().collect()) };
+        let (hl, hg, wl, wg, budget) = (f("home_lat")?, f("home_lng")?, f("work_lat")?, f("work_lng")?, f("budget")?);
+        let pair = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(lat, lng)| (lng, lat));
+        let prospects: Vec<Prospect> =
+            (0..c.height()).map(|i| Prospect { home: pair(hl[i], hg[i]), work: pair(wl[i], wg[i]) }).collect();
+        let weights: Vec<f64> = match weight {
+            Weight::Count => vec![1.0; prospects.len()],
+            Weight::Budget => budget.iter().map(|b| b.unwrap_or(0.0)).collect(),
+        };
+
+        let ids: Vec<String> =
+            sites.column("site_id")?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect();
+        let kinds: Vec<String> =
+            sites.column("kind")?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect();
+        let cost = sites.column("cost")?.f64()?;
+        let reach_m = sites.column("reach_m")?.f64()?;
+        let (lat, lng) = (sites.column("lat")?.f64()?, sites.column("lng")?.f64()?);
+        let wkt = sites.column("wkt")?.str()?;
+        let mut geoms = Vec::with_capacity(ids.len());
+        for i in 0..ids.len() {
+            let g = match (wkt.get(i), lat.get(i), lng.get(i)) {
+                (Some(t), _, _) => {
+                    parse_site_wkt(t).map_err(|e| Error::Internal(format!("site {} passed ingest: {e}", ids[i])))?
+                }
+                (None, Some(la), Some(lo)) => SiteGeometry::Point(geo::Point::new(lo, la)),
+                _ => return Err(Error::Internal(format!("site {} has no location", ids[i]))),
+            };
+            geoms.push((g, reach_m.get(i).unwrap_or_else(|| default_reach_m(&kinds[i]))));
+        }
+        let anchors = coverage(&prospects, &geoms, mode);
+        let candidates = anchors
+            .iter()
+            .zip(cost.iter())
+            .map(|(a, c)| {
+                let mut covers: Vec<u32> = a.iter().map(|(p, _)| *p).collect();
+                covers.dedup();
+                Candidate { cost: c.unwrap_or(0.0), covers }
+            })
+            .collect();
+        Ok(Coverage { site_ids: ids, kinds, candidates, anchors, weights })
+    }
+
+    fn index(&self, names: &[String], what: &str) -> Result<Vec<usize>> {
+        let map: HashMap<&str, usize> = self.site_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+        names
+            .iter()
+            .map(|n| {
+                map.get(n.as_str()).copied().ok_or_else(|| Error::bad_input(format!("{what} names unknown site '{n}'")))
+            })
+            .collect()
+    }
+
+    /// Plans one budget.
+    pub fn plan(&self, params: &PlacementParams) -> Result<PlacementReport> {
+        params.check()?;
+        let must = self.index(&params.must_include, "--must-include")?;
+        let excluded = self.index(&params.exclude, "--exclude")?;
+        if let Some(i) = must.iter().find(|i| excluded.contains(i)) {
+            return Err(Error::bad_input(format!("site '{}' is both must-include and excluded", self.site_ids[*i])));
+        }
+        let must_cost: f64 = must.iter().map(|i| self.candidates[*i].cost).sum();
+        if must_cost > params.budget + 1e-9 {
+            return Err(Error::bad_input(format!("must-include sites cost {must_cost} > budget {}", params.budget)));
+        }
+        let allowed: Vec<bool> = (0..self.candidates.len()).map(|i| !excluded.contains(&i)).collect();
+        let plan = optimize(&self.candidates, &self.weights, params.budget, &must, &allowed);
+        let kinds: Vec<String> = {
+            let mut k = self.kinds.clone();
+            k.sort();
+            k.dedup();
+            k
+        };
+        let baselines = kinds
+            .iter()
+            .map(|kind| {
+                let only: Vec<bool> =
+                    (0..self.candidates.len()).map(|i| allowed[i] && &self.kinds[i] == kind).collect();
+                let p = optimize(&self.candidates, &self.weights, params.budget, &[], &only);
+                Baseline {
+                    kind: kind.clone(),
+                    sites: p.chosen.len(),
+                    cost: p.cost,
+                    reach: p.reach,
+                    cost_per_reached: per(p.cost, p.reach),
+                }
+            })
+            .collect();
+        let curve = (1..=10)
+            .map(|t| {
+                let b = params.budget * f64::from(t) / 10.0;
+                let ok = must_cost <= b + 1e-9;
+                let p = optimize(&self.candidates, &self.weights, b, if ok { &must } else { &[] }, &allowed);
+                CurvePoint { budget: b, reach: p.reach, upper_bound: p.upper_bound }
+            })
+            .collect();
+        Ok(self.report(params, &plan, baselines, curve))
+    }
+
+    fn report(
+        &self,
+        params: &PlacementParams,
+        plan: &optimize::Plan,
+        baselines: Vec<Baseline>,
+        curve: Vec<CurvePoint>,
+    ) -> PlacementReport {
+        let mut covered = vec![false; self.weights.len()];
+        let mut cumulative = 0.0;
+        let mut spent = 0.0;
+        let mut sites = Vec::new();
+        for (rank, &i) in plan.chosen.iter().enumerate() {
+            let c = &self.candidates[i];
+            let marginal: f64 =
+                c.covers.iter().filter(|p| !covered[**p as usize]).map(|p| self.weights[*p as usize]).sum();
+            for p in &c.covers {
+                covered[*p as usize] = true;
+            }
+            cumulative += marginal;
+            spent += c.cost;
+            sites.push(SiteLine {
+                rank: rank + 1,
+                site_id: self.site_ids[i].clone(),
+                kind: self.kinds[i].clone(),
+                cost: c.cost,
+                marginal_reach: marginal,
+                cumulative_reach: cumulative,
+                cost_per_reached: per(spent, cumulative),
+            });
+        }
+        // How each reached prospect was reached by the chosen sites.
+        let mut how: HashMap<u32, (bool, bool, bool)> = HashMap::new();
+        for &i in &plan.chosen {
+            for (p, a) in &self.anchors[i] {
+                let e = how.entry(*p).or_default();
+                match a {
+                    Anchor::Home => e.0 = true,
+                    Anchor::Work => e.1 = true,
+                    Anchor::Commute => e.2 = true,
+                }
+            }
+        }
+        let mut split = ReachSplit::default();
+        for (p, (h, w, c)) in how {
+            let x = self.weights[p as usize];
+            match (h, w, c) {
+                (true, true, _) => split.both += x,
+                (true, false, _) => split.home += x,
+                (false, true, _) => split.work += x,
+                _ => split.commute += x,
+            }
+        }
+        let mut overlap = Vec::new();
+        for (a, &i) in plan.chosen.iter().enumerate() {
+            for &j in &plan.chosen[a + 1..] {
+                let (x, y) = (&self.candidates[i].covers, &self.candidates[j].covers);
+                let shared: f64 =
+                    x.iter().filter(|p| y.binary_search(p).is_ok()).map(|p| self.weights[*p as usize]).sum();
+                if shared > 0.0 {
+                    overlap.push(Overlap { a: self.site_ids[i].clone(), b: self.site_ids[j].clone(), shared });
+                }
+            }
+        }
+        let gap = if plan.upper_bound > 0.0 { (plan.upper_bound - plan.reach) / plan.upper_bound } else { 0.0 };
+        PlacementReport {
+            budget: params.budget,
+            cost: plan.cost,
+            reach: plan.reach,
+            upper_bound: plan.upper_bound,
+            gap,
+            reach_split: split,
+            sites,
+            overlap,
+            baselines,
+            curve,
+            prospects: self.weights.len(),
+        }
+    }
+}
+
+fn per(cost: f64, reach: f64) -> Option<f64> {
+    (reach > 0.0).then(|| cost / reach)
+}
+
+/// The placement JSON of SPEC §9.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacementReport {
+    pub budget: f64,
+    pub cost: f64,
+    pub reach: f64,
+    pub upper_bound: f64,
+    /// (upper_bound - reach) / upper_bound: how far from optimal the plan can be, at most.
+    pub gap: f64,
+    pub reach_split: ReachSplit,
+    pub sites: Vec<SiteLine>,
+    pub overlap: Vec<Overlap>,
+    pub baselines: Vec<Baseline>,
+    pub curve: Vec<CurvePoint>,
+    pub prospects: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReachSplit {
+    pub home: f64,
+    pub work: f64,
+    pub both: f64,
+    pub commute: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteLine {
+    pub rank: usize,
+    pub site_id: String,
+    pub kind: String,
+    pub cost: f64,
+    pub marginal_reach: f64,
+    pub cumulative_reach: f64,
+    pub cost_per_reached: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overlap {
+    pub a: String,
+    pub b: String,
+    pub shared: f64,
+}
+
+/// The whole budget on one kind of site.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    pub kind: String,
+    pub sites: usize,
+    pub cost: f64,
+    pub reach: f64,
+    pub cost_per_reached: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CurvePoint {
+    pub budget: f64,
+    pub reach: f64,
+    pub upper_bound: f64,
+}
