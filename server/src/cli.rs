@@ -710,9 +710,9 @@ fn run_geo_attribution(
 
 fn run_placement(dir: &Path, params: &PlacementParams, compare_kinds: bool, out: &Path) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
-    if matches!(format, OutputFormat::Png | OutputFormat::Svg | OutputFormat::GeoJson) {
+    if format == OutputFormat::GeoJson {
         return Err(Error::BadInput(format!(
-            "{}: placement writes .json (the report) or a table (.csv .parquet .arrow); maps of the plan are not available yet",
+            "{}: placement writes .json (the report), a table (.csv .parquet .arrow) or the reach-versus-budget curve (.png .svg)",
             out.display()
         )));
     }
@@ -722,7 +722,27 @@ fn run_placement(dir: &Path, params: &PlacementParams, compare_kinds: bool, out:
     let coverage = Coverage::build(&ds, params.segment.as_deref(), params.reach, params.weight)?;
     let report = coverage.plan(params)?;
     pb.finish_and_clear();
-    if format == OutputFormat::Json {
+    if let Some(image) = image_format(format) {
+        let spec = Chart {
+            title: format!("Reach versus budget · {} prospects", report.prospects),
+            subtitle: format!(
+                "reach mode {:?}, segment: {} · the bound certifies how far from optimal each plan can be",
+                params.reach,
+                params.segment.as_deref().unwrap_or("all customers")
+            ),
+            y_label: "prospects reached".into(),
+            categories: report.curve.iter().map(|c| custmap_engine::render::short_number(c.budget)).collect(),
+            series: vec![
+                Series { name: "plan".into(), values: report.curve.iter().map(|c| Some(c.reach)).collect() },
+                Series {
+                    name: "upper bound".into(),
+                    values: report.curve.iter().map(|c| Some(c.upper_bound)).collect(),
+                },
+            ],
+            kind: ChartKind::Lines,
+        };
+        write_bytes(out, &render_chart(&spec, image)?)?;
+    } else if format == OutputFormat::Json {
         let doc = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
         custmap_engine::io::write::write_atomic(out, |w| {
             serde_json::to_writer_pretty(w, &doc).map_err(|e| Error::Internal(e.to_string()))
