@@ -134,7 +134,8 @@ fn towers_and_cafes_beat_bus_routes_per_yuan() {
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
     let ds = Dataset::load(dir.path()).unwrap();
-    let cov = Coverage::build(&ds, Some("budget >= 3000000"), ReachMode::Work, Weight::Count).unwrap();
+    let cov =
+        Coverage::build(&ds, Some("budget >= 3000000"), ReachMode::Work, Weight::Count, &Default::default()).unwrap();
     let params = PlacementParams {
         budget: 800_000.0,
         segment: Some("budget >= 3000000".into()),

@@ -48,6 +48,12 @@ enum ReachArg {
     Commute,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PlotArg {
+    Map,
+    Curve,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum WeightArg {
     Count,
@@ -199,6 +205,13 @@ enum Command {
         /// Write the per-kind baselines (towers vs bus routes ...) instead of the plan's sites.
         #[arg(long)]
         compare_kinds: bool,
+        /// Reach radius per kind in metres, overriding the sites' reach_m and the defaults
+        /// (e.g. office_lobby=150,cafe=300).
+        #[arg(long, value_delimiter = ',')]
+        reach_m: Vec<String>,
+        /// For .png/.svg: the plan on a map of the target prospects (map) or reach versus budget (curve).
+        #[arg(long, value_enum, default_value = "map")]
+        plot: PlotArg,
         #[arg(long)]
         out: PathBuf,
     },
@@ -287,7 +300,19 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
-        Command::Placement { dir, budget, where_, reach, weight, must_include, exclude, compare_kinds, out } => {
+        Command::Placement {
+            dir,
+            budget,
+            where_,
+            reach,
+            weight,
+            must_include,
+            exclude,
+            compare_kinds,
+            reach_m,
+            plot,
+            out,
+        } => {
             let params = PlacementParams {
                 budget,
                 segment: where_,
@@ -304,7 +329,8 @@ fn run(command: Command) -> Result<(), Error> {
                 must_include,
                 exclude,
             };
-            run_placement(&dir, &params, compare_kinds, &out)
+            let radii = parse_radii(&reach_m)?;
+            run_placement(&dir, &params, &radii, compare_kinds, plot, &out)
         }
         Command::ImportSales { file, out, lat, lng, price, date } => {
             run_import(&file, &out, &SalesColumns { lat, lng, price, date })
@@ -402,6 +428,7 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> 
                 subtitle: map_subtitle(&result, params),
                 districts: ds.districts.as_ref(),
                 size: (1400, 1000),
+                overlay: Vec::new(),
             };
             let bytes = render_map(&spec, image)?;
             custmap_engine::io::write::write_atomic(out, |w| {
@@ -708,7 +735,31 @@ fn run_geo_attribution(
     Ok(())
 }
 
-fn run_placement(dir: &Path, params: &PlacementParams, compare_kinds: bool, out: &Path) -> Result<(), Error> {
+fn parse_radii(items: &[String]) -> Result<std::collections::HashMap<String, f64>, Error> {
+    items
+        .iter()
+        .map(|item| {
+            let (kind, m) = item
+                .split_once('=')
+                .ok_or_else(|| Error::BadInput(format!("--reach-m '{item}' is not KIND=METRES")))?;
+            let m: f64 =
+                m.trim().parse().map_err(|_| Error::BadInput(format!("--reach-m '{item}': '{m}' is not a number")))?;
+            if !(m.is_finite() && m >= 0.0) {
+                return Err(Error::BadInput(format!("--reach-m '{item}': radius must be >= 0")));
+            }
+            Ok((kind.trim().to_string(), m))
+        })
+        .collect()
+}
+
+fn run_placement(
+    dir: &Path,
+    params: &PlacementParams,
+    radii: &std::collections::HashMap<String, f64>,
+    compare_kinds: bool,
+    plot: PlotArg,
+    out: &Path,
+) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
     if format == OutputFormat::GeoJson {
         return Err(Error::BadInput(format!(
@@ -719,10 +770,44 @@ fn run_placement(dir: &Path, params: &PlacementParams, compare_kinds: bool, out:
     params.check()?;
     let ds = load(dir, &[Table::Sites])?;
     let pb = spinner("computing reach");
-    let coverage = Coverage::build(&ds, params.segment.as_deref(), params.reach, params.weight)?;
+    let coverage = Coverage::build(&ds, params.segment.as_deref(), params.reach, params.weight, radii)?;
     let report = coverage.plan(params)?;
     pb.finish_and_clear();
-    if let Some(image) = image_format(format) {
+    if let (Some(image), PlotArg::Map) = (image_format(format), plot) {
+        let location = match params.reach {
+            ReachMode::Home => Location::Home,
+            ReachMode::Work => Location::Work,
+            ReachMode::Both | ReachMode::Commute => Location::Both,
+        };
+        let heat = heatmap(
+            &ds,
+            &HeatmapParams { res: Res::new(9)?, location, segment: params.segment.clone(), ..HeatmapParams::default() },
+        )?;
+        let index: std::collections::HashMap<&str, usize> =
+            coverage.site_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+        let overlay = report
+            .sites
+            .iter()
+            .filter_map(|s| index.get(s.site_id.as_str()).map(|i| (s.rank, &coverage.geometries[*i])))
+            .map(|(rank, (g, r))| (g.clone(), *r, format!("{rank}")))
+            .collect();
+        let spec = MapSpec {
+            cells: &heat.cells,
+            metric: "prospects",
+            title: format!("Placement plan · {} sites for {:.0} CNY", report.sites.len(), report.cost),
+            subtitle: format!(
+                "reach {:.0} of {} prospects (gap <= {:.1}%) · {} · circles: reach radius, numbers: order chosen",
+                report.reach,
+                report.prospects,
+                report.gap * 100.0,
+                params.segment.as_deref().unwrap_or("all customers")
+            ),
+            districts: ds.districts.as_ref(),
+            size: (1400, 1000),
+            overlay,
+        };
+        write_bytes(out, &render_map(&spec, image)?)?;
+    } else if let Some(image) = image_format(format) {
         let spec = Chart {
             title: format!("Reach versus budget · {} prospects", report.prospects),
             subtitle: format!(

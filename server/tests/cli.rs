@@ -375,3 +375,43 @@ fn placement_report_and_tables() {
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(doc["sites"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn placement_map_curve_and_radius_override() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = city().to_str().unwrap();
+    let map = out_path(&tmp, "plan.png");
+    let o = custmap(&["placement", dir, "--budget", "300000", "--reach", "commute", "--out", map.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(&std::fs::read(&map).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    let curve = out_path(&tmp, "curve.svg");
+    let o = custmap(&["placement", dir, "--budget", "300000", "--plot", "curve", "--out", curve.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&curve).unwrap().contains("Reach versus budget"));
+    // A wider lobby radius reaches at least as many prospects with the lobbies alone.
+    let reach_with = |radius: &str| -> f64 {
+        let json = out_path(&tmp, "r.json");
+        let o = custmap(&[
+            "placement",
+            dir,
+            "--budget",
+            "200000",
+            "--reach",
+            "work",
+            "--reach-m",
+            radius,
+            "--out",
+            json.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+        doc["baselines"].as_array().unwrap().iter().find(|b| b["kind"] == "office_lobby").unwrap()["reach"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(reach_with("office_lobby=400") > reach_with("office_lobby=50"));
+    assert_user_error(
+        &custmap(&["placement", dir, "--budget", "1000", "--reach-m", "cafe:300", "--out", map.to_str().unwrap()]),
+        "KIND=METRES",
+    );
+}

@@ -7,6 +7,7 @@ use polars::prelude::*;
 
 use super::{class_of, draw_err, quantile_breaks, render_image, short_number, text_style, Drawable, ImageFormat, RAMP};
 use crate::error::{Error, Result};
+use crate::spatial::geometry::SiteGeometry;
 use crate::spatial::{h3, Districts};
 
 /// What to draw.
@@ -19,6 +20,8 @@ pub struct MapSpec<'a> {
     pub subtitle: String,
     pub districts: Option<&'a Districts>,
     pub size: (u32, u32),
+    /// Sites drawn over the cells (placement plans): geometry, reach radius (m), label.
+    pub overlay: Vec<(SiteGeometry, f64, String)>,
 }
 
 /// Renders the map as PNG or SVG bytes.
@@ -67,7 +70,9 @@ impl Layer {
         let base = hexes.iter().map(|h| h.2).max().unwrap_or(0);
         let mut hexes: Vec<(Vec<(f64, f64)>, f64, bool)> =
             hexes.into_iter().map(|(r, v, res)| (r, v, res < base)).collect();
-        let (mut x0, mut y0, mut x1, mut y1) = focus(&hexes);
+        // A plan frames its sites; a heatmap frames where its metric is.
+        let (mut x0, mut y0, mut x1, mut y1) =
+            if spec.overlay.is_empty() { focus(&hexes) } else { overlay_bounds(&spec.overlay) };
         if hexes.is_empty() {
             // Nothing to draw: frame the districts, or a 1-degree box.
             if let Some(b) = spec.districts.and_then(Districts::bounds) {
@@ -104,6 +109,22 @@ fn focus(hexes: &[(Vec<(f64, f64)>, f64, bool)]) -> (f64, f64, f64, f64) {
         }
     }
     bounds
+}
+
+fn overlay_bounds(overlay: &[(SiteGeometry, f64, String)]) -> (f64, f64, f64, f64) {
+    let mut b = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for (g, radius, _) in overlay {
+        let pts: Vec<(f64, f64)> = match g {
+            SiteGeometry::Point(p) => vec![(p.x(), p.y())],
+            SiteGeometry::Line(l) => l.coords().map(|c| (c.x, c.y)).collect(),
+        };
+        for (x, y) in pts {
+            let dy = radius / 111_320.0;
+            let dx = dy / y.to_radians().cos().max(0.05);
+            b = (b.0.min(x - dx), b.1.min(y - dy), b.2.max(x + dx), b.3.max(y + dy));
+        }
+    }
+    b
 }
 
 fn polygon_span(ring: &[(f64, f64)]) -> f64 {
@@ -186,6 +207,31 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &MapSpec, layer
         let p = proj.px(d.label);
         if inside(p) && p.1 > panel.1 + 10 {
             root.draw(&Text::new(d.name.clone(), (p.0 - 18, p.1 - 8), text_style(15, RGBColor(70, 70, 70))))
+                .map_err(draw_err)?;
+        }
+    }
+
+    // Sites over the cells: reach circles around points, routes as thick lines, rank labels.
+    let site_color = RGBColor(20, 60, 160);
+    for (geometry, radius, label) in &spec.overlay {
+        let at = match geometry {
+            SiteGeometry::Point(p) => {
+                let c = proj.px((p.x(), p.y()));
+                let r = ((radius / proj.metres_per_px()).round() as i32).max(4);
+                if inside(c) {
+                    root.draw(&Circle::new(c, r, site_color.mix(0.25).filled())).map_err(draw_err)?;
+                    root.draw(&Circle::new(c, r, site_color.stroke_width(2))).map_err(draw_err)?;
+                }
+                c
+            }
+            SiteGeometry::Line(l) => {
+                let pts: Vec<(i32, i32)> = l.coords().map(|c| proj.px((c.x, c.y))).filter(|p| inside(*p)).collect();
+                root.draw(&PathElement::new(pts.clone(), site_color.mix(0.8).stroke_width(3))).map_err(draw_err)?;
+                pts.first().copied().unwrap_or((-100, -100))
+            }
+        };
+        if inside(at) {
+            root.draw(&Text::new(label.clone(), (at.0 + 5, at.1 - 16), text_style(13, site_color)))
                 .map_err(draw_err)?;
         }
     }

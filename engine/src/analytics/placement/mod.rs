@@ -71,12 +71,20 @@ pub struct Coverage {
     pub candidates: Vec<Candidate>,
     /// Per site: (prospect, anchor) pairs.
     pub anchors: Vec<Vec<(u32, Anchor)>>,
+    /// Per site: geometry and reach radius (m).
+    pub geometries: Vec<(SiteGeometry, f64)>,
     pub weights: Vec<f64>,
 }
 
 impl Coverage {
     /// Reads the dataset's sites and the prospects of `segment`, and computes reach.
-    pub fn build(ds: &Dataset, segment: Option<&str>, mode: ReachMode, weight: Weight) -> Result<Coverage> {
+    pub fn build(
+        ds: &Dataset,
+        segment: Option<&str>,
+        mode: ReachMode,
+        weight: Weight,
+        radius_override: &HashMap<String, f64>,
+    ) -> Result<Coverage> {
         let sites = ds
             .sites
             .as_ref()
@@ -122,7 +130,13 @@ impl Coverage {
                 (None, Some(la), Some(lo)) => SiteGeometry::Point(geo::Point::new(lo, la)),
                 _ => return Err(Error::Internal(format!("site {} has no location", ids[i]))),
             };
-            geoms.push((g, reach_m.get(i).unwrap_or_else(|| default_reach_m(&kinds[i]))));
+            // An explicit radius per kind (flag) wins over the column, which wins over the default.
+            let radius = radius_override
+                .get(&kinds[i])
+                .copied()
+                .or(reach_m.get(i))
+                .unwrap_or_else(|| default_reach_m(&kinds[i]));
+            geoms.push((g, radius));
         }
         let anchors = coverage(&prospects, &geoms, mode);
         let candidates = anchors
@@ -134,7 +148,7 @@ impl Coverage {
                 Candidate { cost: c.unwrap_or(0.0), covers }
             })
             .collect();
-        Ok(Coverage { site_ids: ids, kinds, candidates, anchors, weights })
+        Ok(Coverage { site_ids: ids, kinds, candidates, anchors, geometries: geoms, weights })
     }
 
     fn index(&self, names: &[String], what: &str) -> Result<Vec<usize>> {
