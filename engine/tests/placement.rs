@@ -7,7 +7,7 @@ use custmap_engine::analytics::placement::reach::{
 };
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, Weight};
 use custmap_engine::demo::{generate, DemoFormat, DemoParams};
-use custmap_engine::spatial::geometry::parse_site_wkt;
+use custmap_engine::spatial::geometry::{parse_site_wkt, SiteGeometry};
 use custmap_engine::Dataset;
 use geo::{Line, Point};
 use proptest::prelude::*;
@@ -160,4 +160,53 @@ fn towers_and_cafes_beat_bus_routes_per_yuan() {
     assert!(report.upper_bound >= report.reach && (0.0..=1.0).contains(&report.gap));
     // Every chosen site of the plan is listed with a cumulative reach equal to the plan's.
     assert_eq!(report.sites.last().map(|s| s.cumulative_reach), Some(report.reach));
+}
+
+fn place() -> impl Strategy<Value = (f64, f64)> {
+    // A 4 km x 4 km patch, on a coarse grid so places repeat (as CRM addresses do).
+    (0u32..40, 0u32..40).prop_map(|(x, y)| (114.30 + 0.001 * f64::from(x), 30.50 + 0.001 * f64::from(y)))
+}
+
+fn site() -> impl Strategy<Value = (SiteGeometry, f64)> {
+    prop_oneof![
+        (place(), 50.0f64..600.0).prop_map(|(p, r)| (SiteGeometry::Point(Point::new(p.0, p.1)), r)),
+        (proptest::collection::vec(place(), 2..5), 50.0f64..400.0)
+            .prop_map(|(pts, r)| (SiteGeometry::Line(geo::LineString::from(pts)), r)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// The indexed coverage equals testing every (prospect, anchor, site) triple.
+    #[test]
+    fn coverage_matches_brute_force(
+        people in proptest::collection::vec((proptest::option::of(place()), proptest::option::of(place())), 1..60),
+        sites in proptest::collection::vec(site(), 1..8),
+        mode in 0usize..4,
+    ) {
+        let mode = [ReachMode::Home, ReachMode::Work, ReachMode::Both, ReachMode::Commute][mode];
+        let prospects: Vec<Prospect> = people.iter().map(|(h, w)| Prospect { home: *h, work: *w }).collect();
+        let got = coverage(&prospects, &sites, mode);
+        for (s, (geometry, radius)) in sites.iter().enumerate() {
+            let mut want = Vec::new();
+            for (i, p) in prospects.iter().enumerate() {
+                let i = i as u32;
+                let near = |c: (f64, f64)| point_to_site_m(Point::new(c.0, c.1), geometry) <= *radius;
+                if matches!(mode, ReachMode::Home | ReachMode::Both | ReachMode::Commute) && p.home.is_some_and(near) {
+                    want.push((i, Anchor::Home));
+                }
+                if matches!(mode, ReachMode::Work | ReachMode::Both | ReachMode::Commute) && p.work.is_some_and(near) {
+                    want.push((i, Anchor::Work));
+                }
+                if let (ReachMode::Commute, Some(h), Some(w)) = (mode, p.home, p.work) {
+                    let seg = Line::new(Point::new(h.0, h.1), Point::new(w.0, w.1));
+                    if segment_to_site_m(seg, geometry) <= *radius {
+                        want.push((i, Anchor::Commute));
+                    }
+                }
+            }
+            prop_assert_eq!(&got[s], &want, "site {}", s);
+        }
+    }
 }

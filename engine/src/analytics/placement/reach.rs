@@ -3,6 +3,8 @@
 //! by great-circle distance. An R-tree over anchors (in local metres) finds candidates; the
 //! exact test uses haversine distances and closest points on great circles.
 
+use std::collections::HashMap;
+
 use geo::{Closest, Distance, Haversine, HaversineClosestPoint, Intersects, Line, LineString, Point};
 use rstar::primitives::{GeomWithData, Line as RLine};
 use rstar::{RTree, AABB};
@@ -98,21 +100,30 @@ pub fn coverage(prospects: &[Prospect], sites: &[(SiteGeometry, f64)], mode: Rea
     let local = Local::new(lat0);
     let use_home = matches!(mode, ReachMode::Home | ReachMode::Both | ReachMode::Commute);
     let use_work = matches!(mode, ReachMode::Work | ReachMode::Both | ReachMode::Commute);
-    let mut points = Vec::new();
+    // Anchors grouped by exact coordinate (CRM addresses repeat: towers, compounds), so each
+    // distinct place is indexed and distance-tested once.
+    let mut places: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut at: Vec<(f64, f64)> = Vec::new();
+    let mut who: Vec<Vec<(u32, Anchor)>> = Vec::new();
     let mut segments = Vec::new();
     for (i, p) in prospects.iter().enumerate() {
         let i = i as u32;
-        if let (true, Some(h)) = (use_home, p.home) {
-            points.push(GeomWithData::new(local.xy(h), (i, Anchor::Home)));
-        }
-        if let (true, Some(w)) = (use_work, p.work) {
-            points.push(GeomWithData::new(local.xy(w), (i, Anchor::Work)));
+        let anchors = [(use_home, p.home, Anchor::Home), (use_work, p.work, Anchor::Work)];
+        for (on, place, anchor) in anchors {
+            let (true, Some(c)) = (on, place) else { continue };
+            let slot = *places.entry((c.0.to_bits(), c.1.to_bits())).or_insert_with(|| {
+                at.push(c);
+                who.push(Vec::new());
+                at.len() - 1
+            });
+            who[slot].push((i, anchor));
         }
         if let (ReachMode::Commute, Some(h), Some(w)) = (mode, p.home, p.work) {
             segments.push(GeomWithData::new(RLine::new(local.xy(h), local.xy(w)), i));
         }
     }
-    let point_tree = RTree::bulk_load(points);
+    let point_tree =
+        RTree::bulk_load(at.iter().enumerate().map(|(k, c)| GeomWithData::new(local.xy(*c), k)).collect::<Vec<_>>());
     let segment_tree = RTree::bulk_load(segments);
     sites
         .iter()
@@ -135,13 +146,8 @@ pub fn coverage(prospects: &[Prospect], sites: &[(SiteGeometry, f64)], mode: Rea
             let envelope = AABB::from_corners(lo, hi);
             let mut reached: Vec<(u32, Anchor)> = Vec::new();
             for cand in point_tree.locate_in_envelope_intersecting(&envelope) {
-                let (i, anchor) = cand.data;
-                let p = &prospects[i as usize];
-                let at = if anchor == Anchor::Home { p.home } else { p.work };
-                if let Some(at) = at {
-                    if point_to_site_m(pt(at), geometry) <= *radius {
-                        reached.push((i, anchor));
-                    }
+                if point_to_site_m(pt(at[cand.data]), geometry) <= *radius {
+                    reached.extend_from_slice(&who[cand.data]);
                 }
             }
             for cand in segment_tree.locate_in_envelope_intersecting(&envelope) {
