@@ -188,22 +188,24 @@ fn garbage_parquet_is_an_error_not_a_panic() {
 
 #[test]
 fn sites_reject_bad_wkt_and_locations() {
-    let sites = b"site_id,kind,cost,lat,lng,wkt\n\
-S1,cafe,1000,30.5,114.3,\n\
-S2,bus_route,5000,,,\"LINESTRING (114.3 30.5, 114.4 30.6)\"\n\
-S3,bus_route,5000,,,\"LINESTRING (114.3 30.5\"\n\
-S4,billboard,5000,,,\"POLYGON ((0 0, 1 0, 1 1, 0 0))\"\n\
-S5,cafe,1000,,,\n\
-S6,cafe,-1,30.5,114.3,\n";
+    let sites = b"site_id,kind,cost,lat,lng,wkt,reach_m\n\
+S1,cafe,1000,30.5,114.3,,\n\
+S2,bus_route,5000,,,\"LINESTRING (114.3 30.5, 114.4 30.6)\",\n\
+S3,bus_route,5000,,,\"LINESTRING (114.3 30.5\",\n\
+S4,billboard,5000,,,\"POLYGON ((0 0, 1 0, 1 1, 0 0))\",\n\
+S5,cafe,1000,,,,\n\
+S6,cafe,-1,30.5,114.3,,\n\
+S7,cafe,10,30.5,114.3,,-50\n";
     let (_d, ds) = load(&[("customers.csv", CUSTOMERS_OK), ("sites.csv", sites)]);
     let ds = ds.unwrap();
     let got = reasons(&ds, "sites");
     let rows: Vec<u64> = got.iter().map(|r| r.0).collect();
-    assert_eq!(rows, vec![3, 4, 5, 6]);
+    assert_eq!(rows, vec![3, 4, 5, 6, 7]);
     assert!(got[0].2.starts_with("invalid WKT"), "{:?}", got[0]);
     assert_eq!(got[1].2, "WKT must be a POINT or a LINESTRING");
     assert_eq!(got[2].2, "site has neither lat/lng nor wkt");
     assert_eq!(got[3].2, "cost negative");
+    assert_eq!(got[4].2, "reach_m negative");
     assert_accounting(&ds);
 }
 
