@@ -13,4 +13,5 @@ if [ ! -x "$here/.venv/bin/python" ]; then
 fi
 (cd "$root" && cargo build --release -p custmap)
 mkdir -p "$data"
-"$here/.venv/bin/python" "$here/compare_heatmap.py" "$target/release/custmap" "$data" "${@:-100k 1M}"
+[ $# -gt 0 ] || set -- 100k 1M
+"$here/.venv/bin/python" "$here/compare_heatmap.py" "$target/release/custmap" "$data" "$@"
