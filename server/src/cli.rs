@@ -215,6 +215,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve the HTTP API (SPEC §7) for a dataset directory; with no DIR, for a demo city
+    /// generated at start (10,000 customers, seed 42).
+    Serve {
+        dir: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
     /// Turn a flat sales file (one sale per row: lat, lng, price) into a dataset directory.
     ImportSales {
         file: PathBuf,
@@ -300,6 +307,7 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
+        Command::Serve { dir, addr } => run_serve(dir.as_deref(), &addr),
         Command::Placement {
             dir,
             budget,
@@ -850,6 +858,27 @@ fn run_placement(
         out.display()
     );
     Ok(())
+}
+
+fn run_serve(dir: Option<&Path>, addr: &str) -> Result<(), Error> {
+    // Keeps a generated demo city alive for as long as the server runs.
+    let mut demo_dir = None;
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let tmp = tempfile::tempdir().map_err(|e| Error::Internal(format!("temporary directory: {e}")))?;
+            let city = tmp.path().join("demo");
+            demo::generate(&city, &DemoParams::default(), &|_, _| {})?;
+            demo_dir = Some(tmp);
+            city
+        }
+    };
+    let ds = load(&dir, &Table::ALL)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Internal(format!("runtime: {e}")))?;
+    eprintln!("serving dataset '{}' on http://{addr}/api/v1/ (Ctrl-C to stop)", ds.name);
+    let result = runtime.block_on(custmap::http::serve(custmap::http::AppState::new(vec![ds]), addr));
+    drop(demo_dir);
+    result.map_err(|e| Error::Write { path: addr.into(), message: format!("cannot serve: {e}") })
 }
 
 fn run_funnel(dir: &Path, by: By, out: &Path) -> Result<(), Error> {

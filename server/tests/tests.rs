@@ -1,3 +1,4 @@
 //! `custmap` binary tests: one binary, a module per command area.
 
 mod cli;
+mod http;
