@@ -117,3 +117,29 @@ async fn end_to_end_on_a_socket() {
     assert!(reply.contains("\"status\":\"ok\""));
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attribution_and_funnel_routes() {
+    let (s, ct, body) = get("/api/v1/datasets/city/attribution?model=all&by=channel&window=365").await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/json"));
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["model"].as_array().unwrap().len(), 7);
+    assert!(doc["rows"][0]["roi"].is_number() || doc["rows"][0]["notes"].is_string());
+    let (s, ct, body) = get("/api/v1/datasets/city/attribution?model=shapley&by=campaign&format=csv").await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "text/csv"));
+    assert!(String::from_utf8(body).unwrap().starts_with("model,campaign,conversions"));
+    let (s, _, body) = get("/api/v1/datasets/city/funnel?by=channel").await;
+    assert_eq!(s, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(doc["rows"][0]["leads"].as_i64().unwrap() > 0);
+    for (uri, needle) in [
+        ("/api/v1/datasets/city/attribution?model=magic", "unknown model"),
+        ("/api/v1/datasets/city/attribution?by=region", "by 'region'"),
+        ("/api/v1/datasets/city/attribution?window=0", "window"),
+        ("/api/v1/datasets/city/funnel?format=png", "format 'png'"),
+    ] {
+        let (s, ct, body) = get(uri).await;
+        assert_eq!((s, ct.as_str()), (StatusCode::BAD_REQUEST, "application/problem+json"), "{uri}");
+        assert!(String::from_utf8(body).unwrap().contains(needle), "{uri}");
+    }
+}

@@ -15,7 +15,7 @@ use custmap_engine::render::ImageFormat;
 use custmap_engine::spatial::Res;
 use serde::Deserialize;
 
-use super::{ApiError, AppState, BaseKey, CACHE_ENTRIES};
+use super::{blocking, ApiError, AppState, BaseKey, CACHE_ENTRIES};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/datasets/{id}/heatmap", get(heatmap))
@@ -52,8 +52,7 @@ async fn heatmap(
         })?,
     };
     let metric = q.metric.unwrap_or_else(|| "purchasing_power".into());
-    // Engine work runs on the blocking pool, never on the async workers.
-    let response = tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
+    blocking(move || -> Result<Response, ApiError> {
         let key: BaseKey = (id.clone(), params.location.as_str(), params.segment.clone(), params.res.get());
         let cached = state.bases.lock().ok().and_then(|c| c.get(&key).cloned());
         let base = match cached {
@@ -121,12 +120,4 @@ async fn heatmap(
         })
     })
     .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "heatmap task failed");
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "the server could not compute this; the error is logged",
-        )
-    })??;
-    Ok(response)
 }

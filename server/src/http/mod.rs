@@ -1,5 +1,6 @@
 //! Routes of SPEC §7 under `/api/v1`, one module per analytic, merged in [`app`].
 
+mod attribution;
 mod error;
 mod heatmap;
 
@@ -46,6 +47,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/datasets", get(list_datasets))
         .route("/api/v1/datasets/{id}", get(show_dataset))
         .merge(heatmap::router())
+        .merge(attribution::router())
         .with_state(state)
 }
 
@@ -74,6 +76,22 @@ async fn show_dataset(
         "tables": d.report.tables,
         "rejects": {"total": d.rejects.len(), "by_reason": by_reason},
     })))
+}
+
+/// Runs engine work on the blocking pool (never on the async workers); a panic or a cancelled
+/// task becomes a 500 without internals.
+pub async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "engine task failed");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "the server could not compute this; the error is logged",
+        )
+    })?
 }
 
 /// Serves `state` on `addr` until Ctrl-C or SIGTERM.
