@@ -341,6 +341,22 @@ fn cached_base_serves_coarser_maps_by_rollup() {
     assert!(base.at(&params_at(11)).is_err(), "a base cannot serve a finer resolution");
 }
 
+#[test]
+fn reindexed_base_equals_a_direct_build_at_any_resolution() {
+    use custmap_engine::analytics::HeatmapBase;
+    let people: Vec<Person> = (0..60)
+        .map(|i| Person { home: Some(i % 12), work: Some((i * 7) % 12), budget: Some(5 + i as u32), deal: None })
+        .collect();
+    let (_d, ds) = write_people(&people);
+    let cached = HeatmapBase::build(&ds, Location::Both, None, Res::new(10).unwrap()).unwrap();
+    for res in [5u8, 8, 10, 12] {
+        let direct = HeatmapBase::build(&ds, Location::Both, None, Res::new(res).unwrap()).unwrap();
+        let served = cached.reindexed(Res::new(res).unwrap()).unwrap();
+        assert_eq!(served.res.get(), res);
+        assert_eq!(served.at(&params_at(res)).unwrap().cells, direct.at(&params_at(res)).unwrap().cells, "res {res}");
+    }
+}
+
 fn params_at(res: u8) -> HeatmapParams {
     HeatmapParams {
         res: Res::new(res).unwrap(),

@@ -6,17 +6,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use custmap::views::{self, ChartChoice};
 use custmap_engine::analytics::attribution::{attribution_by_place, funnel};
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
 use custmap_engine::analytics::{
-    attribution, heatmap, AttributionParams, AttributionResult, By, HeatmapParams, HeatmapResult, KFloor, Location,
-    Model,
+    attribution, heatmap, AttributionParams, By, HeatmapParams, HeatmapResult, KFloor, Location, Model,
 };
 use custmap_engine::demo::{self, DemoFormat, DemoParams};
 use custmap_engine::io::import::{sales_to_tables, SalesColumns};
 use custmap_engine::io::schema::Table;
 use custmap_engine::io::{write_frame, OutputFormat};
-use custmap_engine::render::chart::{render_chart, Chart, ChartKind, Series};
+use custmap_engine::render::chart::render_chart;
 use custmap_engine::render::map::{render_map, MapSpec};
 use custmap_engine::render::ImageFormat;
 use custmap_engine::spatial::Res;
@@ -64,13 +64,6 @@ enum WeightArg {
 enum GeoArg {
     Home,
     Work,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ChartArg {
-    Roi,
-    Compare,
-    Monthly,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -158,7 +151,7 @@ enum Command {
         /// (deals per month by first-touch channel). Default: compare for several models, else roi.
         /// With a table format, `monthly` writes the monthly series (month, key, leads, deals, revenue).
         #[arg(long, value_enum)]
-        chart: Option<ChartArg>,
+        chart: Option<ChartChoice>,
         /// Attribute by place instead: conversions per H3 cell x channel, by where converting
         /// customers live or work (first model only; table or .geojson).
         #[arg(long, value_enum)]
@@ -215,12 +208,25 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Serve the HTTP API (SPEC §7) for a dataset directory; with no DIR, for a demo city
-    /// generated at start (10,000 customers, seed 42).
+    /// Serve the dashboard and the HTTP API (SPEC §7) for a dataset directory; with no DIR, for
+    /// a demo city generated at start (10,000 customers, seed 42). Uploads (POST
+    /// /api/v1/datasets) need CUSTMAP_TOKEN set and are kept in --data-dir.
     Serve {
         dir: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+        /// Where uploaded datasets are stored and reloaded from at start.
+        #[arg(long, default_value = "custmap-data")]
+        data_dir: PathBuf,
+        /// Largest upload body, MiB.
+        #[arg(long, default_value_t = 512)]
+        max_upload_mb: usize,
+        /// Most rows an upload may hold, all tables together.
+        #[arg(long, default_value_t = 20_000_000)]
+        max_upload_rows: u64,
+        /// Longest a request may run before it is answered 503, seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_s: u64,
     },
     /// Turn a flat sales file (one sale per row: lat, lng, price) into a dataset directory.
     ImportSales {
@@ -307,7 +313,15 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
-        Command::Serve { dir, addr } => run_serve(dir.as_deref(), &addr),
+        Command::Serve { dir, addr, data_dir, max_upload_mb, max_upload_rows, timeout_s } => {
+            let config = custmap::http::Config {
+                token: std::env::var("CUSTMAP_TOKEN").ok().filter(|t| !t.is_empty()),
+                max_upload_bytes: max_upload_mb.saturating_mul(1 << 20),
+                max_upload_rows,
+                timeout: Duration::from_secs(timeout_s.max(1)),
+            };
+            run_serve(dir.as_deref(), &addr, &data_dir, config)
+        }
         Command::Placement {
             dir,
             budget,
@@ -432,8 +446,8 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> 
             let spec = MapSpec {
                 cells: &result.cells,
                 metric,
-                title: map_title(metric, params),
-                subtitle: map_subtitle(&result, params),
+                title: views::map_title(metric, params),
+                subtitle: views::map_subtitle(&result, params),
                 districts: ds.districts.as_ref(),
                 size: (1400, 1000),
                 overlay: Vec::new(),
@@ -445,15 +459,7 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> 
             })?;
         }
         OutputFormat::Json => {
-            let doc = serde_json::json!({
-                "dataset": ds.name,
-                "res": params.res.get(),
-                "location": params.location.as_str(),
-                "where": params.segment,
-                "k": params.k.get(),
-                "suppressed": result.suppressed,
-                "cells": custmap_engine::io::write::frame_to_json_rows(&result.cells)?,
-            });
+            let doc = views::heatmap_json(&ds.name, &result)?;
             custmap_engine::io::write::write_atomic(out, |w| {
                 serde_json::to_writer(w, &doc).map_err(|e| Error::Internal(e.to_string()))
             })?;
@@ -484,32 +490,6 @@ fn metric_names(result: &HeatmapResult) -> String {
         .join(", ")
 }
 
-fn map_title(metric: &str, params: &HeatmapParams) -> String {
-    let metric = metric.replace('_', " ");
-    let mut metric_cap = metric.clone();
-    if let Some(first) = metric_cap.get_mut(0..1) {
-        first.make_ascii_uppercase();
-    }
-    let place = match params.location {
-        Location::Home => "where prospects live",
-        Location::Work => "where prospects work",
-        Location::Both => "where prospects live and work",
-    };
-    format!("{metric_cap} · {place} · H3 res {}", params.res.get())
-}
-
-fn map_subtitle(result: &HeatmapResult, params: &HeatmapParams) -> String {
-    let segment = params.segment.as_deref().unwrap_or("all customers");
-    format!(
-        "segment: {segment} · {} prospects of {} customers · k = {} ({} small cells merged, {} dropped)",
-        result.totals.prospects,
-        result.totals.customers,
-        params.k.get(),
-        result.suppressed.merged,
-        result.suppressed.dropped
-    )
-}
-
 impl From<ByArg> for By {
     fn from(b: ByArg) -> By {
         match b {
@@ -533,124 +513,12 @@ fn write_bytes(out: &Path, bytes: &[u8]) -> Result<(), Error> {
     })
 }
 
-/// Column `name` of `frame` as optional f64s.
-fn floats(frame: &custmap_engine::polars::prelude::DataFrame, name: &str) -> Result<Vec<Option<f64>>, Error> {
-    let c = frame.column(name).map_err(Error::Compute)?.cast(&custmap_engine::polars::prelude::DataType::Float64)?;
-    Ok(c.f64()?.iter().collect())
-}
-
-fn strings(frame: &custmap_engine::polars::prelude::DataFrame, name: &str) -> Result<Vec<String>, Error> {
-    Ok(frame.column(name)?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect())
-}
-
-fn attribution_chart(
-    result: &AttributionResult,
-    funnel_months: Option<&custmap_engine::polars::prelude::DataFrame>,
-    chart: ChartArg,
-) -> Result<Chart, Error> {
-    let p = &result.params;
-    let key = p.by.column();
-    let window = format!("window {} days", p.window_days);
-    let t = &result.table;
-    let models = strings(t, "model")?;
-    let first_model = p.models[0].name();
-    match chart {
-        ChartArg::Compare => {
-            let keys: Vec<String> = {
-                let all = strings(t, key)?;
-                let mut k: Vec<String> = all
-                    .iter()
-                    .zip(&models)
-                    .filter(|(_, m)| m.as_str() == first_model)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                k.dedup();
-                k
-            };
-            let conv = floats(t, "conversions")?;
-            let all_keys = strings(t, key)?;
-            let series = p
-                .models
-                .iter()
-                .map(|m| Series {
-                    name: m.name().to_string(),
-                    values: keys
-                        .iter()
-                        .map(|k| {
-                            (0..models.len())
-                                .find(|&i| models[i] == m.name() && &all_keys[i] == k)
-                                .and_then(|i| conv[i])
-                        })
-                        .collect(),
-                })
-                .collect();
-            Ok(Chart {
-                title: format!("Attributed conversions by {key}: {} models compared", p.models.len()),
-                subtitle: format!("{window} · conversion = first signed deal"),
-                y_label: "attributed conversions".into(),
-                categories: keys,
-                series,
-                kind: ChartKind::Bars,
-            })
-        }
-        ChartArg::Roi => {
-            let rows: Vec<usize> = (0..models.len()).filter(|&i| models[i] == first_model).collect();
-            let keys = strings(t, key)?;
-            let roi = floats(t, "roi")?;
-            Ok(Chart {
-                title: format!("ROI by {key} · {first_model} attribution"),
-                subtitle: format!("{window} · ROI = (attributed revenue - cost) / cost; n/a = no cost"),
-                y_label: "ROI (x cost)".into(),
-                categories: rows.iter().map(|&i| keys[i].clone()).collect(),
-                series: vec![Series { name: "ROI".into(), values: rows.iter().map(|&i| roi[i]).collect() }],
-                kind: ChartKind::Bars,
-            })
-        }
-        ChartArg::Monthly => {
-            let m = funnel_months.ok_or_else(|| Error::Internal("monthly series missing".into()))?;
-            let months = strings(m, "month")?;
-            let keys = strings(m, key)?;
-            let deals = floats(m, "deals")?;
-            let mut cats: Vec<String> = months.clone();
-            cats.sort();
-            cats.dedup();
-            let mut totals: std::collections::BTreeMap<&str, f64> = Default::default();
-            for (k, d) in keys.iter().zip(&deals) {
-                *totals.entry(k.as_str()).or_default() += d.unwrap_or(0.0);
-            }
-            let mut top: Vec<(&str, f64)> = totals.into_iter().collect();
-            top.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let series = top
-                .iter()
-                .take(6)
-                .map(|(k, _)| Series {
-                    name: (*k).to_string(),
-                    values: cats
-                        .iter()
-                        .map(|c| {
-                            Some(
-                                (0..months.len())
-                                    .filter(|&i| &months[i] == c && keys[i] == *k)
-                                    .filter_map(|i| deals[i])
-                                    .sum(),
-                            )
-                        })
-                        .collect(),
-                })
-                .collect();
-            Ok(Chart {
-                title: format!("Deals per month by first-touch {key} (top 6)"),
-                subtitle: "deal month; each deal credited to the customer's first touch".into(),
-                y_label: "deals".into(),
-                categories: cats,
-                series,
-                kind: ChartKind::Lines,
-            })
-        }
-    }
-}
-
-fn run_attribution(dir: &Path, params: &AttributionParams, chart: Option<ChartArg>, out: &Path) -> Result<(), Error> {
+fn run_attribution(
+    dir: &Path,
+    params: &AttributionParams,
+    chart: Option<ChartChoice>,
+    out: &Path,
+) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
     if format == OutputFormat::GeoJson {
         return Err(Error::BadInput(format!("{}: attribution writes tables or charts, not GeoJSON", out.display())));
@@ -661,18 +529,18 @@ fn run_attribution(dir: &Path, params: &AttributionParams, chart: Option<ChartAr
     let result = attribution(&ds, params)?;
     pb.finish_and_clear();
     if let Some(image) = image_format(format) {
-        let chart = chart.unwrap_or(if params.models.len() > 1 { ChartArg::Compare } else { ChartArg::Roi });
-        let months = if chart == ChartArg::Monthly {
+        let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
+        let months = if chart == ChartChoice::Monthly {
             Some(funnel::monthly(&funnel::journeys_for(&ds, params)?, params.by)?)
         } else {
             None
         };
-        let spec = attribution_chart(&result, months.as_ref(), chart)?;
+        let spec = views::attribution_chart(&result, months.as_ref(), chart)?;
         write_bytes(out, &render_chart(&spec, image)?)?;
         println!("wrote a {chart:?} chart to {}", out.display());
         return Ok(());
     }
-    if chart == Some(ChartArg::Monthly) {
+    if chart == Some(ChartChoice::Monthly) {
         // The monthly series as a table.
         let months = funnel::monthly(&funnel::journeys_for(&ds, params)?, params.by)?;
         write_frame(&months, out)?;
@@ -781,60 +649,12 @@ fn run_placement(
     let coverage = Coverage::build(&ds, params.segment.as_deref(), params.reach, params.weight, radii)?;
     let report = coverage.plan(params)?;
     pb.finish_and_clear();
-    if let (Some(image), PlotArg::Map) = (image_format(format), plot) {
-        let location = match params.reach {
-            ReachMode::Home => Location::Home,
-            ReachMode::Work => Location::Work,
-            ReachMode::Both | ReachMode::Commute => Location::Both,
+    if let Some(image) = image_format(format) {
+        let bytes = match plot {
+            PlotArg::Map => views::placement_map(&ds, &coverage, &report, params, image)?,
+            PlotArg::Curve => views::reach_curve(&report, params, image)?,
         };
-        let heat = heatmap(
-            &ds,
-            &HeatmapParams { res: Res::new(9)?, location, segment: params.segment.clone(), ..HeatmapParams::default() },
-        )?;
-        let index: std::collections::HashMap<&str, usize> =
-            coverage.site_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-        let overlay = report
-            .sites
-            .iter()
-            .filter_map(|s| index.get(s.site_id.as_str()).map(|i| (s.rank, &coverage.geometries[*i])))
-            .map(|(rank, (g, r))| (g.clone(), *r, format!("{rank}")))
-            .collect();
-        let spec = MapSpec {
-            cells: &heat.cells,
-            metric: "prospects",
-            title: format!("Placement plan · {} sites for {:.0} CNY", report.sites.len(), report.cost),
-            subtitle: format!(
-                "reach {:.0} of {} prospects (gap <= {:.1}%) · {} · circles: reach radius, numbers: order chosen",
-                report.reach,
-                report.prospects,
-                report.gap * 100.0,
-                params.segment.as_deref().unwrap_or("all customers")
-            ),
-            districts: ds.districts.as_ref(),
-            size: (1400, 1000),
-            overlay,
-        };
-        write_bytes(out, &render_map(&spec, image)?)?;
-    } else if let Some(image) = image_format(format) {
-        let spec = Chart {
-            title: format!("Reach versus budget · {} prospects", report.prospects),
-            subtitle: format!(
-                "reach mode {:?}, segment: {} · the bound certifies how far from optimal each plan can be",
-                params.reach,
-                params.segment.as_deref().unwrap_or("all customers")
-            ),
-            y_label: "prospects reached".into(),
-            categories: report.curve.iter().map(|c| custmap_engine::render::short_number(c.budget)).collect(),
-            series: vec![
-                Series { name: "plan".into(), values: report.curve.iter().map(|c| Some(c.reach)).collect() },
-                Series {
-                    name: "upper bound".into(),
-                    values: report.curve.iter().map(|c| Some(c.upper_bound)).collect(),
-                },
-            ],
-            kind: ChartKind::Lines,
-        };
-        write_bytes(out, &render_chart(&spec, image)?)?;
+        write_bytes(out, &bytes)?;
     } else if format == OutputFormat::Json {
         let doc = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
         custmap_engine::io::write::write_atomic(out, |w| {
@@ -860,7 +680,7 @@ fn run_placement(
     Ok(())
 }
 
-fn run_serve(dir: Option<&Path>, addr: &str) -> Result<(), Error> {
+fn run_serve(dir: Option<&Path>, addr: &str, data_dir: &Path, config: custmap::http::Config) -> Result<(), Error> {
     // Keeps a generated demo city alive for as long as the server runs.
     let mut demo_dir = None;
     let dir = match dir {
@@ -868,15 +688,24 @@ fn run_serve(dir: Option<&Path>, addr: &str) -> Result<(), Error> {
         None => {
             let tmp = tempfile::tempdir().map_err(|e| Error::Internal(format!("temporary directory: {e}")))?;
             let city = tmp.path().join("demo");
+            eprintln!("generating the demo city ({} customers) ...", DemoParams::default().customers);
             demo::generate(&city, &DemoParams::default(), &|_, _| {})?;
             demo_dir = Some(tmp);
             city
         }
     };
     let ds = load(&dir, &Table::ALL)?;
+    let registry = custmap::http::Registry::open(data_dir, vec![ds])?;
+    let names: Vec<String> = registry.list().iter().map(|e| e.dataset.name.clone()).collect();
+    let writes = if config.token.is_some() { "uploads on" } else { "uploads off (set CUSTMAP_TOKEN)" };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Internal(format!("runtime: {e}")))?;
-    eprintln!("serving dataset '{}' on http://{addr}/api/v1/ (Ctrl-C to stop)", ds.name);
-    let result = runtime.block_on(custmap::http::serve(custmap::http::AppState::new(vec![ds]), addr));
+    eprintln!(
+        "serving {} on http://{addr}/ (API under /api/v1/, {writes}, data directory {}); Ctrl-C to stop",
+        names.join(", "),
+        data_dir.display()
+    );
+    let state = custmap::http::AppState::with(registry, config);
+    let result = runtime.block_on(custmap::http::serve(state, addr));
     drop(demo_dir);
     result.map_err(|e| Error::Write { path: addr.into(), message: format!("cannot serve: {e}") })
 }
@@ -887,18 +716,7 @@ fn run_funnel(dir: &Path, by: By, out: &Path) -> Result<(), Error> {
     let params = AttributionParams { by, ..AttributionParams::default() };
     let table = funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?;
     if let Some(image) = image_format(format) {
-        let keys = strings(&table, by.column())?;
-        let spec = Chart {
-            title: format!("Funnel by first-touch {}: leads, visits, deals", by.column()),
-            subtitle: "lead = first touch; visited = any visit; deal = first signed deal".into(),
-            y_label: "customers".into(),
-            categories: keys,
-            series: ["leads", "visited", "deals"]
-                .iter()
-                .map(|c| Ok(Series { name: (*c).to_string(), values: floats(&table, c)? }))
-                .collect::<Result<_, Error>>()?,
-            kind: ChartKind::Bars,
-        };
+        let spec = views::funnel_chart(&table, by)?;
         write_bytes(out, &render_chart(&spec, image)?)?;
     } else {
         write_frame(&table, out)?;

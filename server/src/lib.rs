@@ -1,3 +1,5 @@
-//! The `custmap` HTTP server (SPEC §7), as a library so tests can call `app()` directly.
+//! The `custmap` command line and HTTP server (SPEC §6, §7), as a library so tests can call
+//! `app()` directly.
 
 pub mod http;
+pub mod views;

@@ -10,7 +10,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CUSTMAP_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CUSTMAP_LOG")
+                .unwrap_or_else(|_| "warn,custmap=info,tower_http=info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     cli::main()

@@ -136,10 +136,194 @@ async fn attribution_and_funnel_routes() {
         ("/api/v1/datasets/city/attribution?model=magic", "unknown model"),
         ("/api/v1/datasets/city/attribution?by=region", "by 'region'"),
         ("/api/v1/datasets/city/attribution?window=0", "window"),
-        ("/api/v1/datasets/city/funnel?format=png", "format 'png'"),
+        ("/api/v1/datasets/city/funnel?format=xlsx", "format 'xlsx'"),
     ] {
         let (s, ct, body) = get(uri).await;
         assert_eq!((s, ct.as_str()), (StatusCode::BAD_REQUEST, "application/problem+json"), "{uri}");
         assert!(String::from_utf8(body).unwrap().contains(needle), "{uri}");
     }
+}
+
+async fn send(app_state: AppState, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let res = app(app_state).oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes().to_vec())
+}
+
+fn json_of(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_describes_exactly_the_routes_served() {
+    let (s, ct, body) = get("/api/v1/openapi.json").await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/json"));
+    let doc = json_of(&body);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let mut want = vec![
+        "GET /",
+        "GET /assets/{file}",
+        "GET /api/v1/health",
+        "GET /api/v1/openapi.json",
+        "GET /api/v1/datasets",
+        "POST /api/v1/datasets",
+        "GET /api/v1/datasets/{id}",
+        "GET /api/v1/datasets/{id}/districts",
+        "GET /api/v1/datasets/{id}/heatmap",
+        "GET /api/v1/datasets/{id}/attribution",
+        "GET /api/v1/datasets/{id}/funnel",
+        "POST /api/v1/datasets/{id}/placement",
+    ];
+    want.sort_unstable();
+    assert_eq!(documented, want);
+    // And every documented route is served (no 404 or 405 from the router itself).
+    for route in &want {
+        let (method, path) = route.split_once(' ').unwrap();
+        let uri = path.replace("{id}", "city").replace("{file}", "app.js");
+        let req = Request::builder().method(method).uri(&uri).body(Body::empty()).unwrap();
+        let (s, _, _) = send(state(), req).await;
+        assert!(s != StatusCode::NOT_FOUND && s != StatusCode::METHOD_NOT_ALLOWED, "{route}: {s}");
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let heat = &doc["paths"]["/api/v1/datasets/{id}/heatmap"]["get"]["parameters"];
+    let names: Vec<&str> = heat.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for p in ["id", "res", "location", "where", "k", "format"] {
+        assert!(names.contains(&p), "heatmap parameter {p} undocumented: {names:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_carry_a_request_id() {
+    let req = Request::get("/api/v1/health").body(Body::empty()).unwrap();
+    let (_, headers, _) = send(state(), req).await;
+    let id = headers.get("x-request-id").expect("x-request-id").to_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "{id}");
+    let req = Request::get("/api/v1/health").header("x-request-id", "trace-me-42").body(Body::empty()).unwrap();
+    let (_, headers, _) = send(state(), req).await;
+    assert_eq!(headers.get("x-request-id").unwrap(), "trace-me-42");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heatmap_accept_header_and_geojson_floor() {
+    let req = Request::get("/api/v1/datasets/city/heatmap?res=9&k=12").header("accept", "text/csv").body(Body::empty());
+    let (s, headers, body) = send(state(), req.unwrap()).await;
+    assert_eq!((s, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "text/csv"));
+    assert!(String::from_utf8(body).unwrap().starts_with("hex_id,"));
+    let (_, _, body) = get("/api/v1/datasets/city/heatmap?res=9&k=12&format=geojson").await;
+    let doc = json_of(&body);
+    assert_eq!(doc["k"], 12);
+    assert!(doc["suppressed"]["merged"].as_u64().unwrap() > 0, "k=12 at res 9 must merge some cells");
+    for f in doc["features"].as_array().unwrap() {
+        assert!(f["properties"]["customers"].as_i64().unwrap() >= 12);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_resolution_from_the_cache_equals_a_fresh_build() {
+    // res 9 first (cached base), then res 7 re-indexed from it, against a fresh state's res 7.
+    let warm = state();
+    let q = "/api/v1/datasets/city/heatmap?res=9&location=home&k=3&where=budget%20%3E%3D%202500000";
+    let _ = send(warm.clone(), Request::get(q).body(Body::empty()).unwrap()).await;
+    let q7 = q.replace("res=9", "res=7");
+    let (_, _, from_cache) = send(warm, Request::get(&q7).body(Body::empty()).unwrap()).await;
+    let cold = AppState::new(vec![(*state().registry.get("city").unwrap().dataset).clone()]);
+    let (_, _, fresh) = send(cold, Request::get(&q7).body(Body::empty()).unwrap()).await;
+    assert_eq!(json_of(&from_cache)["cells"], json_of(&fresh)["cells"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attribution_and_funnel_charts() {
+    for (uri, ct) in [
+        ("/api/v1/datasets/city/attribution?model=markov&format=png", "image/png"),
+        ("/api/v1/datasets/city/attribution?model=all&format=svg&chart=compare", "image/svg+xml"),
+        ("/api/v1/datasets/city/attribution?model=linear&format=svg&chart=monthly", "image/svg+xml"),
+        ("/api/v1/datasets/city/funnel?format=svg", "image/svg+xml"),
+    ] {
+        let (s, got, body) = get(uri).await;
+        assert_eq!((s, got.as_str()), (StatusCode::OK, ct), "{uri}");
+        if ct == "image/png" {
+            assert_eq!(&body[..4], b"\x89PNG");
+        } else {
+            assert!(String::from_utf8(body).unwrap().contains("<svg"));
+        }
+    }
+    let (s, _, body) = get("/api/v1/datasets/city/attribution?format=svg&chart=pie").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8(body).unwrap().contains("chart"));
+}
+
+fn post_json(uri: &str, body: &serde_json::Value) -> Request<Body> {
+    Request::post(uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_plans_within_budget() {
+    let uri = "/api/v1/datasets/city/placement";
+    let (s, h, body) = send(state(), post_json(uri, &serde_json::json!({"budget": 300000, "reach": "work"}))).await;
+    assert_eq!((s, h["content-type"].to_str().unwrap()), (StatusCode::OK, "application/json"));
+    let plan = json_of(&body);
+    assert!(plan["cost"].as_f64().unwrap() <= 300000.0);
+    assert!(!plan["sites"].as_array().unwrap().is_empty());
+    let reach = plan["reach"].as_f64().unwrap();
+    assert!(reach > 0.0 && reach <= plan["upper_bound"].as_f64().unwrap() + 1e-9);
+    // Only the asked kinds are chosen.
+    let kinds = serde_json::json!({"budget": 300000, "kinds": ["cafe"], "reach": "both", "where": "budget >= 2000000"});
+    let (s, _, body) = send(state(), post_json(uri, &kinds)).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let plan = json_of(&body);
+    assert!(plan["sites"].as_array().unwrap().iter().all(|s| s["kind"] == "cafe"));
+    let (s, h, body) = send(state(), post_json(uri, &serde_json::json!({"budget": 300000, "format": "svg"}))).await;
+    assert_eq!((s, h["content-type"].to_str().unwrap()), (StatusCode::OK, "image/svg+xml"));
+    assert!(String::from_utf8(body).unwrap().contains("<svg"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_mistakes_are_4xx_naming_the_field() {
+    let uri = "/api/v1/datasets/city/placement";
+    for (body, status, needle) in [
+        (serde_json::json!({"budget": -1}), StatusCode::BAD_REQUEST, "budget"),
+        (serde_json::json!({"budget": 1000, "reach": "sky"}), StatusCode::BAD_REQUEST, "reach 'sky'"),
+        (serde_json::json!({"budget": 1000, "budjet": 5}), StatusCode::UNPROCESSABLE_ENTITY, "budjet"),
+        (serde_json::json!({"budget": 1000, "must_include": ["nowhere"]}), StatusCode::BAD_REQUEST, "nowhere"),
+        (serde_json::json!({"budget": 1000, "kinds": ["zeppelin"]}), StatusCode::BAD_REQUEST, "zeppelin"),
+        (serde_json::json!({"budget": 1000, "where": "salary > 3"}), StatusCode::BAD_REQUEST, "salary"),
+        (serde_json::json!({"budget": 1000, "reach_m": {"cafe": -5}}), StatusCode::BAD_REQUEST, "reach_m"),
+    ] {
+        let (s, h, got) = send(state(), post_json(uri, &body)).await;
+        assert_eq!(s, status, "{body}: {}", String::from_utf8_lossy(&got));
+        assert_eq!(h["content-type"], "application/problem+json", "{body}");
+        assert!(
+            json_of(&got)["detail"].as_str().unwrap().contains(needle),
+            "{body}: {}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    let text = Request::post(uri).header("content-type", "text/plain").body(Body::from("budget=5")).unwrap();
+    let (s, _, _) = send(state(), text).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_is_served_with_its_assets() {
+    let (s, ct, body) = get("/").await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "text/html; charset=utf-8"));
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("/assets/app.js") && page.contains("id=\"map\""));
+    assert!(!page.contains("http://") && !page.contains("https://"), "the page must load nothing from elsewhere");
+    let (s, ct, _) = get("/assets/app.js").await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "text/javascript; charset=utf-8"));
+    let (s, ct, _) = get("/assets/app.css").await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "text/css; charset=utf-8"));
+    let (s, ct, _) = get("/assets/secrets.txt").await;
+    assert_eq!((s, ct.as_str()), (StatusCode::NOT_FOUND, "application/problem+json"));
+    let (s, ct, body) = get("/api/v1/datasets/city/districts").await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/geo+json"));
+    assert_eq!(json_of(&body)["features"].as_array().unwrap().len(), 13);
 }

@@ -1,4 +1,6 @@
-//! `custmap` binary tests: one binary, a module per command area.
+//! `custmap` binary tests: one binary, a module per area.
 
+mod browser;
 mod cli;
 mod http;
+mod upload;

@@ -286,8 +286,9 @@ fn reduce(ds: &Dataset, segment: Option<&Segment>, location: Location, keys: Key
 
 /// Customers reduced to coordinate groups with their H3 cells at a base resolution: the reusable
 /// part of a heatmap. Build once per (dataset, location, segment, resolution);
-/// [`HeatmapBase::at`] then serves that resolution or any coarser one (by hierarchical roll-up),
-/// with any floor and prior, without touching customers again.
+/// [`HeatmapBase::at`] then serves that resolution or any coarser one (by hierarchical roll-up,
+/// which is what the privacy floor's merges are), with any floor and prior, and
+/// [`HeatmapBase::reindexed`] any other resolution, without touching customers again.
 #[derive(Debug, Clone)]
 pub struct HeatmapBase {
     pub res: Res,
@@ -306,20 +307,28 @@ impl HeatmapBase {
             .filter(|w| !w.is_empty())
             .map(|w| Segment::parse(w, &ds.customers.schema()))
             .transpose()?;
-        let anchors = location.anchors();
-        let mut groups = match reduce(ds, segment.as_ref(), location, Keys::Packed)? {
+        let groups = match reduce(ds, segment.as_ref(), location, Keys::Packed)? {
             Some(groups) => groups,
             None => reduce(ds, segment.as_ref(), location, Keys::Exact)?
                 .ok_or_else(|| Error::Internal("exact grouping reported a key clash".into()))?,
         };
-        for a in anchors {
+        let totals = totals_of(&groups)?;
+        let base = HeatmapBase { res, location, segment: segment.map(|s| s.text), groups, totals };
+        base.reindexed(res)
+    }
+
+    /// The same groups with cells at `res`, finer or coarser, indexed from the groups'
+    /// coordinates: no customer is read again, and the answer is exactly that of
+    /// [`HeatmapBase::build`] at `res`. (H3 is not nested, so the parents of finer cells would
+    /// move customers near cell edges to a neighbouring cell.)
+    pub fn reindexed(&self, res: Res) -> Result<HeatmapBase> {
+        let mut groups = self.groups.clone();
+        for a in self.location.anchors() {
             let lat = groups.column(a.lat)?.f64()?.to_vec();
             let lng = groups.column(a.lng)?.f64()?.to_vec();
-            let cells = h3::cells(&lat, &lng, res);
-            groups.with_column(Column::new(a.cell.into(), cells))?;
+            groups.with_column(Column::new(a.cell.into(), h3::cells(&lat, &lng, res)))?;
         }
-        let totals = totals_of(&groups)?;
-        Ok(HeatmapBase { res, location, segment: segment.map(|s| s.text), groups, totals })
+        Ok(HeatmapBase { res, location: self.location, segment: self.segment.clone(), groups, totals: self.totals })
     }
 
     /// Number of coordinate groups (distinct anchor coordinates) the customers reduced to.

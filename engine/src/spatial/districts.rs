@@ -65,6 +65,35 @@ impl Districts {
         Ok(Districts(out))
     }
 
+    /// The districts as a GeoJSON FeatureCollection (MultiPolygons with `id`, `name` and the
+    /// label point `cp`), rounded to 1e-5 degrees (about a metre).
+    #[must_use]
+    pub fn to_geojson(&self) -> Value {
+        let round = |x: f64| (x * 1e5).round() / 1e5;
+        let ring = |l: &LineString<f64>| -> Value {
+            l.0.iter().map(|c| serde_json::json!([round(c.x), round(c.y)])).collect()
+        };
+        let features: Vec<Value> = self
+            .0
+            .iter()
+            .map(|d| {
+                let polygons: Vec<Value> = d
+                    .shape
+                    .0
+                    .iter()
+                    .map(|p| std::iter::once(p.exterior()).chain(p.interiors()).map(ring).collect())
+                    .collect();
+                serde_json::json!({
+                    "type": "Feature",
+                    "id": d.id,
+                    "properties": {"name": d.name, "cp": [d.label.0, d.label.1]},
+                    "geometry": {"type": "MultiPolygon", "coordinates": polygons},
+                })
+            })
+            .collect();
+        serde_json::json!({"type": "FeatureCollection", "features": features})
+    }
+
     /// The district containing a (lng, lat) point.
     #[must_use]
     pub fn locate(&self, lng: f64, lat: f64) -> Option<&District> {
@@ -121,5 +150,18 @@ mod tests {
         assert_eq!(d.0.len(), 13);
         let wuchang = d.by_name("武昌区").expect("Wuchang");
         assert_eq!(d.locate(wuchang.label.0, wuchang.label.1).map(|x| x.name.as_str()), Some("武昌区"));
+    }
+
+    #[test]
+    fn geojson_round_trips() {
+        let d = Districts::wuhan();
+        let back = Districts::from_geojson(&d.to_geojson().to_string()).unwrap();
+        assert_eq!(back.0.len(), d.0.len());
+        for (a, b) in d.0.iter().zip(&back.0) {
+            assert_eq!((&a.id, &a.name), (&b.id, &b.name));
+            let (pa, pb) = (a.shape.0[0].exterior(), b.shape.0[0].exterior());
+            assert_eq!(pa.0.len(), pb.0.len());
+            assert!((pa.0[0].x - pb.0[0].x).abs() < 1e-5);
+        }
     }
 }

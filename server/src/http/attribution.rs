@@ -1,30 +1,40 @@
 //! `GET /api/v1/datasets/{id}/attribution?model&by&window&format` and `GET .../funnel?by`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::response::Response;
 use custmap_engine::analytics::attribution::funnel;
 use custmap_engine::analytics::{attribution, AttributionParams, By, Model};
 use custmap_engine::io::write::{frame_bytes, frame_to_json_rows};
 use custmap_engine::io::OutputFormat;
+use custmap_engine::polars::prelude::DataFrame;
+use custmap_engine::render::chart::{render_chart, Chart};
+use custmap_engine::render::ImageFormat;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{blocking, ApiError, AppState};
+use super::{cached, ApiError, AppState, Problem, Reply};
+use crate::views::{self, ChartChoice};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/datasets/{id}/attribution", get(attribution_route))
-        .route("/api/v1/datasets/{id}/funnel", get(funnel_route))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(attribution_route)).routes(routes!(funnel_route))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AttributionQuery {
+    /// One model, a comma list, or `all`: last_touch, first_touch, linear, time_decay,
+    /// position_based, markov, shapley (default markov).
     model: Option<String>,
+    /// `channel` (default) or `campaign`.
     by: Option<String>,
+    /// Lookback window in days before the conversion (default 365).
     window: Option<u32>,
+    /// `json` (default), `csv`, `arrow`, or a chart as `png` / `svg`.
     format: Option<String>,
+    /// For png/svg: `roi` (default for one model), `compare` (default for several) or `monthly`.
+    chart: Option<ChartChoice>,
 }
 
 fn parse_by(by: Option<&str>) -> Result<By, ApiError> {
@@ -40,24 +50,44 @@ fn table_format(format: Option<&str>) -> Result<OutputFormat, ApiError> {
         "json" => Ok(OutputFormat::Json),
         "csv" => Ok(OutputFormat::Csv),
         "arrow" => Ok(OutputFormat::Arrow),
-        other => Err(ApiError::bad_request(format!("format '{other}' is not one of json, csv, arrow"))),
+        "png" => Ok(OutputFormat::Png),
+        "svg" => Ok(OutputFormat::Svg),
+        other => Err(ApiError::bad_request(format!("format '{other}' is not one of json, csv, arrow, png, svg"))),
     }
 }
 
-fn table_response(
-    frame: &custmap_engine::polars::prelude::DataFrame,
-    format: OutputFormat,
-) -> Result<Response, ApiError> {
+/// A table as CSV or Arrow, or a chart as PNG or SVG.
+fn table_response(frame: &DataFrame, format: OutputFormat) -> Result<Reply, ApiError> {
     let ct = if format == OutputFormat::Csv { "text/csv" } else { "application/vnd.apache.arrow.file" };
-    Ok(([(header::CONTENT_TYPE, ct)], frame_bytes(frame, format)?).into_response())
+    Ok(Reply::new(ct, frame_bytes(frame, format)?))
 }
 
+fn chart_response(chart: &Chart, format: OutputFormat) -> Result<Reply, ApiError> {
+    let (image, ct) =
+        if format == OutputFormat::Png { (ImageFormat::Png, "image/png") } else { (ImageFormat::Svg, "image/svg+xml") };
+    Ok(Reply::new(ct, render_chart(chart, image)?))
+}
+
+fn is_image(format: OutputFormat) -> bool {
+    matches!(format, OutputFormat::Png | OutputFormat::Svg)
+}
+
+/// Leads, visits, deals, revenue, cost and ROI per channel or campaign under each model.
+#[utoipa::path(get, path = "/api/v1/datasets/{id}/attribution", tag = "attribution",
+    params(("id" = String, Path, description = "dataset id"), AttributionQuery),
+    responses(
+        (status = 200, description = "`{dataset, model, by, window, unattributed, shapley_std_error, rows: [...]}`; or the rows as CSV / Arrow; or a chart",
+            content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.arrow.file"),
+                    (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
+        (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
 async fn attribution_route(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<AttributionQuery>,
 ) -> Result<Response, ApiError> {
-    let ds = state.dataset(&id)?;
+    let entry = state.registry.entry(&id)?;
+    let ds = entry.dataset;
     let params = AttributionParams {
         models: Model::parse_list(q.model.as_deref().unwrap_or("markov"))?,
         by: parse_by(q.by.as_deref())?,
@@ -66,8 +96,18 @@ async fn attribution_route(
     };
     params.check()?;
     let format = table_format(q.format.as_deref())?;
-    blocking(move || {
+    let chart = q.chart;
+    let key = format!("attribution {params:?} {format:?} {chart:?}");
+    cached(&state, entry.version, key, move || {
         let result = attribution(&ds, &params)?;
+        if is_image(format) {
+            let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
+            let months = match chart {
+                ChartChoice::Monthly => Some(funnel::monthly(&funnel::journeys_for(&ds, &params)?, params.by)?),
+                _ => None,
+            };
+            return chart_response(&views::attribution_chart(&result, months.as_ref(), chart)?, format);
+        }
         if format != OutputFormat::Json {
             return table_response(&result.table, format);
         }
@@ -80,33 +120,49 @@ async fn attribution_route(
             "shapley_std_error": result.shapley_std_error,
             "rows": frame_to_json_rows(&result.table)?,
         });
-        Ok(([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response())
+        Ok(Reply::json(&doc))
     })
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FunnelQuery {
+    /// `channel` (default) or `campaign` of the first touch.
     by: Option<String>,
+    /// `json` (default), `csv`, `arrow`, or the funnel chart as `png` / `svg`.
     format: Option<String>,
 }
 
+/// Leads, visited and deals per first-touch channel or campaign.
+#[utoipa::path(get, path = "/api/v1/datasets/{id}/funnel", tag = "attribution",
+    params(("id" = String, Path, description = "dataset id"), FunnelQuery),
+    responses(
+        (status = 200, description = "`{dataset, by, rows: [{channel, leads, visited, deals, ...}]}`; or CSV / Arrow; or a chart",
+            content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.arrow.file"),
+                    (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
+        (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
 async fn funnel_route(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<FunnelQuery>,
 ) -> Result<Response, ApiError> {
-    let ds = state.dataset(&id)?;
+    let entry = state.registry.entry(&id)?;
+    let ds = entry.dataset;
     let by = parse_by(q.by.as_deref())?;
     let format = table_format(q.format.as_deref())?;
-    blocking(move || {
+    cached(&state, entry.version, format!("funnel {by:?} {format:?}"), move || {
         let params = AttributionParams { by, ..AttributionParams::default() };
         let table = funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?;
+        if is_image(format) {
+            return chart_response(&views::funnel_chart(&table, by)?, format);
+        }
         if format != OutputFormat::Json {
             return table_response(&table, format);
         }
         let doc = serde_json::json!({"dataset": id, "by": by, "rows": frame_to_json_rows(&table)?});
-        Ok(([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response())
+        Ok(Reply::json(&doc))
     })
     .await
 }

@@ -5,6 +5,21 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use custmap_engine::Error;
 
+/// What a 5xx says: nothing of the cause, which is logged under the request id.
+pub const INTERNAL: &str = "the server could not compute this; the error is logged under this response's x-request-id";
+
+/// An RFC 7807 problem document, as sent.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    /// What was wrong, naming the parameter or field for a 4xx.
+    pub detail: String,
+}
+
 /// An API error.
 #[derive(Debug)]
 pub struct ApiError {
@@ -24,6 +39,12 @@ impl ApiError {
     pub fn bad_request(what: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, what)
     }
+
+    /// A 500 whose detail is logged, not sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL)
+    }
 }
 
 impl From<Error> for ApiError {
@@ -31,8 +52,7 @@ impl From<Error> for ApiError {
         if e.is_user_error() {
             ApiError::bad_request(e.to_string())
         } else {
-            tracing::error!(error = %e, "request failed");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the server could not compute this; the error is logged")
+            ApiError::internal(e)
         }
     }
 }

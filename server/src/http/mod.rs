@@ -1,100 +1,179 @@
-//! Routes of SPEC §7 under `/api/v1`, one module per analytic, merged in [`app`].
+//! Routes of SPEC §7 under `/api/v1`, one module per resource, merged in [`app`]. Every route is
+//! declared through `utoipa_axum::routes!`, so the OpenAPI document is generated from the same
+//! declarations that route requests and cannot drift from them.
 
 mod attribution;
+mod dashboard;
+mod datasets;
 mod error;
 mod heatmap;
+mod placement;
+pub mod state;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::OnceLock;
+use std::time::Instant;
 
-use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use custmap_engine::analytics::HeatmapBase;
-use custmap_engine::Dataset;
-pub use error::ApiError;
+pub use error::{ApiError, Problem, INTERNAL};
+pub use state::{AppState, Config, Registry};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Key of a cached heatmap base: dataset, location, segment, resolution.
-pub type BaseKey = (String, &'static str, Option<String>, u8);
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "custmap",
+        description = "Customer-map analytics on H3 hexagons: purchasing-power heatmaps, campaign attribution and ad-placement plans. Every cell response respects the k-anonymity floor; no route returns a customer row."
+    ),
+    tags(
+        (name = "datasets", description = "Serve and upload datasets"),
+        (name = "heatmap", description = "Purchasing-power heatmaps on H3 cells"),
+        (name = "attribution", description = "Campaign attribution and funnels"),
+        (name = "placement", description = "Ad-placement plans"),
+        (name = "meta", description = "Health, this document and the dashboard")
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
 
-/// Shared state: the loaded datasets and a bounded cache of heatmap bases.
-#[derive(Clone, Default)]
-pub struct AppState {
-    pub datasets: Arc<HashMap<String, Arc<Dataset>>>,
-    pub bases: Arc<Mutex<HashMap<BaseKey, Arc<HeatmapBase>>>>,
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
 }
 
-/// Most heatmap bases kept; the cache is cleared when it would grow past this.
-pub const CACHE_ENTRIES: usize = 64;
-
-impl AppState {
-    /// State serving `datasets`, keyed by their names.
-    #[must_use]
-    pub fn new(datasets: Vec<Dataset>) -> Self {
-        let map = datasets.into_iter().map(|d| (d.name.clone(), Arc::new(d))).collect();
-        AppState { datasets: Arc::new(map), bases: Arc::default() }
-    }
-
-    pub fn dataset(&self, id: &str) -> Result<Arc<Dataset>, ApiError> {
-        self.datasets.get(id).cloned().ok_or_else(|| ApiError::not_found(format!("no dataset '{id}'")))
-    }
-}
-
-/// The whole API.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
-        .route("/api/v1/datasets", get(list_datasets))
-        .route("/api/v1/datasets/{id}", get(show_dataset))
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+        .merge(datasets::router())
         .merge(heatmap::router())
         .merge(attribution::router())
+        .merge(placement::router())
+        .merge(dashboard::router())
+}
+
+/// The OpenAPI 3 document of every route.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+/// The whole service: routes, request ids, tracing with timings, and the request timeout.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = api().split_for_parts();
+    let x_request_id = HeaderName::from_static("x-request-id");
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id =
+                        req.extensions().get::<RequestId>().and_then(|r| r.header_value().to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", id = %id, method = %req.method(), uri = %req.uri())
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)
 }
 
-async fn list_datasets(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let mut list: Vec<serde_json::Value> = state
-        .datasets
-        .iter()
-        .map(|(id, d)| serde_json::json!({"id": id, "name": d.name, "tables": d.row_counts()}))
-        .collect();
-    list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    Json(serde_json::json!({ "datasets": list }))
-}
-
-async fn show_dataset(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let d = state.dataset(&id)?;
-    let mut by_reason: HashMap<String, u64> = HashMap::new();
-    for r in &d.rejects {
-        *by_reason.entry(format!("{}: {}", r.table, r.reason)).or_default() += 1;
+/// Answers 503 (problem+json) when a request runs past the configured timeout. Engine work
+/// already handed to the blocking pool finishes there and is cached for the retry.
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.timeout;
+    let started = Instant::now();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => {
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "handled");
+            res
+        }
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {} s; try again shortly (results are cached)", limit.as_secs()),
+        )
+        .into_response(),
     }
-    Ok(Json(serde_json::json!({
-        "id": id,
-        "name": d.name,
-        "tables": d.report.tables,
-        "rejects": {"total": d.rejects.len(), "by_reason": by_reason},
-    })))
 }
 
-/// Runs engine work on the blocking pool (never on the async workers); a panic or a cancelled
-/// task becomes a 500 without internals.
+/// Liveness.
+#[utoipa::path(get, path = "/api/v1/health", tag = "meta",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "the OpenAPI 3 document of every route", body = Object)))]
+async fn openapi_json() -> Response {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_json().unwrap_or_else(|_| "{}".into()));
+    ([(header::CONTENT_TYPE, "application/json")], doc.clone()).into_response()
+}
+
+/// A computed response body and its content type, cheap to clone out of the cache.
+pub struct Reply {
+    pub content_type: &'static str,
+    pub body: axum::body::Bytes,
+}
+
+impl Reply {
+    pub fn new(content_type: &'static str, body: impl Into<axum::body::Bytes>) -> Self {
+        Reply { content_type, body: body.into() }
+    }
+
+    pub fn json(doc: &serde_json::Value) -> Self {
+        Reply::new("application/json", doc.to_string())
+    }
+
+    fn response(&self) -> Response {
+        ([(header::CONTENT_TYPE, self.content_type)], self.body.clone()).into_response()
+    }
+}
+
+/// Answers from the reply cache when these parameters were computed before for this dataset
+/// version; otherwise computes on the blocking pool and caches the reply.
+pub async fn cached<F>(state: &AppState, version: u64, key: String, work: F) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Result<Reply, ApiError> + Send + 'static,
+{
+    let key = (version, key);
+    if let Some(hit) = state.replies.get(&key) {
+        return Ok(hit.response());
+    }
+    let reply = std::sync::Arc::new(blocking(work).await?);
+    state.replies.insert(key, reply.clone());
+    Ok(reply.response())
+}
+
+/// Runs engine work on the blocking pool (never on the async workers), inside the request's
+/// span so its logs carry the request id; a panic or a cancelled task becomes a 500 without
+/// internals.
 pub async fn blocking<T, F>(work: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        tracing::error!(error = %e, "engine task failed");
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "the server could not compute this; the error is logged",
-        )
-    })?
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work)).await.map_err(ApiError::internal)?
 }
 
-/// Serves `state` on `addr` until Ctrl-C or SIGTERM.
+/// Serves `state` on `addr` until Ctrl-C or SIGTERM, finishing requests in flight.
 pub async fn serve(state: AppState, addr: &str) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "listening");
@@ -114,4 +193,5 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
 }

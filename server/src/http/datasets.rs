@@ -1,0 +1,270 @@
+//! `GET /datasets`, `GET /datasets/{id}`, `GET /datasets/{id}/districts` and the upload,
+//! `POST /datasets`.
+//!
+//! An upload streams each file into `data_dir/.upload-XXXX/`, fsyncs it, validates the whole
+//! dataset with the ingest rules, then renames the directory to `data_dir/<name>` and fsyncs the
+//! data directory. A client that goes away midway drops the handler and with it the temporary
+//! directory; a crash leaves only a `.upload-` directory, which is never loaded and is swept at
+//! the next start.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use custmap_engine::io::schema::Table;
+use custmap_engine::Dataset;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::state::{valid_id, AppState, Entry, UPLOAD_PREFIX};
+use super::{blocking, ApiError, Problem};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_datasets))
+        .routes(routes!(show_dataset))
+        .routes(routes!(districts))
+        // The upload counts its own bytes against the configured limit (a clear 413).
+        .merge(OpenApiRouter::new().routes(routes!(upload)).layer(DefaultBodyLimit::disable()))
+}
+
+fn summary(id: &str, e: &Entry) -> Value {
+    let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &e.dataset.rejects {
+        *by_reason.entry(format!("{}: {}", r.table, r.reason)).or_default() += 1;
+    }
+    json!({
+        "id": id,
+        "version": e.version,
+        "tables": e.dataset.report.tables,
+        "rejects": {"total": e.dataset.rejects.len(), "by_reason": by_reason},
+    })
+}
+
+/// Every served dataset with its row counts.
+#[utoipa::path(get, path = "/api/v1/datasets", tag = "datasets",
+    responses((status = 200, description = "`{datasets: [{id, tables: {table: accepted rows}}]}`", body = Object)))]
+async fn list_datasets(State(state): State<AppState>) -> Json<Value> {
+    let list: Vec<Value> = state
+        .registry
+        .list()
+        .iter()
+        .map(|e| json!({"id": e.dataset.name, "version": e.version, "tables": e.dataset.row_counts()}))
+        .collect();
+    Json(json!({ "datasets": list }))
+}
+
+/// One dataset: per table rows read, accepted and rejected, and the rejects by reason.
+#[utoipa::path(get, path = "/api/v1/datasets/{id}", tag = "datasets",
+    params(("id" = String, Path, description = "dataset id")),
+    responses((status = 200, description = "ingest report", body = Object),
+              (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
+async fn show_dataset(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
+    let entry = state.registry.entry(&id)?;
+    Ok(Json(summary(&id, &entry)))
+}
+
+/// The district outlines a dataset carries (public boundaries, no customer data), as GeoJSON.
+#[utoipa::path(get, path = "/api/v1/datasets/{id}/districts", tag = "datasets",
+    params(("id" = String, Path, description = "dataset id")),
+    responses((status = 200, description = "FeatureCollection of district polygons", body = Object, content_type = "application/geo+json"),
+              (status = 404, description = "no such dataset, or it has no districts", body = Problem, content_type = "application/problem+json")))]
+async fn districts(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
+    let entry = state.registry.entry(&id)?;
+    let d = entry
+        .dataset
+        .districts
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(format!("dataset '{id}' has no districts")))?;
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], d.to_geojson().to_string()).into_response())
+}
+
+/// Upload a dataset: a `multipart/form-data` body with a `name` field and one file per table
+/// (`customers` is required; `touchpoints`, `deals`, `campaigns`, `sites`, `projects` optional),
+/// each `.csv` or `.parquet`, plus an optional `districts` GeoJSON. Needs `Authorization: Bearer`.
+#[utoipa::path(post, path = "/api/v1/datasets", tag = "datasets",
+    request_body(content_type = "multipart/form-data", description = "fields: name, customers, [touchpoints, deals, campaigns, sites, projects, districts]"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "stored; the ingest report (rows read, accepted, rejected per table; rejects by reason)", body = Object),
+        (status = 400, description = "a bad form, name or table", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "this server takes no writes (no CUSTMAP_TOKEN)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "a dataset of this name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "the body or the row count is over the server's limit", body = Problem, content_type = "application/problem+json")))]
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let limit = state.config.max_upload_bytes;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let mut form = form.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let data_dir = state
+        .registry
+        .data_dir()
+        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "this server has no data directory; uploads are off"))?
+        .to_path_buf();
+    let tmp = tempfile::Builder::new()
+        .prefix(UPLOAD_PREFIX)
+        .tempdir_in(&data_dir)
+        .map_err(|e| ApiError::internal(format!("upload directory: {e}")))?;
+    let mut name: Option<String> = None;
+    let mut received = 0usize;
+    while let Some(mut field) = form.next_field().await.map_err(|e| form_error(&e, limit))? {
+        let field_name = field.name().unwrap_or_default().to_string();
+        if field_name == "name" {
+            let text = field.text().await.map_err(|e| form_error(&e, limit))?;
+            received += text.len();
+            name = Some(text.trim().to_string());
+            continue;
+        }
+        let file = file_for(&field_name, field.file_name())?;
+        let path = tmp.path().join(&file);
+        if path.exists() {
+            return Err(ApiError::bad_request(format!("field '{field_name}' is given twice")));
+        }
+        let mut out = tokio::fs::File::create(&path).await.map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
+        while let Some(chunk) = field.chunk().await.map_err(|e| form_error(&e, limit))? {
+            received += chunk.len();
+            if received > limit {
+                return Err(too_large(limit));
+            }
+            out.write_all(&chunk).await.map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
+        }
+        out.sync_all().await.map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
+    }
+    let id = name.ok_or_else(|| ApiError::bad_request("the form has no 'name' field (the dataset id)"))?;
+    valid_id(&id)?;
+    if state.registry.get(&id).is_some() {
+        return Err(conflict(&id));
+    }
+    let max_rows = state.config.max_upload_rows;
+    let registry = state.registry.clone();
+    let entry = blocking(move || {
+        let tmp_path = tmp.path().to_path_buf();
+        let mut ds = Dataset::load(&tmp_path).map_err(|e| {
+            let text = e
+                .to_string()
+                .replace(&format!("{}/", tmp_path.display()), "")
+                .replace(&tmp_path.display().to_string(), &id);
+            if e.is_user_error() {
+                ApiError::bad_request(text)
+            } else {
+                ApiError::from(e)
+            }
+        })?;
+        let rows: u64 = ds.report.tables.values().map(|t| t.read).sum();
+        if rows > max_rows {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the upload holds {rows} rows; this server takes at most {max_rows}"),
+            ));
+        }
+        let _publishing = registry.publish.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let target = data_dir.join(&id);
+        if registry.get(&id).is_some() || target.exists() {
+            return Err(conflict(&id));
+        }
+        sync_dir(&tmp_path)?;
+        let kept = tmp.keep();
+        if let Err(e) = std::fs::rename(&kept, &target) {
+            let _ = std::fs::remove_dir_all(&kept);
+            return Err(ApiError::internal(format!("publishing {}: {e}", target.display())));
+        }
+        sync_dir(&data_dir)?;
+        ds.name.clone_from(&id);
+        ds.dir = target;
+        tracing::info!(dataset = %id, rows, "upload stored");
+        Ok((id.clone(), registry.insert(ds)))
+    })
+    .await?;
+    let (id, entry) = entry;
+    let location = format!("/api/v1/datasets/{id}");
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(&id, &entry))).into_response())
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = state.config.token.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this server takes no writes: start it with CUSTMAP_TOKEN set to enable uploads",
+        ));
+    };
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // Compared in full whatever the first difference, so timing tells nothing.
+    let same = given.is_some_and(|g| {
+        g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "writes need 'Authorization: Bearer <token>' with this server's token",
+        ))
+    }
+}
+
+/// The file name a form field is stored under.
+fn file_for(field: &str, file_name: Option<&str>) -> Result<String, ApiError> {
+    let ext = file_name
+        .and_then(|f| Path::new(f).extension())
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if field == "districts" {
+        return if matches!(ext.as_str(), "geojson" | "json") {
+            Ok(custmap_engine::io::dataset::DISTRICTS_FILE.to_string())
+        } else {
+            Err(ApiError::bad_request("field 'districts': the file must be .geojson"))
+        };
+    }
+    let table = Table::ALL.iter().find(|t| t.name() == field).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "field '{field}' is not one of name, customers, touchpoints, deals, campaigns, sites, projects, districts"
+        ))
+    })?;
+    match ext.as_str() {
+        "csv" | "parquet" => Ok(format!("{}.{ext}", table.name())),
+        _ => Err(ApiError::bad_request(format!("field '{field}': the file name must end in .csv or .parquet"))),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the upload is larger than this server's limit of {} MiB", limit >> 20),
+    )
+}
+
+fn form_error(e: &MultipartError, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        ApiError::new(e.status(), format!("the multipart form could not be read: {}", e.body_text()))
+    }
+}
+
+fn conflict(id: &str) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, format!("a dataset named '{id}' exists; upload under another name"))
+}
+
+/// Flushes a directory's entries (the renamed-in dataset, or the files in it) to disk.
+fn sync_dir(dir: &Path) -> Result<(), ApiError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ApiError::internal(format!("{}: {e}", dir.display())))
+}

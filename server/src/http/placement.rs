@@ -1,0 +1,163 @@
+//! `POST /api/v1/datasets/{id}/placement` with a JSON body. Coverage (who each site reaches) is
+//! cached per (dataset version, segment, reach mode, weight, radii), so trying budgets or site
+//! lists is quick.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Json;
+use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
+use custmap_engine::render::ImageFormat;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::state::{AppState, CoverageKey, Entry};
+use super::{cached, ApiError, Problem, Reply};
+use crate::views;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(placement))
+}
+
+/// A placement request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementRequest {
+    /// Budget in the sites' cost unit (CNY); >= 0.
+    budget: f64,
+    /// Target segment: a SQL boolean expression over customer columns.
+    #[serde(rename = "where")]
+    #[schema(rename = "where")]
+    where_: Option<String>,
+    /// `home`, `work` (default), `both` or `commute`.
+    reach: Option<String>,
+    /// `count` (default: one per prospect) or `budget` (purchasing power).
+    weight: Option<String>,
+    /// Site ids that must be in the plan.
+    #[serde(default)]
+    must_include: Vec<String>,
+    /// Site ids never to choose.
+    #[serde(default)]
+    exclude: Vec<String>,
+    /// Only sites of these kinds (e.g. `["office_lobby", "cafe"]`); all kinds when absent.
+    kinds: Option<Vec<String>>,
+    /// Reach radius per kind in metres, overriding the sites' `reach_m` and the defaults.
+    #[serde(default)]
+    reach_m: BTreeMap<String, f64>,
+    /// `json` (default), or `png` / `svg` for a picture.
+    format: Option<String>,
+    /// For png/svg: `map` (default: the plan over the target prospects) or `curve` (reach versus budget).
+    plot: Option<String>,
+}
+
+/// Which sites to buy for a budget: the plan, the reach split, overlaps, the optimality gap and
+/// per-kind baselines (SPEC §5).
+#[utoipa::path(post, path = "/api/v1/datasets/{id}/placement", tag = "placement",
+    params(("id" = String, Path, description = "dataset id")),
+    request_body = PlacementRequest,
+    responses(
+        (status = 200, description = "`{budget, cost, reach, upper_bound, gap, reach_split, sites, overlap, baselines, curve, prospects}`; or a picture",
+            content((Object = "application/json"), (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
+        (status = 400, description = "a bad field, named", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "the body is not JSON", body = Problem, content_type = "application/problem+json")))]
+async fn placement(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<PlacementRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let entry = state.registry.entry(&id)?;
+    let Json(req) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let reach = match req.reach.as_deref().unwrap_or("work") {
+        "home" => ReachMode::Home,
+        "work" => ReachMode::Work,
+        "both" => ReachMode::Both,
+        "commute" => ReachMode::Commute,
+        other => return Err(ApiError::bad_request(format!("reach '{other}' is not one of home, work, both, commute"))),
+    };
+    let weight = match req.weight.as_deref().unwrap_or("count") {
+        "count" => Weight::Count,
+        "budget" => Weight::Budget,
+        other => return Err(ApiError::bad_request(format!("weight '{other}' is not one of count, budget"))),
+    };
+    let image = match req.format.as_deref().unwrap_or("json") {
+        "json" => None,
+        "png" => Some(ImageFormat::Png),
+        "svg" => Some(ImageFormat::Svg),
+        other => return Err(ApiError::bad_request(format!("format '{other}' is not one of json, png, svg"))),
+    };
+    let curve = match req.plot.as_deref().unwrap_or("map") {
+        "map" => false,
+        "curve" => true,
+        other => return Err(ApiError::bad_request(format!("plot '{other}' is not one of map, curve"))),
+    };
+    if let Some((kind, r)) = req.reach_m.iter().find(|(_, r)| !r.is_finite() || **r <= 0.0) {
+        return Err(ApiError::bad_request(format!("reach_m for '{kind}' must be a distance > 0 in metres, got {r}")));
+    }
+    let params = PlacementParams {
+        budget: req.budget,
+        segment: req.where_.filter(|w| !w.trim().is_empty()),
+        reach,
+        weight,
+        must_include: req.must_include,
+        exclude: req.exclude,
+    };
+    params.check()?;
+    let key = format!("placement {params:?} {:?} {:?} {image:?} {curve}", req.kinds, req.reach_m);
+    let st = state.clone();
+    let radii = req.reach_m;
+    let kinds = req.kinds;
+    cached(&state, entry.version, key, move || {
+        let coverage = cached_coverage(&st, &entry, &params, &radii)?;
+        let mut params = params;
+        if let Some(kinds) = &kinds {
+            let unknown: Vec<&String> = kinds.iter().filter(|k| !coverage.kinds.contains(k)).collect();
+            if !unknown.is_empty() {
+                return Err(ApiError::bad_request(format!("kinds: no site is of kind {unknown:?}")));
+            }
+            let others = coverage.site_ids.iter().zip(&coverage.kinds).filter(|(_, k)| !kinds.contains(k));
+            params.exclude.extend(others.map(|(s, _)| s.clone()));
+        }
+        let report = coverage.plan(&params)?;
+        Ok(match image {
+            None => Reply::json(&serde_json::to_value(&report).map_err(ApiError::internal)?),
+            Some(image) => {
+                let bytes = if curve {
+                    views::reach_curve(&report, &params, image)?
+                } else {
+                    views::placement_map(&entry.dataset, &coverage, &report, &params, image)?
+                };
+                Reply::new(if image == ImageFormat::Png { "image/png" } else { "image/svg+xml" }, bytes)
+            }
+        })
+    })
+    .await
+}
+
+fn cached_coverage(
+    state: &AppState,
+    entry: &Entry,
+    params: &PlacementParams,
+    radii: &BTreeMap<String, f64>,
+) -> Result<Arc<Coverage>, ApiError> {
+    let key: CoverageKey = (
+        entry.version,
+        params.segment.clone(),
+        format!("{:?}", params.reach),
+        format!("{:?}", params.weight),
+        format!("{radii:?}"),
+    );
+    if let Some(c) = state.coverages.get(&key) {
+        return Ok(c);
+    }
+    let radii = radii.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let coverage =
+        Arc::new(Coverage::build(&entry.dataset, params.segment.as_deref(), params.reach, params.weight, &radii)?);
+    state.coverages.insert(key, coverage.clone());
+    Ok(coverage)
+}

@@ -1,0 +1,260 @@
+//! Charts and maps shared by the command line and the HTTP API, so a PNG from either is the same
+//! picture of the same numbers.
+
+use clap::ValueEnum;
+use custmap_engine::analytics::placement::{Coverage, PlacementParams, PlacementReport, ReachMode};
+use custmap_engine::analytics::{heatmap, AttributionResult, By, HeatmapParams, HeatmapResult, Location};
+use custmap_engine::polars::prelude::DataFrame;
+use custmap_engine::render::chart::{render_chart, Chart, ChartKind, Series};
+use custmap_engine::render::map::{render_map, MapSpec};
+use custmap_engine::render::ImageFormat;
+use custmap_engine::spatial::Res;
+use custmap_engine::{Dataset, Error};
+use serde::Deserialize;
+
+/// The JSON document of a heatmap (SPEC §9): parameters, what the floor did, totals and cells.
+pub fn heatmap_json(dataset: &str, result: &HeatmapResult) -> Result<serde_json::Value, Error> {
+    let p = &result.params;
+    Ok(serde_json::json!({
+        "dataset": dataset,
+        "res": p.res.get(),
+        "location": p.location.as_str(),
+        "where": p.segment,
+        "k": p.k.get(),
+        "suppressed": result.suppressed,
+        "totals": {"customers": result.totals.customers, "prospects": result.totals.prospects},
+        "cells": custmap_engine::io::write::frame_to_json_rows(&result.cells)?,
+    }))
+}
+
+/// Which attribution chart to draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChartChoice {
+    Roi,
+    Compare,
+    Monthly,
+}
+
+pub fn map_title(metric: &str, params: &HeatmapParams) -> String {
+    let metric = metric.replace('_', " ");
+    let mut metric_cap = metric.clone();
+    if let Some(first) = metric_cap.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    let place = match params.location {
+        Location::Home => "where prospects live",
+        Location::Work => "where prospects work",
+        Location::Both => "where prospects live and work",
+    };
+    format!("{metric_cap} · {place} · H3 res {}", params.res.get())
+}
+
+pub fn map_subtitle(result: &HeatmapResult, params: &HeatmapParams) -> String {
+    let segment = params.segment.as_deref().unwrap_or("all customers");
+    format!(
+        "segment: {segment} · {} prospects of {} customers · k = {} ({} small cells merged, {} dropped)",
+        result.totals.prospects,
+        result.totals.customers,
+        params.k.get(),
+        result.suppressed.merged,
+        result.suppressed.dropped
+    )
+}
+
+/// Column `name` of `frame` as optional f64s.
+pub fn floats(frame: &custmap_engine::polars::prelude::DataFrame, name: &str) -> Result<Vec<Option<f64>>, Error> {
+    let c = frame.column(name).map_err(Error::Compute)?.cast(&custmap_engine::polars::prelude::DataType::Float64)?;
+    Ok(c.f64()?.iter().collect())
+}
+
+pub fn strings(frame: &custmap_engine::polars::prelude::DataFrame, name: &str) -> Result<Vec<String>, Error> {
+    Ok(frame.column(name)?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+}
+
+pub fn attribution_chart(
+    result: &AttributionResult,
+    funnel_months: Option<&custmap_engine::polars::prelude::DataFrame>,
+    chart: ChartChoice,
+) -> Result<Chart, Error> {
+    let p = &result.params;
+    let key = p.by.column();
+    let window = format!("window {} days", p.window_days);
+    let t = &result.table;
+    let models = strings(t, "model")?;
+    let first_model = p.models[0].name();
+    match chart {
+        ChartChoice::Compare => {
+            let keys: Vec<String> = {
+                let all = strings(t, key)?;
+                let mut k: Vec<String> = all
+                    .iter()
+                    .zip(&models)
+                    .filter(|(_, m)| m.as_str() == first_model)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                k.dedup();
+                k
+            };
+            let conv = floats(t, "conversions")?;
+            let all_keys = strings(t, key)?;
+            let series = p
+                .models
+                .iter()
+                .map(|m| Series {
+                    name: m.name().to_string(),
+                    values: keys
+                        .iter()
+                        .map(|k| {
+                            (0..models.len())
+                                .find(|&i| models[i] == m.name() && &all_keys[i] == k)
+                                .and_then(|i| conv[i])
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok(Chart {
+                title: format!("Attributed conversions by {key}: {} models compared", p.models.len()),
+                subtitle: format!("{window} · conversion = first signed deal"),
+                y_label: "attributed conversions".into(),
+                categories: keys,
+                series,
+                kind: ChartKind::Bars,
+            })
+        }
+        ChartChoice::Roi => {
+            let rows: Vec<usize> = (0..models.len()).filter(|&i| models[i] == first_model).collect();
+            let keys = strings(t, key)?;
+            let roi = floats(t, "roi")?;
+            Ok(Chart {
+                title: format!("ROI by {key} · {first_model} attribution"),
+                subtitle: format!("{window} · ROI = (attributed revenue - cost) / cost; n/a = no cost"),
+                y_label: "ROI (x cost)".into(),
+                categories: rows.iter().map(|&i| keys[i].clone()).collect(),
+                series: vec![Series { name: "ROI".into(), values: rows.iter().map(|&i| roi[i]).collect() }],
+                kind: ChartKind::Bars,
+            })
+        }
+        ChartChoice::Monthly => {
+            let m = funnel_months.ok_or_else(|| Error::Internal("monthly series missing".into()))?;
+            let months = strings(m, "month")?;
+            let keys = strings(m, key)?;
+            let deals = floats(m, "deals")?;
+            let mut cats: Vec<String> = months.clone();
+            cats.sort();
+            cats.dedup();
+            let mut totals: std::collections::BTreeMap<&str, f64> = Default::default();
+            for (k, d) in keys.iter().zip(&deals) {
+                *totals.entry(k.as_str()).or_default() += d.unwrap_or(0.0);
+            }
+            let mut top: Vec<(&str, f64)> = totals.into_iter().collect();
+            top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let series = top
+                .iter()
+                .take(6)
+                .map(|(k, _)| Series {
+                    name: (*k).to_string(),
+                    values: cats
+                        .iter()
+                        .map(|c| {
+                            Some(
+                                (0..months.len())
+                                    .filter(|&i| &months[i] == c && keys[i] == *k)
+                                    .filter_map(|i| deals[i])
+                                    .sum(),
+                            )
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok(Chart {
+                title: format!("Deals per month by first-touch {key} (top 6)"),
+                subtitle: "deal month; each deal credited to the customer's first touch".into(),
+                y_label: "deals".into(),
+                categories: cats,
+                series,
+                kind: ChartKind::Lines,
+            })
+        }
+    }
+}
+
+/// The funnel (leads, visits, deals) per first-touch channel or campaign.
+pub fn funnel_chart(table: &DataFrame, by: By) -> Result<Chart, Error> {
+    let keys = strings(&table, by.column())?;
+    Ok(Chart {
+        title: format!("Funnel by first-touch {}: leads, visits, deals", by.column()),
+        subtitle: "lead = first touch; visited = any visit; deal = first signed deal".into(),
+        y_label: "customers".into(),
+        categories: keys,
+        series: ["leads", "visited", "deals"]
+            .iter()
+            .map(|c| Ok(Series { name: (*c).to_string(), values: floats(&table, c)? }))
+            .collect::<Result<_, Error>>()?,
+        kind: ChartKind::Bars,
+    })
+}
+
+/// The plan's sites (numbered in the order chosen, circles at their reach) over the heatmap of
+/// the target prospects at res 9, floored like any other map.
+pub fn placement_map(
+    ds: &Dataset,
+    coverage: &Coverage,
+    report: &PlacementReport,
+    params: &PlacementParams,
+    image: ImageFormat,
+) -> Result<Vec<u8>, Error> {
+    let location = match params.reach {
+        ReachMode::Home => Location::Home,
+        ReachMode::Work => Location::Work,
+        ReachMode::Both | ReachMode::Commute => Location::Both,
+    };
+    let heat = heatmap(
+        &ds,
+        &HeatmapParams { res: Res::new(9)?, location, segment: params.segment.clone(), ..HeatmapParams::default() },
+    )?;
+    let index: std::collections::HashMap<&str, usize> =
+        coverage.site_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+    let overlay = report
+        .sites
+        .iter()
+        .filter_map(|s| index.get(s.site_id.as_str()).map(|i| (s.rank, &coverage.geometries[*i])))
+        .map(|(rank, (g, r))| (g.clone(), *r, format!("{rank}")))
+        .collect();
+    let spec = MapSpec {
+        cells: &heat.cells,
+        metric: "prospects",
+        title: format!("Placement plan · {} sites for {:.0} CNY", report.sites.len(), report.cost),
+        subtitle: format!(
+            "reach {:.0} of {} prospects (gap <= {:.1}%) · {} · circles: reach radius, numbers: order chosen",
+            report.reach,
+            report.prospects,
+            report.gap * 100.0,
+            params.segment.as_deref().unwrap_or("all customers")
+        ),
+        districts: ds.districts.as_ref(),
+        size: (1400, 1000),
+        overlay,
+    };
+    render_map(&spec, image)
+}
+
+/// Reach versus budget for the plan and the upper bound on the optimum.
+pub fn reach_curve(report: &PlacementReport, params: &PlacementParams, image: ImageFormat) -> Result<Vec<u8>, Error> {
+    let spec = Chart {
+        title: format!("Reach versus budget · {} prospects", report.prospects),
+        subtitle: format!(
+            "reach mode {:?}, segment: {} · the bound certifies how far from optimal each plan can be",
+            params.reach,
+            params.segment.as_deref().unwrap_or("all customers")
+        ),
+        y_label: "prospects reached".into(),
+        categories: report.curve.iter().map(|c| custmap_engine::render::short_number(c.budget)).collect(),
+        series: vec![
+            Series { name: "plan".into(), values: report.curve.iter().map(|c| Some(c.reach)).collect() },
+            Series { name: "upper bound".into(), values: report.curve.iter().map(|c| Some(c.upper_bound)).collect() },
+        ],
+        kind: ChartKind::Lines,
+    };
+    render_chart(&spec, image)
+}
