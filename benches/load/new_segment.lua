@@ -1,6 +1,5 @@
 -- Every request asks for a segment no earlier request asked for, so no cache can answer it.
 local n = 0
-local thread_id = 0
 local threads = 0
 function setup(thread)
   thread:set("id", threads)

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn,custmap=info,tower_http=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     cli::main()
 }
