@@ -415,3 +415,36 @@ fn placement_map_curve_and_radius_override() {
         "KIND=METRES",
     );
 }
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custmap"))
+        .args(["serve", city().to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let reply = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut r = String::new();
+            s.read_to_string(&mut r).unwrap();
+            break r;
+        }
+        assert!(start.elapsed().as_secs() < 60, "serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(log.contains("shutting down"), "{log}");
+}

@@ -327,3 +327,15 @@ async fn dashboard_is_served_with_its_assets() {
     assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/geo+json"));
     assert_eq!(json_of(&body)["features"].as_array().unwrap().len(), 13);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_deadline_is_503_problem_json() {
+    let ds = (*state().registry.get("city").unwrap().dataset).clone();
+    let config = custmap::http::Config { timeout: std::time::Duration::from_millis(1), ..Default::default() };
+    let slow = AppState::with(custmap::http::Registry::in_memory(vec![ds]), config);
+    let req = Request::get("/api/v1/datasets/city/attribution?model=all").body(Body::empty()).unwrap();
+    let (s, h, body) = send(slow, req).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h["content-type"], "application/problem+json");
+    assert!(json_of(&body)["detail"].as_str().unwrap().contains("longer than"));
+}
