@@ -3,4 +3,5 @@
 mod browser;
 mod cli;
 mod http;
+mod notebooks;
 mod upload;
