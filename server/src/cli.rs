@@ -159,6 +159,10 @@ enum Command {
         /// H3 resolution of --geo.
         #[arg(long, default_value_t = 8)]
         res: u8,
+        /// Also write the distinct journeys (path, conversions, nulls, value) to this table file:
+        /// the input of other attribution tools, for comparing or auditing.
+        #[arg(long)]
+        paths: Option<PathBuf>,
         /// Privacy floor of --geo: minimum converting customers per published cell.
         #[arg(long, default_value_t = 5)]
         k: u32,
@@ -293,7 +297,7 @@ fn run(command: Command) -> Result<(), Error> {
             };
             run_heatmap(&dir, &params, &metric, &out)
         }
-        Command::Attribution { dir, model, by, window, half_life, order, chart, geo, res, k, out } => {
+        Command::Attribution { dir, model, by, window, half_life, order, chart, geo, res, k, paths, out } => {
             let params = AttributionParams {
                 models: Model::parse_list(&model)?,
                 by: by.into(),
@@ -309,7 +313,7 @@ fn run(command: Command) -> Result<(), Error> {
                     };
                     run_geo_attribution(&dir, &params, location, Res::new(res)?, KFloor::new(k)?, &out)
                 }
-                None => run_attribution(&dir, &params, chart, &out),
+                None => run_attribution(&dir, &params, chart, paths.as_deref(), &out),
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
@@ -517,9 +521,18 @@ fn run_attribution(
     dir: &Path,
     params: &AttributionParams,
     chart: Option<ChartChoice>,
+    paths: Option<&Path>,
     out: &Path,
 ) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
+    if let Some(p) = paths {
+        if !matches!(OutputFormat::from_path(p)?, OutputFormat::Csv | OutputFormat::Parquet | OutputFormat::Arrow) {
+            return Err(Error::BadInput(format!(
+                "--paths {}: write the paths as .csv, .parquet or .arrow",
+                p.display()
+            )));
+        }
+    }
     if format == OutputFormat::GeoJson {
         return Err(Error::BadInput(format!("{}: attribution writes tables or charts, not GeoJSON", out.display())));
     }
@@ -528,6 +541,11 @@ fn run_attribution(
     let pb = spinner("attributing");
     let result = attribution(&ds, params)?;
     pb.finish_and_clear();
+    if let Some(p) = paths {
+        let table = funnel::journeys_for(&ds, params)?.path_table()?;
+        write_frame(&table, p)?;
+        println!("wrote {} distinct paths to {}", table.height(), p.display());
+    }
     if let Some(image) = image_format(format) {
         let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
         let months = if chart == ChartChoice::Monthly {

@@ -233,6 +233,44 @@ fn attribution_writes_a_table_per_model() {
 }
 
 #[test]
+fn attribution_paths_export_accounts_for_every_conversion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, paths) = (out_path(&tmp, "attr.csv"), out_path(&tmp, "paths.csv"));
+    let o = custmap(&[
+        "attribution",
+        city().to_str().unwrap(),
+        "--model",
+        "last_touch",
+        "--paths",
+        paths.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&paths).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("path,conversions,nulls,value"));
+    let (mut conversions, mut seen) = (0.0, std::collections::HashSet::new());
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        assert!(seen.insert(f[0].to_string()), "path {} twice", f[0]);
+        assert!(f[0].split(" > ").all(|c| !c.is_empty()), "{line}");
+        conversions += f[1].parse::<f64>().unwrap();
+        assert!(f[1].parse::<u64>().unwrap() + f[2].parse::<u64>().unwrap() > 0, "{line}");
+    }
+    // Last touch credits each conversion of a journey with a touch exactly once.
+    let attributed: f64 = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!((attributed - conversions).abs() < 1e-6, "{attributed} vs {conversions}");
+    let bad = custmap(&["attribution", city().to_str().unwrap(), "--paths", "p.png", "--out", out.to_str().unwrap()]);
+    assert_user_error(&bad, "--paths");
+}
+
+#[test]
 fn attribution_bad_input_is_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = city().to_str().unwrap();

@@ -92,6 +92,41 @@ pub struct Lead {
 }
 
 impl Journeys {
+    /// The distinct paths (keys in time order, joined by `" > "`) with how many journeys took
+    /// each and converted, how many did not, and the converted value: the input other
+    /// attribution tools (ChannelAttribution, for one) take. Journeys without a touch in the
+    /// window are left out, as every model leaves them out. Sorted by path.
+    pub fn path_table(&self) -> Result<DataFrame> {
+        let mut paths: std::collections::BTreeMap<String, (u64, u64, f64)> = std::collections::BTreeMap::new();
+        for j in self.journeys.iter().filter(|j| !j.touches.is_empty()) {
+            let names: Vec<&str> = j.touches.iter().map(|t| self.keys[t.key as usize].as_str()).collect();
+            let e = paths.entry(names.join(" > ")).or_default();
+            match j.conversion {
+                Some((_, value)) => {
+                    e.0 += 1;
+                    e.2 += value;
+                }
+                None => e.1 += 1,
+            }
+        }
+        let (mut path, mut conv, mut null, mut value) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (p, (c, n, v)) in paths {
+            path.push(p);
+            conv.push(c);
+            null.push(n);
+            value.push(v);
+        }
+        Ok(DataFrame::new(
+            path.len(),
+            vec![
+                Column::new("path".into(), path),
+                Column::new("conversions".into(), conv),
+                Column::new("nulls".into(), null),
+                Column::new("value".into(), value),
+            ],
+        )?)
+    }
+
     /// Total conversions and their value.
     #[must_use]
     pub fn totals(&self) -> (f64, f64) {
