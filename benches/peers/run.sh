@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Peer comparisons on the same demo-city Parquet files: the heatmap against Python polars +
-# polars-h3, order-1 Markov attribution against ChannelAttribution.
+# polars-h3, order-1 Markov attribution against ChannelAttribution, placement against spopt MCLP.
 # Usage: benches/peers/run.sh [SIZES...]   (default: 100k 1M; 10M takes minutes)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,3 +15,4 @@ mkdir -p "$data"
 [ $# -gt 0 ] || set -- 100k 1M
 "$here/.venv/bin/python" "$here/compare_heatmap.py" "$target/release/custmap" "$data" "$@"
 "$here/.venv/bin/python" "$here/compare_markov.py" "$target/release/custmap" "$data" "$@"
+"$here/.venv/bin/python" "$here/compare_mclp.py" "$target/release/custmap" "$data" "$@"
