@@ -210,3 +210,52 @@ proptest! {
         }
     }
 }
+
+/// Customers sharing home and work places become one weighted prospect; the reach, the split
+/// and the prospect count are what counting people one by one gives.
+#[test]
+fn prospects_sharing_places_are_grouped_without_changing_the_answer() {
+    let mut customers = String::from("customer_id,home_lat,home_lng,work_lat,work_lng,budget\n");
+    // 30 people: 3 home spots x 2 work spots (some repeated), one person with no work place.
+    let homes = [(30.50, 114.30), (30.51, 114.31), (30.60, 114.40)];
+    let works = [(30.5001, 114.3001), (30.70, 114.50)];
+    for i in 0..30 {
+        let (hl, hg) = homes[i % 3];
+        let work = if i == 29 { ",".to_string() } else { format!("{},{}", works[i % 2].0, works[i % 2].1) };
+        customers.push_str(&format!("C{i},{hl},{hg},{work},{}\n", 1_000_000 + i * 1000));
+    }
+    let sites = b"site_id,kind,cost,lat,lng,reach_m\nA,cafe,1,30.5,114.3,100\nB,cafe,1,30.7,114.5,100\n";
+    let (_d, ds) = crate::common::load(&[("customers.csv", customers.as_bytes()), ("sites.csv", sites)]);
+    let ds = ds.unwrap();
+    let params = |weight| PlacementParams {
+        budget: 10.0,
+        segment: None,
+        reach: ReachMode::Both,
+        weight,
+        must_include: vec![],
+        exclude: vec![],
+    };
+    let near = |(lat, lng): (f64, f64), site: (f64, f64)| {
+        custmap_engine::spatial::geometry::haversine_m((lng, lat), (site.1, site.0)) <= 100.0
+    };
+    let (mut want_count, mut want_budget) = (0.0, 0.0);
+    for i in 0..30 {
+        let mut places = vec![homes[i % 3]];
+        if i != 29 {
+            places.push(works[i % 2]);
+        }
+        if places.iter().any(|p| near(*p, (30.5, 114.3)) || near(*p, (30.7, 114.5))) {
+            want_count += 1.0;
+            want_budget += (1_000_000 + i * 1000) as f64;
+        }
+    }
+    let cov = Coverage::build(&ds, None, ReachMode::Both, Weight::Count, &Default::default()).unwrap();
+    assert!(cov.weights.len() < 30, "people sharing places should be grouped");
+    let report = cov.plan(&params(Weight::Count)).unwrap();
+    assert_eq!(report.prospects, 30);
+    assert_eq!(report.reach, want_count);
+    let split = report.reach_split;
+    assert_eq!(split.home + split.work + split.both + split.commute, want_count);
+    let cov = Coverage::build(&ds, None, ReachMode::Both, Weight::Budget, &Default::default()).unwrap();
+    assert_eq!(cov.plan(&params(Weight::Budget)).unwrap().reach, want_budget);
+}

@@ -69,11 +69,14 @@ pub struct Coverage {
     pub site_ids: Vec<String>,
     pub kinds: Vec<String>,
     pub candidates: Vec<Candidate>,
-    /// Per site: (prospect, anchor) pairs.
+    /// Per site: (prospect group, anchor) pairs.
     pub anchors: Vec<Vec<(u32, Anchor)>>,
     /// Per site: geometry and reach radius (m).
     pub geometries: Vec<(SiteGeometry, f64)>,
+    /// Per prospect group (customers sharing home and work places): the summed weight.
     pub weights: Vec<f64>,
+    /// Target prospects (customers in the segment), before grouping.
+    pub prospects: usize,
 }
 
 impl Coverage {
@@ -106,12 +109,27 @@ impl Coverage {
         let f = |n: &str| -> Result<Vec<Option<f64>>> { Ok(c.column(n)?.f64()?.iter().collect()) };
         let (hl, hg, wl, wg, budget) = (f("home_lat")?, f("home_lng")?, f("work_lat")?, f("work_lng")?, f("budget")?);
         let pair = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(lat, lng)| (lng, lat));
-        let prospects: Vec<Prospect> =
-            (0..c.height()).map(|i| Prospect { home: pair(hl[i], hg[i]), work: pair(wl[i], wg[i]) }).collect();
-        let weights: Vec<f64> = match weight {
-            Weight::Count => vec![1.0; prospects.len()],
-            Weight::Budget => budget.iter().map(|b| b.unwrap_or(0.0)).collect(),
-        };
+        // Prospects sharing both places (a compound and a tower, say) are one weighted prospect:
+        // reach is decided by places, so the answer is the same and the work follows distinct
+        // place pairs, not people.
+        let bits = |p: Option<(f64, f64)>| p.map(|(x, y)| (x.to_bits(), y.to_bits()));
+        let mut index: HashMap<(Option<(u64, u64)>, Option<(u64, u64)>), u32> = HashMap::new();
+        let mut prospects: Vec<Prospect> = Vec::new();
+        let mut weights: Vec<f64> = Vec::new();
+        for i in 0..c.height() {
+            let p = Prospect { home: pair(hl[i], hg[i]), work: pair(wl[i], wg[i]) };
+            let w = match weight {
+                Weight::Count => 1.0,
+                Weight::Budget => budget[i].unwrap_or(0.0),
+            };
+            let next = prospects.len() as u32;
+            let g = *index.entry((bits(p.home), bits(p.work))).or_insert(next);
+            if g == next {
+                prospects.push(p);
+                weights.push(0.0);
+            }
+            weights[g as usize] += w;
+        }
 
         let ids: Vec<String> =
             sites.column("site_id")?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect();
@@ -148,7 +166,7 @@ impl Coverage {
                 Candidate { cost: c.unwrap_or(0.0), covers }
             })
             .collect();
-        Ok(Coverage { site_ids: ids, kinds, candidates, anchors, geometries: geoms, weights })
+        Ok(Coverage { site_ids: ids, kinds, candidates, anchors, geometries: geoms, weights, prospects: c.height() })
     }
 
     fn index(&self, names: &[String], what: &str) -> Result<Vec<usize>> {
@@ -282,7 +300,7 @@ impl Coverage {
             overlap,
             baselines,
             curve,
-            prospects: self.weights.len(),
+            prospects: self.prospects,
         }
     }
 }
