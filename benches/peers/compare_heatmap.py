@@ -1,5 +1,6 @@
-"""Runs the heatmap job in custmap and in Python polars + polars-h3 on the same Parquet files,
-checks the answers agree, then times both (median of runs after a warm-up) and prints ratios.
+"""Runs the heatmap job in custmap and in each peer (Python polars + polars-h3, polars + h3ronpy,
+DuckDB with h3ronpy cells) on the same Parquet files at res 7, 9 and 11 ($HEATMAP_RES), checks
+every answer agrees, then times each (median of runs after a warm-up) and prints ratios.
 
 Usage: python compare_heatmap.py CUSTMAP_BINARY DATA_ROOT [SIZES...]   (sizes: 100k 1M 10M)
 """
@@ -59,43 +60,50 @@ def check_agreement(ours_csv, peer_csv):
     return a.height
 
 
+PEERS = {
+    "polars+polars-h3": "heatmap_polars_h3.py",
+    "polars+h3ronpy": "heatmap_h3ronpy.py",
+    "duckdb+h3ronpy": "heatmap_duckdb.py",
+}
+RESOLUTIONS = [int(r) for r in os.environ.get("HEATMAP_RES", "7,9,11").split(",")]
+
+
+def measure(cmd):
+    runs = [timed(cmd) for _ in range(RUNS)]
+    return dict(
+        wall=statistics.median(r[0] for r in runs),
+        cpu=statistics.median(r[1] for r in runs),
+        inner=statistics.median(r[2] for r in runs),
+        mib=peak_rss(cmd),
+    )
+
+
 def main():
     binary, root = sys.argv[1], sys.argv[2]
     sizes = sys.argv[3:] or ["100k", "1M"]
     rows = []
     for size in sizes:
         d = ensure_city(binary, root, size)
-        ours_csv, peer_csv = os.path.join(root, f"ours-{size}.csv"), os.path.join(root, f"peer-{size}.csv")
-        ours = [binary, "heatmap", d, "--res", "9", "--location", "work", "--where", SEGMENT, "--k", "1", "--out", ours_csv]
-        peer = [sys.executable, os.path.join(HERE, "heatmap_polars_h3.py"), d, "9", peer_csv]
-        timed(ours), timed(peer)  # warm-up, and the outputs to compare
-        cells = check_agreement(ours_csv, peer_csv)
-        results = {}
-        for name, cmd in [("custmap", ours), ("polars+polars-h3", peer)]:
-            runs = [timed(cmd) for _ in range(RUNS)]
-            results[name] = (
-                statistics.median(r[0] for r in runs),
-                statistics.median(r[1] for r in runs),
-                peak_rss(cmd),
-                statistics.median(r[2] for r in runs),
-            )
-        (ow, oc, om, _), (pw, pc, pm, pin) = results["custmap"], results["polars+polars-h3"]
-        rows.append(
-            dict(size=size, cells=cells, ours_wall=ow, ours_cpu=oc, ours_mib=om, peer_wall=pw, peer_cpu=pc, peer_mib=pm, peer_inner=pin)
-        )
-        print(json.dumps(rows[-1]), flush=True)
-    print()
-    print(
-        "| customers | cells | custmap wall / CPU s | peak MiB | polars+polars-h3 wall / CPU s | in-process s | peak MiB "
-        "| wall ratio custmap/peer |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+        for res in RESOLUTIONS:
+            ours_csv = os.path.join(root, f"ours-{size}-r{res}.csv")
+            ours = [binary, "heatmap", d, "--res", str(res), "--location", "work", "--where", SEGMENT, "--k", "1", "--out", ours_csv]
+            timed(ours)
+            row = dict(size=size, res=res, custmap=measure(ours))
+            for name, script in PEERS.items():
+                peer_csv = os.path.join(root, f"peer-{name}-{size}-r{res}.csv")
+                peer = [sys.executable, os.path.join(HERE, script), d, str(res), peer_csv]
+                timed(peer)  # warm-up, and the output to compare
+                row["cells"] = check_agreement(ours_csv, peer_csv)
+                row[name] = measure(peer)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print("| customers | res | cells | custmap wall / CPU s | custmap MiB | " + " | ".join(f"{n} wall / CPU s (in-process) | MiB" for n in PEERS) + " | custmap / fastest peer |")
+    print("|---|---|---|---|---|" + "---|---|" * len(PEERS) + "---|")
     for r in rows:
-        print(
-            f"| {r['size']} | {r['cells']} | {r['ours_wall']:.2f} / {r['ours_cpu']:.2f} | {r['ours_mib']:.0f} | "
-            f"{r['peer_wall']:.2f} / {r['peer_cpu']:.2f} | {r['peer_inner']:.2f} | {r['peer_mib']:.0f} | "
-            f"{r['ours_wall'] / r['peer_wall']:.2f} |"
-        )
+        c = r["custmap"]
+        cols = [f"{r[n]['wall']:.2f} / {r[n]['cpu']:.2f} ({r[n]['inner']:.2f}) | {r[n]['mib']:.0f}" for n in PEERS]
+        best = min(r[n]["wall"] for n in PEERS)
+        print(f"| {r['size']} | {r['res']} | {r['cells']} | {c['wall']:.2f} / {c['cpu']:.2f} | {c['mib']:.0f} | " + " | ".join(cols) + f" | {c['wall'] / best:.2f} |")
 
 
 if __name__ == "__main__":

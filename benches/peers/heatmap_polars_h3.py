@@ -10,22 +10,24 @@ import polars as pl
 import polars_h3 as plh3
 
 
-def heatmap(directory: str, res: int) -> pl.DataFrame:
-    customers = pl.scan_parquet(f"{directory}/customers.parquet")
-    deals = (
+PROSPECT = ((pl.col("budget") >= 3_000_000) & (pl.col("desired_area_sqm") >= 120)).fill_null(False)
+
+
+def deals_per_customer(directory: str) -> pl.LazyFrame:
+    return (
         pl.scan_parquet(f"{directory}/deals.parquet")
         .filter(pl.col("status") == "signed")
         .group_by("customer_id")
         .agg(pl.len().alias("deals"), pl.col("price").sum().alias("revenue"), pl.col("price").max().alias("max_price"))
     )
-    prospect = ((pl.col("budget") >= 3_000_000) & (pl.col("desired_area_sqm") >= 120)).fill_null(False)
+
+
+def aggregate(located: pl.LazyFrame) -> pl.LazyFrame:
+    """Customers with `hex_id` and their deals -> the cell table."""
     return (
-        customers.filter(pl.col("work_lat").is_not_null())
-        .join(deals, on="customer_id", how="left")
-        .with_columns(
-            plh3.latlng_to_cell("work_lat", "work_lng", res, return_dtype=pl.Utf8).alias("hex_id"),
-            prospect.alias("prospect"),
-            pl.when(prospect)
+        located.with_columns(
+            PROSPECT.alias("prospect"),
+            pl.when(PROSPECT)
             .then(pl.coalesce(pl.col("budget"), pl.when(pl.col("deals") > 0).then(pl.col("max_price"))).fill_null(0.0))
             .otherwise(0.0)
             .alias("pp"),
@@ -40,8 +42,15 @@ def heatmap(directory: str, res: int) -> pl.DataFrame:
             pl.col("pp").sum().alias("purchasing_power"),
         )
         .sort("hex_id")
-        .collect()
     )
+
+
+def heatmap(directory: str, res: int) -> pl.DataFrame:
+    customers = pl.scan_parquet(f"{directory}/customers.parquet")
+    located = customers.filter(pl.col("work_lat").is_not_null()).with_columns(
+        plh3.latlng_to_cell("work_lat", "work_lng", res, return_dtype=pl.Utf8).alias("hex_id")
+    )
+    return aggregate(located.join(deals_per_customer(directory), on="customer_id", how="left")).collect()
 
 
 if __name__ == "__main__":

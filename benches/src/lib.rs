@@ -8,6 +8,7 @@ use custmap_engine::demo::{generate, DemoFormat, DemoParams};
 /// Named dataset sizes (customers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
+    S10k,
     S100k,
     S1m,
     S10m,
@@ -17,6 +18,7 @@ impl Size {
     #[must_use]
     pub fn customers(self) -> u64 {
         match self {
+            Size::S10k => 10_000,
             Size::S100k => 100_000,
             Size::S1m => 1_000_000,
             Size::S10m => 10_000_000,
@@ -26,22 +28,28 @@ impl Size {
     #[must_use]
     pub fn label(self) -> &'static str {
         match self {
+            Size::S10k => "10k",
             Size::S100k => "100k",
             Size::S1m => "1M",
             Size::S10m => "10M",
         }
     }
 
-    /// Sizes to run, from `CUSTMAP_BENCH_SIZES` (e.g. "100k,1M,10M"; default "100k,1M").
+    /// Sizes to run, from `CUSTMAP_BENCH_SIZES` (e.g. "10k,100k,1M,10M"; default "10k,100k,1M"),
+    /// so the cost curve over a decade of sizes shows.
+    ///
+    /// # Panics
+    /// On a size name that is not one of 10k, 100k, 1M, 10M.
     #[must_use]
     pub fn selected() -> Vec<Size> {
-        let spec = std::env::var("CUSTMAP_BENCH_SIZES").unwrap_or_else(|_| "100k,1M".into());
+        let spec = std::env::var("CUSTMAP_BENCH_SIZES").unwrap_or_else(|_| "10k,100k,1M".into());
         spec.split(',')
-            .filter_map(|s| match s.trim() {
-                "100k" => Some(Size::S100k),
-                "1M" => Some(Size::S1m),
-                "10M" => Some(Size::S10m),
-                _ => None,
+            .map(|s| match s.trim() {
+                "10k" => Size::S10k,
+                "100k" => Size::S100k,
+                "1M" => Size::S1m,
+                "10M" => Size::S10m,
+                other => panic!("CUSTMAP_BENCH_SIZES: unknown size '{other}' (10k, 100k, 1M, 10M)"),
             })
             .collect()
     }
