@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import polars as pl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,10 +43,29 @@ def peak_rss(cmd):
 
 
 def ensure_city(binary, root, size):
-    d = os.path.join(root, f"city-{size}")
+    """The demo city of `size` ("1M"), or with "-unique" ("1M-unique") the same city with every
+    home and work coordinate moved by up to ~50 m so no two repeat: what deduplicating shared
+    building coordinates buys shows in the difference."""
+    base, _, variant = size.partition("-")
+    d = os.path.join(root, f"city-{base}")
     if not os.path.exists(os.path.join(d, "truth.json")):
-        subprocess.run([binary, "demo", "--out", d, "--customers", str(SIZES[size]), "--format", "parquet"], check=True)
-    return d
+        subprocess.run([binary, "demo", "--out", d, "--customers", str(SIZES[base]), "--format", "parquet"], check=True)
+    if variant != "unique":
+        return d
+    u = os.path.join(root, f"city-{size}")
+    if not os.path.exists(os.path.join(u, "customers.parquet")):
+        os.makedirs(u, exist_ok=True)
+        for name in os.listdir(d):
+            if name != "customers.parquet" and not os.path.exists(os.path.join(u, name)):
+                os.symlink(os.path.join(d, name), os.path.join(u, name))
+        c = pl.read_parquet(os.path.join(d, "customers.parquet"))
+        n = c.height
+        jitter = lambda seed: pl.Series(np.random.default_rng(seed).uniform(-0.0005, 0.0005, n))  # noqa: E731
+        c = c.with_columns(
+            pl.col("home_lat") + jitter(1), pl.col("home_lng") + jitter(2), pl.col("work_lat") + jitter(3), pl.col("work_lng") + jitter(4)
+        )
+        c.write_parquet(os.path.join(u, "customers.parquet"))
+    return u
 
 
 def check_agreement(ours_csv, peer_csv):
