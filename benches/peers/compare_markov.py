@@ -8,12 +8,11 @@ exported and runs its removal-effect model on them.
 Usage: python compare_markov.py CUSTMAP_BINARY DATA_ROOT [SIZES...]   (sizes: 100k 1M 10M)
 """
 import os
-import statistics
 import sys
 
 import polars as pl
 
-from compare_heatmap import RUNS, ensure_city, peak_rss, timed
+from compare_heatmap import ensure_city, measure, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOLERANCE = float(os.environ.get("MARKOV_TOLERANCE", "0.01"))
@@ -46,22 +45,14 @@ def main():
         timed(ours), timed(peer)
         channels, worst = check_agreement(ours_csv, peer_csv)
         npaths = pl.read_csv(paths_csv).height
-        results = {}
-        for name, cmd in [("custmap", ours), ("ChannelAttribution", peer)]:
-            runs = [timed(cmd) for _ in range(RUNS)]
-            results[name] = (
-                statistics.median(r[0] for r in runs),
-                statistics.median(r[1] for r in runs),
-                peak_rss(cmd),
-                statistics.median(r[2] for r in runs),
-            )
+        results = {name: measure(cmd) for name, cmd in [('custmap', ours), ('ChannelAttribution', peer)]}
         c, p = results["custmap"], results["ChannelAttribution"]
         rows.append((size, npaths, channels, worst, c, p))
-        print(f"{size}: agree (max share difference {worst:.4f}); custmap {c[0]:.2f} s, peer {p[0]:.2f} s", file=sys.stderr)
+        print(f"{size}: agree (max share difference {worst:.4f}); custmap {c['wall']:.2f} s, peer {p['wall']:.2f} s", file=sys.stderr)
     print("| customers | distinct paths | max share diff | custmap wall / CPU s | custmap peak MiB | ChannelAttribution wall / CPU s | (in-process s) | peer peak MiB | wall ratio custmap / peer |")
     print("|---|---|---|---|---|---|---|---|---|")
     for size, npaths, _, worst, c, p in rows:
-        print(f"| {size} | {npaths} | {worst:.4f} | {c[0]:.2f} / {c[1]:.2f} | {c[2]:.0f} | {p[0]:.2f} / {p[1]:.2f} | {p[3]:.2f} | {p[2]:.0f} | {c[0] / p[0]:.2f} |")
+        print(f"| {size} | {npaths} | {worst:.4f} | {c['wall']:.2f} / {c['cpu']:.2f} | {c['mib']:.0f} | {p['wall']:.2f} / {p['cpu']:.2f} | {p['inner']:.2f} | {p['mib']:.0f} | {c['wall'] / p['wall']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ Usage: python compare_mclp.py CUSTMAP_BINARY DATA_ROOT [SIZES...]   (sizes: 100k
 """
 import json
 import os
-import statistics
+import subprocess
 import sys
 
 import polars as pl
 
-from compare_heatmap import RUNS, ensure_city, peak_rss, timed
+from compare_heatmap import ensure_city, measure, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 P = int(os.environ.get("MCLP_P", "20"))
@@ -53,30 +53,20 @@ def main():
         peer = [sys.executable, os.path.join(HERE, "mclp_spopt.py"), d, str(P)]
         timed(ours)
         report = json.load(open(plan))
-        import subprocess
-
         out = subprocess.run(peer, capture_output=True, text=True, check=True).stdout.splitlines()
         optimum = json.loads(out[0])["covered"]
         reach, bound, gap = report["reach"], report["upper_bound"], report["gap"]
         assert reach <= optimum + 1e-6, f"custmap's reach {reach} exceeds the exact optimum {optimum}"
         assert bound >= optimum - 1e-6, f"custmap's certified bound {bound} is below the optimum {optimum}"
         assert reach >= optimum * (1 - gap) - 1e-6, f"reach {reach} below optimum {optimum} minus the gap {gap}"
-        results = {}
-        for name, cmd in [("custmap", ours), ("spopt MCLP", peer)]:
-            runs = [timed(cmd) for _ in range(RUNS)]
-            results[name] = (
-                statistics.median(r[0] for r in runs),
-                statistics.median(r[1] for r in runs),
-                peak_rss(cmd),
-                statistics.median(r[2] for r in runs),
-            )
+        results = {name: measure(cmd) for name, cmd in [('custmap', ours), ('spopt MCLP', peer)]}
         c, s = results["custmap"], results["spopt MCLP"]
         rows.append((size, nsites, reach, optimum, bound, c, s))
-        print(f"{size}: custmap {reach:.0f} of optimum {optimum:.0f} (bound {bound:.0f}); {c[0]:.2f} s vs {s[0]:.2f} s", file=sys.stderr)
+        print(f"{size}: custmap {reach:.0f} of optimum {optimum:.0f} (bound {bound:.0f}); {c['wall']:.2f} s vs {s['wall']:.2f} s", file=sys.stderr)
     print(f"| customers | sites (P = {P}) | custmap reach | exact optimum | custmap bound | custmap wall / CPU s | custmap peak MiB | spopt wall / CPU s | (in-process s) | spopt peak MiB | wall ratio custmap / peer |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for size, n, reach, opt, bound, c, s in rows:
-        print(f"| {size} | {n} | {reach:.0f} | {opt:.0f} | {bound:.0f} | {c[0]:.2f} / {c[1]:.2f} | {c[2]:.0f} | {s[0]:.2f} / {s[1]:.2f} | {s[3]:.2f} | {s[2]:.0f} | {c[0] / s[0]:.2f} |")
+        print(f"| {size} | {n} | {reach:.0f} | {opt:.0f} | {bound:.0f} | {c['wall']:.2f} / {c['cpu']:.2f} | {c['mib']:.0f} | {s['wall']:.2f} / {s['cpu']:.2f} | {s['inner']:.2f} | {s['mib']:.0f} | {c['wall'] / s['wall']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,12 @@
 """The heatmap job with cells from h3ronpy and the rest in polars (same job as
 heatmap_polars_h3.py). Usage: python heatmap_h3ronpy.py DIR [RES] [OUT.csv]
 """
-import sys
-import time
-
 import polars as pl
 import pyarrow as pa
 from h3ronpy import cells_to_string
 from h3ronpy.vector import coordinates_to_cells
 
-from heatmap_polars_h3 import aggregate, deals_per_customer
+from heatmap_polars_h3 import aggregate, cli, deals_per_customer
 
 
 def heatmap(directory: str, res: int) -> pl.DataFrame:
@@ -21,11 +18,4 @@ def heatmap(directory: str, res: int) -> pl.DataFrame:
 
 
 if __name__ == "__main__":
-    directory = sys.argv[1]
-    res = int(sys.argv[2]) if len(sys.argv) > 2 else 9
-    start = time.perf_counter()
-    out = heatmap(directory, res)
-    elapsed = time.perf_counter() - start
-    if len(sys.argv) > 3:
-        out.write_csv(sys.argv[3])
-    print(f"cells={out.height} seconds={elapsed:.3f}")
+    cli(heatmap)

@@ -53,12 +53,17 @@ def heatmap(directory: str, res: int) -> pl.DataFrame:
     return aggregate(located.join(deals_per_customer(directory), on="customer_id", how="left")).collect()
 
 
-if __name__ == "__main__":
+def cli(heatmap_fn) -> None:
+    """`python SCRIPT DIR [RES] [OUT.csv]`: run, time in process, write, report."""
     directory = sys.argv[1]
     res = int(sys.argv[2]) if len(sys.argv) > 2 else 9
     start = time.perf_counter()
-    out = heatmap(directory, res)
+    out = heatmap_fn(directory, res)
     elapsed = time.perf_counter() - start
     if len(sys.argv) > 3:
         out.write_csv(sys.argv[3])
     print(f"cells={out.height} seconds={elapsed:.3f}")
+
+
+if __name__ == "__main__":
+    cli(heatmap)
