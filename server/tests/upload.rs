@@ -288,3 +288,11 @@ fn a_crash_mid_upload_is_swept_at_start() {
     assert!(registry.list().is_empty());
     assert!(listing(dir.path()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_bounded_by_size_not_by_the_request_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = server(dir.path(), Config { timeout: Duration::from_millis(1), ..with_token() });
+    let (s, doc) = call(&state, upload_request(city_form("slow-link"), Some(TOKEN))).await;
+    assert_eq!(s, StatusCode::CREATED, "{doc}");
+}

@@ -92,9 +92,13 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Answers 503 (problem+json) when a request runs past the configured timeout. Engine work
+/// Answers 503 (problem+json) when a request (other than an upload) runs past the configured timeout. Engine work
 /// already handed to the blocking pool finishes there and is cached for the retry.
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // An upload is bounded by its size limit instead: a large file on a slow link may take longer.
+    if req.method() == axum::http::Method::POST && req.uri().path() == "/api/v1/datasets" {
+        return next.run(req).await;
+    }
     let limit = state.config.timeout;
     let started = Instant::now();
     match tokio::time::timeout(limit, next.run(req)).await {
@@ -147,7 +151,8 @@ impl Reply {
 }
 
 /// Answers from the reply cache when these parameters were computed before for this dataset
-/// version; otherwise computes on the blocking pool and caches the reply.
+/// version; otherwise computes on the blocking pool and caches the reply (unless it is large:
+/// the cache holds at most `REPLY_ENTRIES` x `REPLY_MAX_BYTES`).
 pub async fn cached<F>(state: &AppState, version: u64, key: String, work: F) -> Result<Response, ApiError>
 where
     F: FnOnce() -> Result<Reply, ApiError> + Send + 'static,
@@ -157,7 +162,9 @@ where
         return Ok(hit.response());
     }
     let reply = std::sync::Arc::new(blocking(work).await?);
-    state.replies.insert(key, reply.clone());
+    if reply.body.len() <= state::REPLY_MAX_BYTES {
+        state.replies.insert(key, reply.clone());
+    }
     Ok(reply.response())
 }
 

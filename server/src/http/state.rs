@@ -212,6 +212,9 @@ pub const CACHE_ENTRIES: usize = 64;
 /// Most computed replies (response bodies) kept.
 pub const REPLY_ENTRIES: usize = 256;
 
+/// Largest reply kept in the cache (bytes); bigger ones are recomputed from the cached base.
+pub const REPLY_MAX_BYTES: usize = 4 << 20;
+
 /// Shared state of every route.
 #[derive(Clone)]
 pub struct AppState {
