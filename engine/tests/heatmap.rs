@@ -379,3 +379,31 @@ fn packed_key_clash_falls_back_to_exact_groups() {
     assert_eq!(base.group_count(), 2);
     assert_eq!(base.totals.customers, 3);
 }
+
+/// Clashing and clean groups together, in `both` mode: only the clashing rows are regrouped
+/// exactly, and every person is counted once per distinct cell as before.
+#[test]
+fn a_clash_regroups_only_the_clashing_rows() {
+    use custmap_engine::analytics::HeatmapBase;
+    let customers = b"customer_id,home_lat,home_lng,work_lat,work_lng\n\
+A,30.50,114.30,30.55000001,114.31\n\
+B,30.50,114.30,30.55000002,114.31\n\
+C,30.60,114.40,30.55000002,114.31\n\
+D,30.60,114.40,30.70,114.50\n\
+E,30.60,114.40,30.70,114.50\n";
+    let (_d, ds) = load(&[("customers.csv", customers)]);
+    let ds = ds.unwrap();
+    let base = HeatmapBase::build(&ds, Location::Both, None, Res::new(9).unwrap()).unwrap();
+    // (home, work) pairs: A, B, C distinct exactly; D and E share one.
+    assert_eq!(base.group_count(), 4);
+    assert_eq!(base.totals.customers, 5);
+    let cells = base.at(&params_at_both(9)).unwrap().cells;
+    let total: i64 = cells.column("customers").unwrap().i64().unwrap().sum().unwrap();
+    // Homes: two cells (A,B | C,D,E); works: one cell for A,B,C and one for D,E; nobody shares a cell
+    // between their own home and work, so each person counts in two cells.
+    assert_eq!(total, 10);
+}
+
+fn params_at_both(res: u8) -> HeatmapParams {
+    HeatmapParams { location: Location::Both, ..params_at(res) }
+}

@@ -185,10 +185,34 @@ fn max_name(c: &str) -> String {
     format!("{c}__max")
 }
 
+/// Packed keys, per anchor, that two distinct coordinates shared.
+struct Clash {
+    keys: Vec<Series>,
+}
+
+impl Clash {
+    /// Rows (or groups) with an anchor whose packed key clashed.
+    fn touches(&self, anchors: &[Anchor]) -> Expr {
+        anchors.iter().zip(&self.keys).fold(lit(false), |acc, (a, k)| {
+            let key = key_exprs(a, Keys::Packed).remove(0);
+            acc.or(key.is_in(lit(k.clone()).implode(false), false).fill_null(lit(false)))
+        })
+    }
+}
+
 /// Reduces customers (and their signed deals) to one row per anchor-coordinate group with the
-/// sums and the group's coordinates. `None` when packed keys were not exact.
-fn reduce(ds: &Dataset, segment: Option<&Segment>, location: Location, keys: Keys) -> Result<Option<DataFrame>> {
+/// sums and the group's coordinates. With packed keys, groups whose key two distinct coordinates
+/// shared are left out and reported as a [`Clash`], for an exact reduction of just their rows
+/// (`only`).
+fn reduce(
+    ds: &Dataset,
+    segment: Option<&Segment>,
+    location: Location,
+    keys: Keys,
+    only: Option<&Clash>,
+) -> Result<(DataFrame, Option<Clash>)> {
     let anchors = location.anchors();
+    let only_rows = only.map_or(lit(true), |c| c.touches(anchors));
     let located = anchors.iter().fold(lit(false), |acc, a| acc.or(col(a.lat).is_not_null()));
     let prospect = segment.map_or(lit(true), |s| s.expr.clone());
     let key_cols: Vec<Expr> = anchors.iter().flat_map(|a| key_names(a, keys)).map(|k| col(k.as_str())).collect();
@@ -208,6 +232,7 @@ fn reduce(ds: &Dataset, segment: Option<&Segment>, location: Location, keys: Key
         .customers
         .clone()
         .lazy()
+        .filter(only_rows.clone())
         .with_columns([
             prospect.clone().cast(DataType::Int64).alias("prospects"),
             when(prospect.clone())
@@ -249,7 +274,7 @@ fn reduce(ds: &Dataset, segment: Option<&Segment>, location: Location, keys: Key
         parts.push(
             buyers
                 .lazy()
-                .filter(located)
+                .filter(located.and(only_rows))
                 .with_columns([lit(1i64).alias("buyers"), extra_budget.alias("purchasing_power")])
                 .with_columns(with_keys)
                 .group_by(key_cols.clone())
@@ -270,18 +295,27 @@ fn reduce(ds: &Dataset, segment: Option<&Segment>, location: Location, keys: Key
     let groups =
         concat(parts, UnionArgs::default())?.group_by(key_cols).agg(final_aggs).filter(any_anchor).collect()?;
 
+    let drop: Vec<String> =
+        anchors.iter().flat_map(|a| key_names(a, keys)).chain(coord_names.iter().map(|c| max_name(c))).collect();
     if keys == Keys::Packed {
         let inexact = coord_names
             .iter()
             .fold(lit(false), |acc, c| acc.or(col(*c).neq(col(max_name(c).as_str())).fill_null(lit(false))));
-        let clash = groups.clone().lazy().select([inexact.alias("clash")]).collect()?;
-        if clash.column("clash")?.bool()?.any() {
-            return Ok(None);
+        let clashed = groups.clone().lazy().filter(inexact).collect()?;
+        if clashed.height() > 0 {
+            let keys_of = |a: &Anchor| -> Result<Series> {
+                Ok(clashed
+                    .column(key_names(a, Keys::Packed)[0].as_str())?
+                    .as_materialized_series()
+                    .drop_nulls()
+                    .unique()?)
+            };
+            let clash = Clash { keys: anchors.iter().map(keys_of).collect::<Result<_>>()? };
+            let kept = groups.lazy().filter(clash.touches(anchors).not()).drop(cols(drop)).collect()?;
+            return Ok((kept, Some(clash)));
         }
     }
-    let drop: Vec<String> =
-        anchors.iter().flat_map(|a| key_names(a, keys)).chain(coord_names.iter().map(|c| max_name(c))).collect();
-    Ok(Some(groups.lazy().drop(cols(drop)).collect()?))
+    Ok((groups.lazy().drop(cols(drop)).collect()?, None))
 }
 
 /// Customers reduced to coordinate groups with their H3 cells at a base resolution: the reusable
@@ -307,10 +341,15 @@ impl HeatmapBase {
             .filter(|w| !w.is_empty())
             .map(|w| Segment::parse(w, &ds.customers.schema()))
             .transpose()?;
-        let groups = match reduce(ds, segment.as_ref(), location, Keys::Packed)? {
-            Some(groups) => groups,
-            None => reduce(ds, segment.as_ref(), location, Keys::Exact)?
-                .ok_or_else(|| Error::Internal("exact grouping reported a key clash".into()))?,
+        // Packed keys first; the few groups where two distinct coordinates shared a key are
+        // reduced again, exactly, from only their rows.
+        let groups = match reduce(ds, segment.as_ref(), location, Keys::Packed, None)? {
+            (groups, None) => groups,
+            (mut groups, Some(clash)) => {
+                let (exact, _) = reduce(ds, segment.as_ref(), location, Keys::Exact, Some(&clash))?;
+                groups.vstack_mut(&exact)?;
+                groups
+            }
         };
         let totals = totals_of(&groups)?;
         let base = HeatmapBase { res, location, segment: segment.map(|s| s.text), groups, totals };
