@@ -19,6 +19,7 @@ fn journey(keys: &[u32], converted: Option<f64>) -> Journey {
         customer_row: 0,
         touches: keys.iter().enumerate().map(|(i, k)| Touch { key: *k, ts: i as i64 * DAY }).collect(),
         conversion: converted.map(|v| (n * DAY, v)),
+        weight: 1.0,
     }
 }
 

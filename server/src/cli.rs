@@ -126,6 +126,8 @@ enum Command {
         /// Metric that colours a map (.png/.svg).
         #[arg(long, default_value = "purchasing_power")]
         metric: String,
+        #[command(flatten)]
+        engine: EngineArgs,
         #[arg(long)]
         out: PathBuf,
     },
@@ -166,6 +168,8 @@ enum Command {
         /// Privacy floor of --geo: minimum converting customers per published cell.
         #[arg(long, default_value_t = 5)]
         k: u32,
+        #[command(flatten)]
+        engine: EngineArgs,
         #[arg(long)]
         out: PathBuf,
     },
@@ -232,6 +236,9 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
     },
+    /// Run a Ballista scheduler or executor with custmap's functions, for `--engine ballista://`.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Turn a flat sales file (one sale per row: lat, lng, price) into a dataset directory.
     ImportSales {
         file: PathBuf,
@@ -246,6 +253,58 @@ enum Command {
         /// Signing date recorded for every sale (YYYY-MM-DD).
         #[arg(long)]
         date: chrono::NaiveDate,
+    },
+}
+
+/// Where the row-proportional reductions run (SPEC §8).
+#[derive(clap::Args, Debug, Clone)]
+struct EngineArgs {
+    /// `local` (polars, in this process) or `ballista://HOST:PORT` (a custmap cluster scheduler;
+    /// the dataset's Parquet tables must be at the same path on every executor).
+    #[arg(long, default_value = "local")]
+    engine: String,
+    /// Longest a cluster query may take, seconds.
+    #[arg(long, default_value_t = 600)]
+    cluster_timeout_s: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// A scheduler: plans queries and hands tasks to the executors.
+    Scheduler {
+        /// Address to listen on (gRPC for clients and executors).
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+        /// Host name others reach this scheduler by (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Seconds without a heartbeat before an executor is declared dead and its work moved.
+        #[arg(long, default_value_t = 60)]
+        executor_timeout_s: u64,
+    },
+    /// An executor: runs tasks and serves their results over Arrow Flight.
+    Executor {
+        /// The scheduler's address.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: std::net::SocketAddr,
+        /// Arrow Flight data address (shuffle partitions are fetched from here).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        bind: std::net::SocketAddr,
+        /// gRPC port the scheduler sends tasks to.
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Host name others reach this executor by (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Concurrent tasks (default: the machine's cores).
+        #[arg(long)]
+        cores: Option<usize>,
+        /// Directory for shuffle files (default: a temporary directory).
+        #[arg(long)]
+        work_dir: Option<String>,
+        /// Seconds between heartbeats to the scheduler.
+        #[arg(long, default_value_t = 10)]
+        heartbeat_s: u64,
     },
 }
 
@@ -281,7 +340,7 @@ fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Demo { out, customers, seed, format } => run_demo(&out, customers, seed, format),
         Command::Validate { dir, json, rejects } => run_validate(&dir, json, rejects),
-        Command::Heatmap { dir, res, location, where_, k, prior, smooth, metric, out } => {
+        Command::Heatmap { dir, res, location, where_, k, prior, smooth, metric, engine, out } => {
             let params = HeatmapParams {
                 res: Res::new(res)?,
                 location: match location {
@@ -295,9 +354,9 @@ fn run(command: Command) -> Result<(), Error> {
                 smooth,
                 ..HeatmapParams::default()
             };
-            run_heatmap(&dir, &params, &metric, &out)
+            run_heatmap(&dir, &params, &metric, &engine, &out)
         }
-        Command::Attribution { dir, model, by, window, half_life, order, chart, geo, res, k, paths, out } => {
+        Command::Attribution { dir, model, by, window, half_life, order, chart, geo, res, k, paths, engine, out } => {
             let params = AttributionParams {
                 models: Model::parse_list(&model)?,
                 by: by.into(),
@@ -306,6 +365,9 @@ fn run(command: Command) -> Result<(), Error> {
                 markov_order: order,
             };
             match geo {
+                Some(_) if engine.engine != "local" => Err(Error::BadInput(
+                    "--geo needs each converting customer's place: use --engine local for it".into(),
+                )),
                 Some(geo) => {
                     let location = match geo {
                         GeoArg::Home => Location::Home,
@@ -313,7 +375,7 @@ fn run(command: Command) -> Result<(), Error> {
                     };
                     run_geo_attribution(&dir, &params, location, Res::new(res)?, KFloor::new(k)?, &out)
                 }
-                None => run_attribution(&dir, &params, chart, paths.as_deref(), &out),
+                None => run_attribution(&dir, &params, chart, paths.as_deref(), &engine, &out),
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
@@ -358,6 +420,7 @@ fn run(command: Command) -> Result<(), Error> {
             let radii = parse_radii(&reach_m)?;
             run_placement(&dir, &params, &radii, compare_kinds, plot, &out)
         }
+        Command::Cluster(command) => run_cluster(command),
         Command::ImportSales { file, out, lat, lng, price, date } => {
             run_import(&file, &out, &SalesColumns { lat, lng, price, date })
         }
@@ -434,13 +497,28 @@ fn run_validate(dir: &Path, json: bool, rejects: Option<PathBuf>) -> Result<(), 
     Ok(())
 }
 
-fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> Result<(), Error> {
+fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, engine: &EngineArgs, out: &Path) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
     params.check()?;
-    let ds = load(dir, &[Table::Deals])?;
-    let pb = spinner("aggregating cells");
-    let result = heatmap(&ds, params)?;
-    pb.finish_and_clear();
+    let (name, districts, result) = match connect(engine, dir)? {
+        None => {
+            let ds = load(dir, &[Table::Deals])?;
+            let pb = spinner("aggregating cells");
+            let result = heatmap(&ds, params)?;
+            pb.finish_and_clear();
+            (ds.name, ds.districts, result)
+        }
+        #[cfg(feature = "cluster")]
+        Some(cluster) => {
+            let pb = spinner("reducing cells on the cluster");
+            custmap::cluster::jobs::check_clean(&cluster)?;
+            let base =
+                custmap::cluster::jobs::heatmap_base(&cluster, params.location, params.segment.as_deref(), params.res)?;
+            let result = base.at(params)?;
+            pb.finish_and_clear();
+            (dataset_name(dir), custmap_engine::io::dataset::load_districts(dir)?, result)
+        }
+    };
     match format {
         OutputFormat::Png | OutputFormat::Svg => {
             let image = if format == OutputFormat::Png { ImageFormat::Png } else { ImageFormat::Svg };
@@ -452,7 +530,7 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> 
                 metric,
                 title: views::map_title(metric, params),
                 subtitle: views::map_subtitle(&result, params),
-                districts: ds.districts.as_ref(),
+                districts: districts.as_ref(),
                 size: (1400, 1000),
                 overlay: Vec::new(),
             };
@@ -463,7 +541,7 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> 
             })?;
         }
         OutputFormat::Json => {
-            let doc = views::heatmap_json(&ds.name, &result)?;
+            let doc = views::heatmap_json(&name, &result)?;
             custmap_engine::io::write::write_atomic(out, |w| {
                 serde_json::to_writer(w, &doc).map_err(|e| Error::Internal(e.to_string()))
             })?;
@@ -481,6 +559,67 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, out: &Path) -> 
         result.suppressed.dropped
     );
     Ok(())
+}
+
+fn dataset_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(feature = "cluster")]
+type ClusterSession = custmap::cluster::Cluster;
+#[cfg(not(feature = "cluster"))]
+type ClusterSession = std::convert::Infallible;
+
+/// The cluster session `--engine` asks for, with the dataset registered; `None` for local.
+fn connect(engine: &EngineArgs, dir: &Path) -> Result<Option<ClusterSession>, Error> {
+    if engine.engine == "local" {
+        return Ok(None);
+    }
+    #[cfg(feature = "cluster")]
+    {
+        use custmap::cluster::{Cluster, Engine};
+        match engine.engine.parse::<Engine>()? {
+            Engine::Local => Ok(None),
+            Engine::Ballista { host, port } => {
+                let mut cluster = Cluster::connect(&host, port, Duration::from_secs(engine.cluster_timeout_s.max(1)))?;
+                cluster.register_dataset(dir)?;
+                Ok(Some(cluster))
+            }
+        }
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = dir;
+        Err(Error::BadInput(format!("--engine {}: this custmap was built without the cluster feature", engine.engine)))
+    }
+}
+
+fn run_cluster(command: ClusterCommand) -> Result<(), Error> {
+    #[cfg(feature = "cluster")]
+    {
+        use custmap::cluster::process::{run_executor, run_scheduler, ExecutorOptions, SchedulerOptions};
+        match command {
+            ClusterCommand::Scheduler { bind, external_host, executor_timeout_s } => {
+                run_scheduler(&SchedulerOptions { bind, external_host, executor_timeout_s: executor_timeout_s.max(1) })
+            }
+            ClusterCommand::Executor { scheduler, bind, grpc_port, external_host, cores, work_dir, heartbeat_s } => {
+                run_executor(&ExecutorOptions {
+                    scheduler,
+                    bind,
+                    grpc_port,
+                    external_host,
+                    cores,
+                    work_dir,
+                    heartbeat_s: heartbeat_s.max(1),
+                })
+            }
+        }
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        let _ = command;
+        Err(Error::BadInput("this custmap was built without the cluster feature".into()))
+    }
 }
 
 fn metric_names(result: &HeatmapResult) -> String {
@@ -522,6 +661,7 @@ fn run_attribution(
     params: &AttributionParams,
     chart: Option<ChartChoice>,
     paths: Option<&Path>,
+    engine: &EngineArgs,
     out: &Path,
 ) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
@@ -537,14 +677,18 @@ fn run_attribution(
         return Err(Error::BadInput(format!("{}: attribution writes tables or charts, not GeoJSON", out.display())));
     }
     params.check()?;
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = connect(engine, dir)? {
+        return run_cluster_attribution(dir, &cluster, params, chart, paths, out);
+    }
+    #[cfg(not(feature = "cluster"))]
+    connect(engine, dir)?;
     let ds = load(dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
     let pb = spinner("attributing");
     let result = attribution(&ds, params)?;
     pb.finish_and_clear();
     if let Some(p) = paths {
-        let table = funnel::journeys_for(&ds, params)?.path_table()?;
-        write_frame(&table, p)?;
-        println!("wrote {} distinct paths to {}", table.height(), p.display());
+        write_paths(&funnel::journeys_for(&ds, params)?, p)?;
     }
     if let Some(image) = image_format(format) {
         let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
@@ -565,9 +709,62 @@ fn run_attribution(
         println!("wrote {} month x {} rows to {}", months.height(), params.by.column(), out.display());
         return Ok(());
     }
-    if format == OutputFormat::Json {
+    write_attribution(&ds.name, params, &result, out)
+}
+
+fn write_paths(j: &custmap_engine::analytics::attribution::Journeys, p: &Path) -> Result<(), Error> {
+    let table = j.path_table()?;
+    write_frame(&table, p)?;
+    println!("wrote {} distinct paths to {}", table.height(), p.display());
+    Ok(())
+}
+
+/// Attribution with the journeys reduced on a cluster: the path-count models, charts and tables.
+#[cfg(feature = "cluster")]
+fn run_cluster_attribution(
+    dir: &Path,
+    cluster: &custmap::cluster::Cluster,
+    params: &AttributionParams,
+    chart: Option<ChartChoice>,
+    paths: Option<&Path>,
+    out: &Path,
+) -> Result<(), Error> {
+    if chart == Some(ChartChoice::Monthly) {
+        return Err(Error::BadInput("the monthly series needs each lead's dates: use --engine local for it".into()));
+    }
+    let pb = spinner("reducing journeys on the cluster");
+    custmap::cluster::jobs::check_clean(cluster)?;
+    let j = custmap::cluster::jobs::journeys(cluster, params.by, params.window_days)?;
+    pb.finish_and_clear();
+    let campaigns = custmap_engine::Dataset::load_side_table(dir, Table::Campaigns)?;
+    if let Some((_, rejects)) = campaigns.as_ref().filter(|(_, r)| !r.is_empty()) {
+        println!("campaigns: {} rows rejected (custmap validate DIR lists them)", rejects.len());
+    }
+    let result =
+        custmap_engine::analytics::attribution::attribution_of(&j, campaigns.as_ref().map(|(f, _)| f), params)?;
+    if let Some(p) = paths {
+        write_paths(&j, p)?;
+    }
+    if let Some(image) = image_format(OutputFormat::from_path(out)?) {
+        let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
+        let spec = views::attribution_chart(&result, None, chart)?;
+        write_bytes(out, &render_chart(&spec, image)?)?;
+        println!("wrote a {chart:?} chart to {}", out.display());
+        return Ok(());
+    }
+    write_attribution(&dataset_name(dir), params, &result, out)
+}
+
+/// Writes an attribution table (JSON with its qualifiers, or a table format) and reports it.
+fn write_attribution(
+    name: &str,
+    params: &AttributionParams,
+    result: &custmap_engine::analytics::AttributionResult,
+    out: &Path,
+) -> Result<(), Error> {
+    if OutputFormat::from_path(out)? == OutputFormat::Json {
         let doc = serde_json::json!({
-            "dataset": ds.name,
+            "dataset": name,
             "model": params.models.iter().map(|m| m.name()).collect::<Vec<_>>(),
             "by": params.by,
             "window": params.window_days,

@@ -2,6 +2,8 @@
 
 mod browser;
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod http;
 mod notebooks;
 mod upload;

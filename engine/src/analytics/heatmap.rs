@@ -356,11 +356,35 @@ impl HeatmapBase {
         base.reindexed(res)
     }
 
+    /// A base from per-cell sums reduced elsewhere (a cluster, SPEC §8). `cells` has a UInt64
+    /// column per anchor of `location` (`home_cell`, `work_cell`; in `both` mode one row per
+    /// distinct pair, so a customer whose home and work share a cell counts there once) and the
+    /// sums `customers`, `prospects`, `buyers`, `deals` and `revenue`, `purchasing_power`, with
+    /// cells at `res`. It serves `res` through [`Self::at`] exactly as a local build; it has no
+    /// coordinates, so [`Self::reindexed`] refuses it.
+    pub fn from_cells(cells: DataFrame, location: Location, segment: Option<String>, res: Res) -> Result<Self> {
+        let mut select: Vec<Expr> = Vec::new();
+        for a in location.anchors() {
+            let name = a.cell.trim_start_matches('_');
+            if cells.column(name).is_err() {
+                return Err(Error::Internal(format!("reduced cells lack the column '{name}'")));
+            }
+            select.push(col(name).cast(DataType::UInt64).alias(a.cell));
+        }
+        select.extend(SUMS.iter().map(|c| col(*c).cast(sum_type(c))));
+        let groups = cells.lazy().select(select).collect()?;
+        let totals = totals_of(&groups)?;
+        Ok(HeatmapBase { res, location, segment, groups, totals })
+    }
+
     /// The same groups with cells at `res`, finer or coarser, indexed from the groups'
     /// coordinates: no customer is read again, and the answer is exactly that of
     /// [`HeatmapBase::build`] at `res`. (H3 is not nested, so the parents of finer cells would
     /// move customers near cell edges to a neighbouring cell.)
     pub fn reindexed(&self, res: Res) -> Result<HeatmapBase> {
+        if self.location.anchors().iter().any(|a| self.groups.column(a.lat).is_err()) {
+            return Err(Error::Internal("a base made from reduced cells has no coordinates to re-index".into()));
+        }
         let mut groups = self.groups.clone();
         for a in self.location.anchors() {
             let lat = groups.column(a.lat)?.f64()?.to_vec();

@@ -20,6 +20,10 @@ use crate::error::{Error, Result};
 pub struct Segment {
     pub text: String,
     pub expr: Expr,
+    /// The same condition as standard SQL for engines other than polars (the cluster's
+    /// DataFusion): quoted column names, float arithmetic, typed date literals, and
+    /// `COALESCE(.., false)` so a null condition is false, as in `expr`.
+    pub sql: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,12 +85,28 @@ impl Segment {
             return Err(bad(format!("unexpected '{}' after the expression", next.token)));
         }
         let compiler = Compiler { schema };
-        let (expr, ty) = compiler.compile(&ast)?;
+        let Part { expr, ty, sql } = compiler.compile(&ast)?;
         if !matches!(ty, Ty::Bool | Ty::Null) {
             return Err(bad(format!("the expression is {}, not a true/false condition", ty.name())));
         }
-        Ok(Segment { text: text.to_string(), expr: expr.fill_null(lit(false)) })
+        Ok(Segment { text: text.to_string(), expr: expr.fill_null(lit(false)), sql: format!("COALESCE({sql}, false)") })
     }
+}
+
+/// A compiled piece of a filter: the polars expression, its type and its SQL text.
+struct Part {
+    expr: Expr,
+    ty: Ty,
+    sql: String,
+}
+
+fn part(expr: Expr, ty: Ty, sql: String) -> Part {
+    Part { expr, ty, sql }
+}
+
+/// A SQL string literal.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 struct Compiler<'a> {
@@ -94,12 +114,12 @@ struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
-    fn column(&self, name: &str) -> Result<(Expr, Ty)> {
+    fn column(&self, name: &str) -> Result<Part> {
         if name.starts_with("__") {
             return Err(bad(format!("unknown column '{name}'")));
         }
         match self.schema.get(name) {
-            Some(dtype) => Ok((pl::col(name), Ty::of(dtype))),
+            Some(dtype) => Ok(part(pl::col(name), Ty::of(dtype), format!("\"{}\"", name.replace('"', "\"\"")))),
             None => {
                 let known: Vec<&str> =
                     self.schema.iter_names().map(|n| n.as_str()).filter(|n| !n.starts_with("__")).collect();
@@ -108,50 +128,73 @@ impl Compiler<'_> {
         }
     }
 
-    fn compile(&self, ast: &Sql) -> Result<(Expr, Ty)> {
+    fn compile(&self, ast: &Sql) -> Result<Part> {
         match ast {
             Sql::Identifier(ident) => self.column(&ident.value),
             Sql::Nested(inner) => self.compile(inner),
             Sql::Value(v) => literal(&v.value),
-            Sql::IsNull(e) => Ok((self.compile(e)?.0.is_null(), Ty::Bool)),
-            Sql::IsNotNull(e) => Ok((self.compile(e)?.0.is_not_null(), Ty::Bool)),
+            Sql::IsNull(e) => {
+                let p = self.compile(e)?;
+                Ok(part(p.expr.is_null(), Ty::Bool, format!("({} IS NULL)", p.sql)))
+            }
+            Sql::IsNotNull(e) => {
+                let p = self.compile(e)?;
+                Ok(part(p.expr.is_not_null(), Ty::Bool, format!("({} IS NOT NULL)", p.sql)))
+            }
             Sql::UnaryOp { op, expr } => {
-                let (e, ty) = self.compile(expr)?;
+                let p = self.compile(expr)?;
                 match op {
-                    UnaryOperator::Not => Ok((self.expect(e, ty, Ty::Bool, "NOT")?.not(), Ty::Bool)),
-                    UnaryOperator::Minus => Ok((lit(0.0) - self.expect(e, ty, Ty::Num, "-")?, Ty::Num)),
-                    UnaryOperator::Plus => Ok((self.expect(e, ty, Ty::Num, "+")?, Ty::Num)),
+                    UnaryOperator::Not => Ok(part(
+                        self.expect(p.expr, p.ty, Ty::Bool, "NOT")?.not(),
+                        Ty::Bool,
+                        format!("(NOT {})", p.sql),
+                    )),
+                    UnaryOperator::Minus => Ok(part(
+                        lit(0.0) - self.expect(p.expr, p.ty, Ty::Num, "-")?,
+                        Ty::Num,
+                        format!("(0.0 - CAST({} AS DOUBLE))", p.sql),
+                    )),
+                    UnaryOperator::Plus => Ok(part(self.expect(p.expr, p.ty, Ty::Num, "+")?, Ty::Num, p.sql)),
                     other => Err(bad(format!("operator {other} is not allowed"))),
                 }
             }
             Sql::BinaryOp { left, op, right } => self.binary(left, op, right),
             Sql::Between { expr, negated, low, high } => {
-                let ge = self.binary(expr, &BinaryOperator::GtEq, low)?.0;
-                let le = self.binary(expr, &BinaryOperator::LtEq, high)?.0;
-                let both = ge.and(le);
-                Ok((if *negated { both.not() } else { both }, Ty::Bool))
+                let ge = self.binary(expr, &BinaryOperator::GtEq, low)?;
+                let le = self.binary(expr, &BinaryOperator::LtEq, high)?;
+                let both = ge.expr.and(le.expr);
+                let sql = format!("({} AND {})", ge.sql, le.sql);
+                Ok(if *negated {
+                    part(both.not(), Ty::Bool, format!("(NOT {sql})"))
+                } else {
+                    part(both, Ty::Bool, sql)
+                })
             }
             Sql::InList { expr, list, negated } => {
                 if list.is_empty() {
                     return Err(bad("IN () needs at least one value"));
                 }
                 let mut any = lit(false);
+                let mut sql = Vec::with_capacity(list.len());
                 for item in list {
-                    any = any.or(self.binary(expr, &BinaryOperator::Eq, item)?.0);
+                    let eq = self.binary(expr, &BinaryOperator::Eq, item)?;
+                    any = any.or(eq.expr);
+                    sql.push(eq.sql);
                 }
-                Ok((if *negated { any.not() } else { any }, Ty::Bool))
+                let sql = format!("(false OR {})", sql.join(" OR "));
+                Ok(if *negated { part(any.not(), Ty::Bool, format!("(NOT {sql})")) } else { part(any, Ty::Bool, sql) })
             }
             Sql::Like { negated, any: false, expr, pattern, escape_char: None } => {
-                let (e, ty) = self.compile(expr)?;
-                let e = self.expect(e, ty, Ty::Str, "LIKE")?;
+                let p = self.compile(expr)?;
+                let e = self.expect(p.expr, p.ty, Ty::Str, "LIKE")?;
                 let Sql::Value(v) = pattern.as_ref() else {
                     return Err(bad("LIKE needs a quoted pattern"));
                 };
-                let Value::SingleQuotedString(p) = &v.value else {
+                let Value::SingleQuotedString(pat) = &v.value else {
                     return Err(bad("LIKE needs a quoted pattern"));
                 };
-                let m = like(e, p)?;
-                Ok((if *negated { m.not() } else { m }, Ty::Bool))
+                let (m, sql) = like(e, &p.sql, pat)?;
+                Ok(if *negated { part(m.not(), Ty::Bool, format!("(NOT {sql})")) } else { part(m, Ty::Bool, sql) })
             }
             Sql::Function(f) => Err(bad(format!("function calls such as {}() are not allowed", f.name))),
             Sql::Subquery(_) | Sql::Exists { .. } | Sql::InSubquery { .. } => Err(bad("subqueries are not allowed")),
@@ -171,93 +214,105 @@ impl Compiler<'_> {
         }
     }
 
-    fn binary(&self, left: &Sql, op: &BinaryOperator, right: &Sql) -> Result<(Expr, Ty)> {
-        let (l, lt) = self.compile(left)?;
-        let (r, rt) = self.compile(right)?;
+    fn binary(&self, left: &Sql, op: &BinaryOperator, right: &Sql) -> Result<Part> {
+        let Part { expr: l, ty: lt, sql: ls } = self.compile(left)?;
+        let Part { expr: r, ty: rt, sql: rs } = self.compile(right)?;
         use BinaryOperator as B;
         match op {
             B::And | B::Or => {
                 let l = self.expect(l, lt, Ty::Bool, "AND/OR")?;
                 let r = self.expect(r, rt, Ty::Bool, "AND/OR")?;
-                Ok((if *op == B::And { l.and(r) } else { l.or(r) }, Ty::Bool))
+                let (e, word) = if *op == B::And { (l.and(r), "AND") } else { (l.or(r), "OR") };
+                Ok(part(e, Ty::Bool, format!("({ls} {word} {rs})")))
             }
             B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => {
                 let l = self.expect(l, lt, Ty::Num, "arithmetic")?;
                 let r = self.expect(r, rt, Ty::Num, "arithmetic")?;
-                let e = match op {
-                    B::Plus => l + r,
-                    B::Minus => l - r,
-                    B::Multiply => l * r,
-                    B::Divide => l.cast(DataType::Float64) / r.cast(DataType::Float64),
-                    _ => l % r,
+                let (e, sym) = match op {
+                    B::Plus => (l + r, "+"),
+                    B::Minus => (l - r, "-"),
+                    B::Multiply => (l * r, "*"),
+                    B::Divide => (l.cast(DataType::Float64) / r.cast(DataType::Float64), "/"),
+                    _ => (l % r, "%"),
                 };
-                Ok((e, Ty::Num))
+                Ok(part(e, Ty::Num, format!("(CAST({ls} AS DOUBLE) {sym} CAST({rs} AS DOUBLE))")))
             }
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq => {
-                let (l, r) = comparable(l, lt, left, r, rt, right)?;
-                let e = match op {
-                    B::Eq => l.eq(r),
-                    B::NotEq => l.neq(r),
-                    B::Lt => l.lt(r),
-                    B::LtEq => l.lt_eq(r),
-                    B::Gt => l.gt(r),
-                    _ => l.gt_eq(r),
+                let ((l, ls), (r, rs)) = comparable((l, lt, ls), left, (r, rt, rs), right)?;
+                let (e, sym) = match op {
+                    B::Eq => (l.eq(r), "="),
+                    B::NotEq => (l.neq(r), "<>"),
+                    B::Lt => (l.lt(r), "<"),
+                    B::LtEq => (l.lt_eq(r), "<="),
+                    B::Gt => (l.gt(r), ">"),
+                    _ => (l.gt_eq(r), ">="),
                 };
-                Ok((e, Ty::Bool))
+                Ok(part(e, Ty::Bool, format!("({ls} {sym} {rs})")))
             }
             other => Err(bad(format!("operator {other} is not allowed"))),
         }
     }
 }
 
+/// An operand: its polars expression, type and SQL text.
+type Operand = (Expr, Ty, String);
+
 /// Makes two operands comparable: same type, or a date column against a quoted date.
-fn comparable(l: Expr, lt: Ty, lsql: &Sql, r: Expr, rt: Ty, rsql: &Sql) -> Result<(Expr, Expr)> {
-    match (lt, rt) {
-        (a, b) if a == b && a != Ty::Other => Ok((l, r)),
-        (Ty::Null, _) | (_, Ty::Null) => Ok((l, r)),
-        (Ty::Date, Ty::Str) => Ok((l, date_literal(rsql)?)),
-        (Ty::Str, Ty::Date) => Ok((date_literal(lsql)?, r)),
+/// Numbers compare as doubles on both engines.
+fn comparable(l: Operand, lsql: &Sql, r: Operand, rsql: &Sql) -> Result<((Expr, String), (Expr, String))> {
+    let num = |s: String, ty: Ty| if ty == Ty::Num { format!("CAST({s} AS DOUBLE)") } else { s };
+    match (l.1, r.1) {
+        (a, b) if a == b && a != Ty::Other => Ok(((l.0, num(l.2, a)), (r.0, num(r.2, b)))),
+        (Ty::Null, _) | (_, Ty::Null) => Ok(((l.0, l.2), (r.0, r.2))),
+        (Ty::Date, Ty::Str) => Ok(((l.0, l.2), date_literal(rsql)?)),
+        (Ty::Str, Ty::Date) => Ok((date_literal(lsql)?, (r.0, r.2))),
         (a, b) => Err(bad(format!("cannot compare {} with {} in '{lsql} ... {rsql}'", a.name(), b.name()))),
     }
 }
 
-fn date_literal(sql: &Sql) -> Result<Expr> {
+fn date_literal(sql: &Sql) -> Result<(Expr, String)> {
     if let Sql::Value(v) = sql {
         if let Value::SingleQuotedString(s) = &v.value {
             let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .map_err(|_| bad(format!("'{s}' is not a date (YYYY-MM-DD)")))?;
-            return Ok(lit(d));
+            return Ok((lit(d), format!("DATE '{}'", d.format("%Y-%m-%d"))));
         }
     }
     Err(bad(format!("dates compare with a quoted 'YYYY-MM-DD', not {sql}")))
 }
 
-fn literal(v: &Value) -> Result<(Expr, Ty)> {
+fn literal(v: &Value) -> Result<Part> {
     match v {
         Value::Number(n, _) => {
             let x: f64 = n.parse().map_err(|_| bad(format!("bad number {n}")))?;
-            Ok((lit(x), Ty::Num))
+            if !x.is_finite() {
+                return Err(bad(format!("bad number {n}")));
+            }
+            Ok(part(lit(x), Ty::Num, format!("CAST({x:?} AS DOUBLE)")))
         }
-        Value::SingleQuotedString(s) => Ok((lit(s.clone()), Ty::Str)),
-        Value::Boolean(b) => Ok((lit(*b), Ty::Bool)),
-        Value::Null => Ok((lit(pl::NULL), Ty::Null)),
+        Value::SingleQuotedString(s) => Ok(part(lit(s.clone()), Ty::Str, quote(s))),
+        Value::Boolean(b) => Ok(part(lit(*b), Ty::Bool, b.to_string())),
+        Value::Null => Ok(part(lit(pl::NULL), Ty::Null, "NULL".into())),
         Value::DoubleQuotedString(s) => Err(bad(format!("\"{s}\": quote text with single quotes"))),
         other => Err(bad(format!("literal {other} is not allowed"))),
     }
 }
 
-fn like(e: Expr, pattern: &str) -> Result<Expr> {
+/// `LIKE` with a leading or trailing `%` only; the SQL keeps `LIKE`, whose pattern then has no
+/// other wildcard, so both engines agree.
+fn like(e: Expr, sql: &str, pattern: &str) -> Result<(Expr, String)> {
     let inner = pattern.trim_start_matches('%').trim_end_matches('%');
     if inner.contains(['%', '_']) {
         return Err(bad("LIKE supports only a leading and/or trailing % (e.g. '武昌%')"));
     }
     let (lead, trail) = (pattern.starts_with('%'), pattern.ends_with('%') && pattern.len() > 1);
-    Ok(match (lead, trail) {
+    let m = match (lead, trail) {
         (false, false) => e.eq(lit(inner.to_string())),
         (false, true) => e.str().starts_with(lit(inner.to_string())),
         (true, false) => e.str().ends_with(lit(inner.to_string())),
         (true, true) => return Err(bad("LIKE '%text%' is not supported; use a leading or trailing % only")),
-    })
+    };
+    Ok((m, format!("({sql} LIKE {})", quote(pattern))))
 }
 
 #[cfg(test)]

@@ -104,6 +104,18 @@ impl Dataset {
         })
     }
 
+    /// Loads and validates one table that does not refer to customers (campaigns, sites,
+    /// projects) on its own, with its rejects; `None` when `dir` has no such table. For runs that
+    /// reduce customers elsewhere (a cluster) and need only the small tables here.
+    pub fn load_side_table(dir: &Path, table: Table) -> Result<Option<(DataFrame, Vec<Reject>)>> {
+        if matches!(table, Table::Customers | Table::Deals | Table::Touchpoints) {
+            return Err(Error::Internal(format!("{} refers to customers; load the dataset", table.name())));
+        }
+        let Some((path, format)) = find_table_file(dir, table.name()) else { return Ok(None) };
+        let v = validate(table, read_table(&path, format)?, None)?;
+        Ok(Some((v.frame, v.rejects)))
+    }
+
     /// The rejects as a frame (`table, row, column, reason`).
     pub fn rejects_frame(&self) -> Result<DataFrame> {
         rejects_frame(&self.rejects)
@@ -130,7 +142,8 @@ impl Dataset {
     }
 }
 
-fn load_districts(dir: &Path) -> Result<Option<Districts>> {
+/// The dataset's district outlines, if it has a districts file.
+pub fn load_districts(dir: &Path) -> Result<Option<Districts>> {
     let path = dir.join(DISTRICTS_FILE);
     if !path.is_file() {
         return Ok(None);

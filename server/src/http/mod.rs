@@ -187,7 +187,8 @@ pub async fn serve(state: AppState, addr: &str) -> std::io::Result<()> {
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await
 }
 
-async fn shutdown() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -200,5 +201,5 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: finishing work in flight");
 }

@@ -60,7 +60,7 @@ pub fn credit(rule: Rule, journeys: &[Journey], keys: usize) -> Vec<(f64, f64)> 
         let Some((_, value)) = j.conversion else { continue };
         for (w, t) in weights(rule, j).into_iter().zip(&j.touches) {
             let c = &mut out[t.key as usize];
-            c.0 += w;
+            c.0 += w * j.weight;
             c.1 += w * value;
         }
     }

@@ -60,8 +60,12 @@ pub struct Journey {
     /// Row of the customer in the dataset's customers frame.
     pub customer_row: u32,
     pub touches: Vec<Touch>,
-    /// (time in microseconds, value) of the conversion, if any.
+    /// (time in microseconds, value) of the conversion, if any. With a `weight` above 1 the
+    /// value is the total over the customers the journey stands for.
     pub conversion: Option<(i64, f64)>,
+    /// How many customers took this journey: 1 for a journey built from touchpoints, the count
+    /// of a distinct path when built from reduced path counts ([`Journeys::from_paths`]).
+    pub weight: f64,
 }
 
 /// All journeys of a dataset, keyed by channel or campaign.
@@ -80,6 +84,9 @@ pub struct Journeys {
     pub period: (i64, i64),
     /// One record per customer with a first touch: the funnel's raw material.
     pub leads_detail: Vec<Lead>,
+    /// Whether touches carry their real times (false for journeys rebuilt from path counts,
+    /// which the time-decay model cannot use).
+    pub timed: bool,
 }
 
 /// A customer's way through the funnel, keyed by their first touch.
@@ -103,10 +110,10 @@ impl Journeys {
             let e = paths.entry(names.join(" > ")).or_default();
             match j.conversion {
                 Some((_, value)) => {
-                    e.0 += 1;
+                    e.0 += j.weight as u64;
                     e.2 += value;
                 }
-                None => e.1 += 1,
+                None => e.1 += j.weight as u64,
             }
         }
         let (mut path, mut conv, mut null, mut value) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -130,8 +137,78 @@ impl Journeys {
     /// Total conversions and their value.
     #[must_use]
     pub fn totals(&self) -> (f64, f64) {
-        self.journeys.iter().filter_map(|j| j.conversion).fold((0.0, 0.0), |(n, v), (_, value)| (n + 1.0, v + value))
+        conversions(self.journeys.iter())
     }
+
+    /// Journeys rebuilt from reduced path counts (what a cluster returns): one weighted journey
+    /// per distinct path and outcome. `paths` has columns `path` (keys joined by
+    /// [`PATH_SEPARATOR`]; empty for converted journeys with no touch in the window),
+    /// `conversions`, `nulls` and `value`. `keys` lists every key with its channel, leads and
+    /// visits. Touch times are not kept (`timed` is false).
+    pub fn from_paths(paths: &DataFrame, keys: &[KeyStats], period: (i64, i64)) -> Result<Journeys> {
+        let index: HashMap<&str, u32> = keys.iter().enumerate().map(|(i, k)| (k.key.as_str(), i as u32)).collect();
+        let path = paths.column("path")?.str()?;
+        let conv = paths.column("conversions")?.cast(&DataType::Float64)?;
+        let nulls = paths.column("nulls")?.cast(&DataType::Float64)?;
+        let value = paths.column("value")?.cast(&DataType::Float64)?;
+        let (conv, nulls, value) = (conv.f64()?, nulls.f64()?, value.f64()?);
+        let mut journeys = Vec::new();
+        for i in 0..paths.height() {
+            let p = path.get(i).unwrap_or("");
+            let touches = p
+                .split(PATH_SEPARATOR)
+                .filter(|k| !k.is_empty())
+                .map(|k| {
+                    index
+                        .get(k)
+                        .map(|&key| Touch { key, ts: 0 })
+                        .ok_or_else(|| Error::Internal(format!("path key '{k}' is not among the keys")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let (c, n, v) = (conv.get(i).unwrap_or(0.0), nulls.get(i).unwrap_or(0.0), value.get(i).unwrap_or(0.0));
+            if c > 0.0 {
+                journeys.push(Journey {
+                    customer_row: 0,
+                    touches: touches.clone(),
+                    conversion: Some((0, v)),
+                    weight: c,
+                });
+            }
+            if n > 0.0 && !touches.is_empty() {
+                journeys.push(Journey { customer_row: 0, touches, conversion: None, weight: n });
+            }
+        }
+        Ok(Journeys {
+            keys: keys.iter().map(|k| k.key.clone()).collect(),
+            journeys,
+            leads: keys.iter().map(|k| k.leads).collect(),
+            visits: keys.iter().map(|k| k.visits).collect(),
+            channel_of: keys.iter().map(|k| k.channel.clone()).collect(),
+            period,
+            leads_detail: Vec::new(),
+            timed: false,
+        })
+    }
+}
+
+/// Separator of keys in the paths a cluster returns (a control character, so no key name
+/// clashes with it; [`Journeys::path_table`] shows paths with `" > "`).
+pub const PATH_SEPARATOR: char = '\u{1f}';
+
+/// One key (channel or campaign) of reduced journeys: its channel, leads and visits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyStats {
+    pub key: String,
+    pub channel: String,
+    pub leads: u64,
+    pub visits: u64,
+}
+
+/// Conversions (weighted) and their value over `journeys`.
+pub fn conversions<'a>(journeys: impl Iterator<Item = &'a Journey>) -> (f64, f64) {
+    journeys
+        .filter_map(|j| j.conversion.map(|(_, value)| (j.weight, value)))
+        .fold((0.0, 0.0), |(n, v), (w, x)| (n + w, v + x))
 }
 
 struct Interner {
@@ -250,7 +327,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         if touches.is_empty() && conversion.is_none() {
             continue;
         }
-        journeys.push(Journey { customer_row: row, touches, conversion });
+        journeys.push(Journey { customer_row: row, touches, conversion, weight: 1.0 });
     }
     let n = keys.names.len();
     let count = |m: &HashMap<u32, u64>| (0..n as u32).map(|k| m.get(&k).copied().unwrap_or(0)).collect();
@@ -262,6 +339,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         journeys,
         period: (start, end),
         leads_detail,
+        timed: true,
     })
 }
 

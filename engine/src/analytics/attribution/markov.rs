@@ -97,7 +97,7 @@ pub fn removal_effects(journeys: &[Journey], keys: usize, order: u8) -> Result<(
     let mut paths: HashMap<(Vec<u32>, bool), f64> = HashMap::new();
     for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
         let path: Vec<u32> = j.touches.iter().map(|t| t.key).collect();
-        *paths.entry((path, j.conversion.is_some())).or_default() += 1.0;
+        *paths.entry((path, j.conversion.is_some())).or_default() += j.weight;
     }
     let chain = build(&paths, usize::from(order.max(1)));
     let none = vec![false; chain.next.len()];
@@ -119,11 +119,7 @@ pub fn removal_effects(journeys: &[Journey], keys: usize, order: u8) -> Result<(
 /// Credits (conversions, value) per key: removal effects normalised to the totals.
 pub fn credit(journeys: &[Journey], keys: usize, order: u8) -> Result<Vec<(f64, f64)>> {
     let (effects, _) = removal_effects(journeys, keys, order)?;
-    let (conv, value) = journeys
-        .iter()
-        .filter(|j| !j.touches.is_empty())
-        .filter_map(|j| j.conversion)
-        .fold((0.0, 0.0), |(n, v), (_, x)| (n + 1.0, v + x));
+    let (conv, value) = super::journeys::conversions(journeys.iter().filter(|j| !j.touches.is_empty()));
     let sum: f64 = effects.iter().sum();
     Ok(effects.iter().map(|e| if sum > 0.0 { (e / sum * conv, e / sum * value) } else { (0.0, 0.0) }).collect())
 }

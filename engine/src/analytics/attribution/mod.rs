@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::io::Dataset;
-pub use journeys::{By, Journeys};
+pub use journeys::{By, Journeys, KeyStats};
 
 /// Attribution models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -130,8 +130,24 @@ const DAY_US: i64 = 86_400_000_000;
 pub fn attribution(ds: &Dataset, params: &AttributionParams) -> Result<AttributionResult> {
     params.check()?;
     let j = journeys::build(ds, params.by, params.window_days)?;
+    attribution_of(&j, ds.campaigns.as_ref(), params)
+}
+
+/// Runs the models of `params` on journeys already built (locally, or rebuilt from a cluster's
+/// path counts with [`Journeys::from_paths`]), with costs from `campaigns`.
+pub fn attribution_of(
+    j: &Journeys,
+    campaigns: Option<&DataFrame>,
+    params: &AttributionParams,
+) -> Result<AttributionResult> {
+    params.check()?;
+    if !j.timed && params.models.contains(&Model::TimeDecay) {
+        return Err(Error::bad_input(
+            "time_decay needs each touch's time, which reduced path counts do not keep; use --engine local for it",
+        ));
+    }
     let keys = j.keys.len();
-    let cost = costs(ds, &j, params.by)?;
+    let cost = costs(campaigns, j, params.by)?;
     let mut frames = Vec::new();
     let mut shapley_std_error = None;
     for model in &params.models {
@@ -152,16 +168,11 @@ pub fn attribution(ds: &Dataset, params: &AttributionParams) -> Result<Attributi
                 s.credit
             }
         };
-        frames.push(model_table(*model, params.by, &j, &credit, &cost)?);
+        frames.push(model_table(*model, params.by, j, &credit, &cost)?);
     }
     let table = concat(frames.into_iter().map(IntoLazy::lazy).collect::<Vec<_>>(), UnionArgs::default())?.collect()?;
     let (all_conv, all_value) = j.totals();
-    let (att_conv, att_value) = j
-        .journeys
-        .iter()
-        .filter(|x| !x.touches.is_empty())
-        .filter_map(|x| x.conversion)
-        .fold((0.0, 0.0), |(n, v), (_, value)| (n + 1.0, v + value));
+    let (att_conv, att_value) = journeys::conversions(j.journeys.iter().filter(|x| !x.touches.is_empty()));
     Ok(AttributionResult {
         params: params.clone(),
         table,
@@ -237,9 +248,9 @@ fn model_table(model: Model, by: By, j: &Journeys, credit: &[(f64, f64)], cost: 
 
 /// Cost per key: the campaigns' costs, each prorated to the days its run overlaps the analysis
 /// period (the journeys' first to last day). A campaign without dates counts in full.
-fn costs(ds: &Dataset, j: &Journeys, by: By) -> Result<Vec<f64>> {
+fn costs(campaigns: Option<&DataFrame>, j: &Journeys, by: By) -> Result<Vec<f64>> {
     let mut out = vec![0.0; j.keys.len()];
-    let Some(campaigns) = ds.campaigns.as_ref() else { return Ok(out) };
+    let Some(campaigns) = campaigns else { return Ok(out) };
     let day = |us: i64| us.div_euclid(DAY_US) as i32;
     let (p0, p1) = (day(j.period.0), day(j.period.1));
     let c = campaigns

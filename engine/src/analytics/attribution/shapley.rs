@@ -38,7 +38,7 @@ fn coalition_worths(journeys: &[Journey]) -> HashMap<Vec<u32>, (f64, f64)> {
             continue;
         }
         let e = r.entry(set).or_default();
-        e.0 += 1.0;
+        e.0 += j.weight;
         e.1 += value;
     }
     r

@@ -1,0 +1,312 @@
+//! Scale-out on a real Ballista cluster: custmap's own scheduler and two executors on 127.0.0.1,
+//! started by each test on free ports and stopped after it. The cluster's reductions must give
+//! exactly the local engine's answers; a lost executor or an unreachable scheduler must give a
+//! clear error, never a wrong answer.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use custmap::cluster::{jobs, Cluster};
+use custmap_engine::analytics::attribution::{attribution, attribution_of, journeys};
+use custmap_engine::analytics::AttributionParams;
+use custmap_engine::analytics::{heatmap, By, HeatmapParams, KFloor, Location, Model};
+use custmap_engine::io::schema::Table;
+use custmap_engine::polars::prelude::*;
+use custmap_engine::spatial::Res;
+use custmap_engine::Dataset;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_custmap")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, within: Duration) {
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < within, "nothing listening on {port} after {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process stopped with SIGTERM (then killed) when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status;
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                let _ = self.0.kill();
+                return self.0.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
+/// A scheduler and `n` executors (one task slot each) on free local ports.
+struct LocalCluster {
+    port: u16,
+    executors: Vec<Proc>,
+    scheduler: Proc,
+}
+
+impl LocalCluster {
+    fn start(n: usize) -> LocalCluster {
+        let port = free_port();
+        let spawn = |args: &[String]| {
+            Proc(Command::new(bin()).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn"))
+        };
+        let scheduler = spawn(&[
+            "cluster".into(),
+            "scheduler".into(),
+            "--bind".into(),
+            format!("127.0.0.1:{port}"),
+            "--executor-timeout-s".into(),
+            "5".into(),
+        ]);
+        wait_for_port(port, Duration::from_secs(30));
+        let mut executors = Vec::new();
+        for _ in 0..n {
+            let (flight, grpc) = (free_port(), free_port());
+            executors.push(spawn(&[
+                "cluster".into(),
+                "executor".into(),
+                "--scheduler".into(),
+                format!("127.0.0.1:{port}"),
+                "--bind".into(),
+                format!("127.0.0.1:{flight}"),
+                "--grpc-port".into(),
+                grpc.to_string(),
+                "--cores".into(),
+                "1".into(),
+                "--heartbeat-s".into(),
+                "1".into(),
+            ]));
+            wait_for_port(flight, Duration::from_secs(30));
+            wait_for_port(grpc, Duration::from_secs(30));
+        }
+        // Registration follows the ports opening.
+        std::thread::sleep(Duration::from_millis(1500));
+        LocalCluster { port, executors, scheduler }
+    }
+
+    fn session(&self, dir: &Path) -> Cluster {
+        self.session_within(dir, Duration::from_secs(120))
+    }
+
+    fn session_within(&self, dir: &Path, timeout: Duration) -> Cluster {
+        let mut c = Cluster::connect("127.0.0.1", self.port, timeout).expect("connect");
+        c.register_dataset(dir).expect("register");
+        c
+    }
+
+    fn url(&self) -> String {
+        format!("ballista://127.0.0.1:{}", self.port)
+    }
+}
+
+fn demo(customers: u64, seed: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(bin())
+        .args(["demo", "--out", dir.path().to_str().unwrap(), "--format", "parquet"])
+        .args(["--customers", &customers.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    dir
+}
+
+fn assert_frames_equal(local: &DataFrame, cluster: &DataFrame, what: &str) {
+    assert_eq!(local.shape(), cluster.shape(), "{what}: shapes differ");
+    assert!(local.equals_missing(cluster), "{what}: frames differ\nlocal:\n{local}\ncluster:\n{cluster}");
+}
+
+#[test]
+fn cluster_reductions_equal_the_local_engine() {
+    let city = demo(4000, 7);
+    let ds = Dataset::load(city.path()).unwrap();
+    let cluster = LocalCluster::start(2);
+    let c = cluster.session(city.path());
+    jobs::check_clean(&c).expect("the demo city is clean");
+
+    // Heatmaps: several resolutions, every location mode, segments of each operand type.
+    let cases: [(u8, Location, Option<&str>); 5] = [
+        (7, Location::Work, None),
+        (9, Location::Home, Some("budget >= 3000000")),
+        (8, Location::Both, Some("age_band IN ('35-44', '45-54') OR budget IS NULL")),
+        (11, Location::Work, Some("desired_area_sqm BETWEEN 90 AND 140 AND created_at >= '2025-09-01'")),
+        (6, Location::Both, Some("NOT (budget / 2 < 1000000) AND project_id LIKE 'P%'")),
+    ];
+    for (res, location, segment) in cases {
+        let params = HeatmapParams {
+            res: Res::new(res).unwrap(),
+            location,
+            segment: segment.map(str::to_string),
+            k: KFloor::new(3).unwrap(),
+            ..HeatmapParams::default()
+        };
+        let local = heatmap(&ds, &params).unwrap();
+        let base = jobs::heatmap_base(&c, location, segment, params.res).unwrap();
+        let remote = base.at(&params).unwrap();
+        let what = format!("heatmap res {res} {} {segment:?}", location.as_str());
+        assert!(local.cells.height() > 0, "{what}: empty");
+        assert_eq!(local.totals, remote.totals, "{what}: totals");
+        assert_eq!(local.suppressed, remote.suppressed, "{what}: suppressed");
+        assert_frames_equal(&local.cells, &remote.cells, &what);
+    }
+
+    // Journey path counts, leads and visits, by channel and by campaign, two windows.
+    for (by, window) in [(By::Channel, 365), (By::Campaign, 365), (By::Channel, 30)] {
+        let local = journeys::build(&ds, by, window).unwrap();
+        let remote = jobs::journeys(&c, by, window).unwrap();
+        let what = format!("journeys by {} window {window}", by.column());
+        assert_frames_equal(&local.path_table().unwrap(), &remote.path_table().unwrap(), &what);
+        assert_eq!(local.totals(), remote.totals(), "{what}: conversions");
+        assert_eq!(local.period, remote.period, "{what}: period");
+        let per_key = |j: &journeys::Journeys| {
+            let mut v: Vec<(String, u64, u64)> =
+                (0..j.keys.len()).map(|k| (j.keys[k].clone(), j.leads[k], j.visits[k])).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(per_key(&local), per_key(&remote), "{what}: leads and visits per key");
+    }
+
+    // The models on the reduced paths give the local credits (sums in another order: 1e-9).
+    let params = AttributionParams {
+        models: vec![Model::Markov, Model::Shapley, Model::Linear, Model::PositionBased, Model::FirstTouch],
+        ..AttributionParams::default()
+    };
+    let local = attribution(&ds, &params).unwrap();
+    let campaigns = Dataset::load_side_table(city.path(), Table::Campaigns).unwrap().map(|(f, _)| f);
+    let remote = attribution_of(&jobs::journeys(&c, By::Channel, 365).unwrap(), campaigns.as_ref(), &params).unwrap();
+    assert_eq!(local.table.shape(), remote.table.shape());
+    for name in ["conversions", "revenue", "cost", "leads", "visits"] {
+        let a = local.table.column(name).unwrap().cast(&DataType::Float64).unwrap();
+        let b = remote.table.column(name).unwrap().cast(&DataType::Float64).unwrap();
+        for (x, y) in a.f64().unwrap().into_no_null_iter().zip(b.f64().unwrap().into_no_null_iter()) {
+            assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{name}: local {x} cluster {y}");
+        }
+    }
+    assert!((local.unattributed.0 - remote.unattributed.0).abs() < 1e-9);
+    let time_decay = AttributionParams { models: vec![Model::TimeDecay], ..AttributionParams::default() };
+    let err = attribution_of(&jobs::journeys(&c, By::Channel, 365).unwrap(), None, &time_decay).unwrap_err();
+    assert!(err.to_string().contains("time_decay"), "{err}");
+
+    // The command line: --engine ballista:// writes the same file as --engine local.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |engine: &str, out: &PathBuf| {
+        let o = Command::new(bin())
+            .args(["heatmap", city.path().to_str().unwrap(), "--res", "9", "--location", "both"])
+            .args(["--where", "budget >= 2000000", "--engine", engine, "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{engine}: {}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out).unwrap()
+    };
+    let a = run("local", &tmp.path().join("local.csv"));
+    let b = run(&cluster.url(), &tmp.path().join("cluster.csv"));
+    assert!(a.len() > 100);
+    assert_eq!(a, b, "the CLI's heatmap differs between engines");
+    let o = Command::new(bin())
+        .args(["attribution", city.path().to_str().unwrap(), "--model", "markov", "--engine", &cluster.url()])
+        .args(["--paths", tmp.path().join("paths.csv").to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("a.csv"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A table ingest would reject is refused with the reason and count, not counted.
+    let dirty = tempfile::tempdir().unwrap();
+    for t in ["deals", "touchpoints"] {
+        std::fs::copy(city.path().join(format!("{t}.parquet")), dirty.path().join(format!("{t}.parquet"))).unwrap();
+    }
+    let mut customers = ds.customers.head(Some(100)).select(["customer_id", "home_lat", "home_lng"]).unwrap();
+    let twice = customers.head(Some(2));
+    customers.vstack_mut(&twice).unwrap();
+    let mut f = std::fs::File::create(dirty.path().join("customers.parquet")).unwrap();
+    ParquetWriter::new(&mut f).finish(&mut customers).unwrap();
+    let d = cluster.session(dirty.path());
+    let err = jobs::check_clean(&d).unwrap_err().to_string();
+    assert!(err.contains("2 rows with a duplicate customer_id"), "{err}");
+    assert!(err.contains("for an unknown customer"), "{err}");
+
+    // Both processes stop cleanly on SIGTERM.
+    let LocalCluster { mut executors, mut scheduler, .. } = cluster;
+    for e in &mut executors {
+        assert!(e.stop().success(), "executor did not stop cleanly");
+    }
+    assert!(scheduler.stop().success(), "scheduler did not stop cleanly");
+}
+
+#[test]
+fn an_executor_lost_mid_query_never_gives_a_wrong_answer() {
+    let city = demo(60_000, 3);
+    let ds = Dataset::load_tables(city.path(), &[Table::Touchpoints, Table::Deals]).unwrap();
+    let expected = journeys::build(&ds, By::Channel, 365).unwrap().path_table().unwrap();
+    let mut cluster = LocalCluster::start(2);
+    // Ballista 55 reruns the tasks of an executor lost between tasks on the survivor, but a job
+    // whose executor dies mid-stage is rolled back and stalls; the query's deadline then turns
+    // that into a clear error.
+    let c = cluster.session_within(city.path(), Duration::from_secs(20));
+    let query = std::thread::spawn(move || jobs::journeys(&c, By::Channel, 365).map(|j| j.path_table().unwrap()));
+    std::thread::sleep(Duration::from_millis(400));
+    let victim = &mut cluster.executors[0].0;
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let t = Instant::now();
+    match query.join().unwrap() {
+        Ok(paths) => assert_frames_equal(&expected, &paths, "journeys after losing an executor"),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("did not answer within 20 s") || msg.contains("cluster query failed"),
+                "unclear: {msg}"
+            );
+            assert!(t.elapsed() < Duration::from_secs(25), "not bounded: {:?}", t.elapsed());
+            eprintln!("query failed after the executor was lost ({:?}): {msg}", t.elapsed());
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_cluster_is_a_clear_error_in_bounded_time() {
+    let port = free_port();
+    let t = Instant::now();
+    let err = Cluster::connect("127.0.0.1", port, Duration::from_secs(5)).err().expect("nothing listens there");
+    assert!(t.elapsed() < Duration::from_secs(6));
+    assert!(err.to_string().contains(&format!("cannot reach the Ballista scheduler at 127.0.0.1:{port}")), "{err}");
+
+    let city = demo(300, 1);
+    let out = city.path().join("h.csv");
+    let o = Command::new(bin())
+        .args(["heatmap", city.path().to_str().unwrap(), "--engine", &format!("ballista://127.0.0.1:{port}")])
+        .args(["--cluster-timeout-s", "3", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot reach the Ballista scheduler"), "{err}");
+    assert!(!out.exists());
+    let o = Command::new(bin()).args(["heatmap", ".", "--engine", "spark://x", "--out", "h.csv"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
