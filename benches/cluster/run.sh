@@ -3,7 +3,8 @@
 # demo city: wall time of the CLI run and peak memory (max RSS) of every process, for the heatmap
 # and the journey reduction (attribution). On one 2-core machine the cluster is not faster; the
 # point is how memory per process grows with the data.
-# Usage: benches/cluster/run.sh CUSTOMERS [CUSTOMERS ...]   (about 2.44 touchpoints per customer)
+# Usage: [CUSTMAP_LOCAL_MAX_GB=22] benches/cluster/run.sh CUSTOMERS [CUSTOMERS ...]
+# (the demo city has about 2.44 touchpoints per customer)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -32,9 +33,15 @@ for n in "$@"; do
       heatmap) args=(heatmap "$data" --res 9 --location both --out "$work/out.parquet") ;;
       attribution) args=(attribution "$data" --model markov --out "$work/out.csv") ;;
     esac
-    timed "$work/local.log" "$bin" "${args[@]}" --engine local || { echo "| $n | $tps | $job | local | failed: $(tail -1 "$work/local.log") | | | |"; }
-    [ -s "$work/local.log" ] && grep -q "Maximum resident" "$work/local.log" && \
+    # The local run may be capped (CUSTMAP_LOCAL_MAX_GB) so that running out of memory is a clean
+    # failure of that run instead of the kernel's OOM killer.
+    cap=unlimited; [ -n "${CUSTMAP_LOCAL_MAX_GB:-}" ] && cap=$((CUSTMAP_LOCAL_MAX_GB * 1024 * 1024))
+    if (ulimit -v "$cap"; timed "$work/local.log" "$bin" "${args[@]}" --engine local); then
       echo "| $n | $tps | $job | local | $(wall "$work/local.log") | $(rss "$work/local.log") | | |"
+    else
+      why="$(grep -m1 -iE 'error|memory|killed' "$work/local.log" | cut -c1-80)"
+      echo "| $n | $tps | $job | local | failed after $(wall "$work/local.log"): $why | $(rss "$work/local.log") | | |"
+    fi
 
     sp=$(free_port)
     /usr/bin/time -v "$bin" cluster scheduler --bind "127.0.0.1:$sp" >/dev/null 2>"$work/sched.log" &
