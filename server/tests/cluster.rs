@@ -263,9 +263,9 @@ fn an_executor_lost_mid_query_never_gives_a_wrong_answer() {
     let ds = Dataset::load_tables(city.path(), &[Table::Touchpoints, Table::Deals]).unwrap();
     let expected = journeys::build(&ds, By::Channel, 365).unwrap().path_table().unwrap();
     let mut cluster = LocalCluster::start(2);
-    // Ballista 55 reruns the tasks of an executor lost between tasks on the survivor, but a job
-    // whose executor dies mid-stage is rolled back and stalls; the query's deadline then turns
-    // that into a clear error.
+    // Ballista 55 (adaptive planner) rolls back a job whose executor dies mid-stage and stalls;
+    // the query's deadline turns that into a clear error. An answer that does come back must be
+    // exactly the local one (the independent counts refuse a damaged one).
     let c = cluster.session_within(city.path(), Duration::from_secs(20));
     let query = std::thread::spawn(move || jobs::journeys(&c, By::Channel, 365).map(|j| j.path_table().unwrap()));
     std::thread::sleep(Duration::from_millis(400));
@@ -278,7 +278,9 @@ fn an_executor_lost_mid_query_never_gives_a_wrong_answer() {
         Err(e) => {
             let msg = e.to_string();
             assert!(
-                msg.contains("did not answer within 20 s") || msg.contains("cluster query failed"),
+                ["did not answer within 20 s", "cluster query failed", "answer is inconsistent"]
+                    .iter()
+                    .any(|c| msg.contains(c)),
                 "unclear: {msg}"
             );
             assert!(t.elapsed() < Duration::from_secs(25), "not bounded: {:?}", t.elapsed());

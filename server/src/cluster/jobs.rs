@@ -18,7 +18,7 @@ use custmap_engine::analytics::attribution::journeys::{KeyStats, NO_CAMPAIGN, PA
 use custmap_engine::analytics::attribution::Journeys;
 use custmap_engine::analytics::{By, HeatmapBase, Location, Segment};
 use custmap_engine::io::schema::{DEAL_STATUSES, EVENTS};
-use custmap_engine::polars::prelude::{DataType as PlType, Field, Schema, TimeUnit as PlUnit};
+use custmap_engine::polars::prelude::{ChunkAgg, DataFrame, DataType as PlType, Field, Schema, TimeUnit as PlUnit};
 use custmap_engine::spatial::Res;
 use custmap_engine::Error;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -299,7 +299,35 @@ pub fn heatmap_base(
         keys = keys.join(", "),
     );
     let groups = cluster.query(&sql)?;
+    // An independent count, as a separate job: rows lost or counted twice (a lost executor)
+    // make the answer unusable, never silently wrong.
+    let check = cluster.query(&format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ({customers}) c WHERE {located}",
+        customers = customers_sql(cluster)?,
+        located = located.join(" OR "),
+    ))?;
+    consistent("located customers", sum_i64(&groups, "customers")?, first_i64(&check, "n")?)?;
     Ok(HeatmapBase::from_cells(groups, location, segment.map(|s| s.text), res)?)
+}
+
+fn sum_i64(frame: &DataFrame, column: &str) -> Result<i64, Error> {
+    Ok(frame.column(column)?.cast(&PlType::Int64)?.i64()?.sum().unwrap_or(0))
+}
+
+fn first_i64(frame: &DataFrame, column: &str) -> Result<i64, Error> {
+    Ok(frame.column(column)?.cast(&PlType::Int64)?.i64()?.get(0).unwrap_or(0))
+}
+
+/// Refuses a cluster answer whose total disagrees with an independent count of the same thing.
+fn consistent(what: &str, answer: i64, count: i64) -> Result<(), Error> {
+    if answer == count {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!(
+            "the cluster's answer is inconsistent ({answer} {what} in the reduction, {count} counted on their own), \
+             so it was not used; an executor may have been lost mid-query: run it again"
+        )))
+    }
 }
 
 /// SQL turning a timestamp column into microseconds since the epoch, whatever its unit.
@@ -415,6 +443,22 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
                 (SELECT MIN(ts) FROM ref) AS ref0 \
          FROM ks LEFT JOIN leads ON ks.k = leads.k LEFT JOIN visits ON ks.k = visits.k ORDER BY ks.k"
     ))?;
+    // Independent counts, as a separate job: journeys and customers with a touch.
+    let check = cluster.query(&format!(
+        "{common}, \
+         j AS (SELECT t.cid FROM touches t LEFT JOIN conv cv ON t.cid = cv.cid \
+               WHERE t.ts <= {horizon} AND t.ts >= {horizon} - {window}), \
+         who AS (SELECT DISTINCT cid FROM touches) \
+         SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM who) AS who, \
+                (SELECT CAST(COUNT(*) AS BIGINT) FROM who w LEFT JOIN conv cv ON w.cid = cv.cid \
+                 WHERE cv.day IS NOT NULL OR w.cid IN (SELECT cid FROM j)) AS journeys"
+    ))?;
+    consistent(
+        "journeys",
+        sum_i64(&paths, "conversions")? + sum_i64(&paths, "nulls")?,
+        first_i64(&check, "journeys")?,
+    )?;
+    consistent("customers with a touch", sum_i64(&keys, "leads")?, first_i64(&check, "who")?)?;
     let names = keys.column("key")?.str()?;
     let channels = keys.column("channel")?.str()?;
     let leads = keys.column("leads")?.i64()?;
