@@ -561,6 +561,7 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, engine: &Engine
     Ok(())
 }
 
+#[cfg(feature = "cluster")]
 fn dataset_name(dir: &Path) -> String {
     dir.file_name().map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned())
 }
