@@ -235,6 +235,10 @@ enum Command {
         /// Longest a request may run before it is answered 503, seconds.
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
+        /// Where heatmap reductions run: `local`, or `ballista://HOST:PORT` for Parquet datasets
+        /// (the other routes stay local).
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Run a Ballista scheduler or executor with custmap's functions, for `--engine ballista://`.
     #[command(subcommand)]
@@ -379,12 +383,13 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
-        Command::Serve { dir, addr, data_dir, max_upload_mb, max_upload_rows, timeout_s } => {
+        Command::Serve { dir, addr, data_dir, max_upload_mb, max_upload_rows, timeout_s, engine } => {
             let config = custmap::http::Config {
                 token: std::env::var("CUSTMAP_TOKEN").ok().filter(|t| !t.is_empty()),
                 max_upload_bytes: max_upload_mb.saturating_mul(1 << 20),
                 max_upload_rows,
                 timeout: Duration::from_secs(timeout_s.max(1)),
+                cluster: cluster_target(&engine)?,
             };
             run_serve(dir.as_deref(), &addr, &data_dir, config)
         }
@@ -570,6 +575,28 @@ fn dataset_name(dir: &Path) -> String {
 type ClusterSession = custmap::cluster::Cluster;
 #[cfg(not(feature = "cluster"))]
 type ClusterSession = std::convert::Infallible;
+
+/// The scheduler `--engine` names for the server; `None` for local.
+fn cluster_target(engine: &EngineArgs) -> Result<Option<custmap::http::ClusterTarget>, Error> {
+    if engine.engine == "local" {
+        return Ok(None);
+    }
+    #[cfg(feature = "cluster")]
+    {
+        match engine.engine.parse::<custmap::cluster::Engine>()? {
+            custmap::cluster::Engine::Local => Ok(None),
+            custmap::cluster::Engine::Ballista { host, port } => Ok(Some(custmap::http::ClusterTarget {
+                host,
+                port,
+                timeout: Duration::from_secs(engine.cluster_timeout_s.max(1)),
+            })),
+        }
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        Err(Error::BadInput(format!("--engine {}: this custmap was built without the cluster feature", engine.engine)))
+    }
+}
 
 /// The cluster session `--engine` asks for, with the dataset registered; `None` for local.
 fn connect(engine: &EngineArgs, dir: &Path) -> Result<Option<ClusterSession>, Error> {

@@ -234,6 +234,27 @@ fn cluster_reductions_equal_the_local_engine() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // The server with `--engine ballista://` answers the heatmap route byte for byte as locally.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let target =
+        custmap::http::ClusterTarget { host: "127.0.0.1".into(), port: cluster.port, timeout: Duration::from_secs(60) };
+    let served = |cluster: Option<custmap::http::ClusterTarget>| {
+        let config = custmap::http::Config { cluster, ..Default::default() };
+        let state = custmap::http::AppState::with(custmap::http::Registry::in_memory(vec![ds.clone()]), config);
+        let uri =
+            format!("/api/v1/datasets/{}/heatmap?res=9&location=both&k=3&where=budget%20%3E%3D%202000000", ds.name);
+        rt.block_on(async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
+            let resp = custmap::http::app(state).oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes()
+        })
+    };
+    let (local_body, cluster_body) = (served(None), served(Some(target)));
+    assert!(local_body.len() > 1000);
+    assert_eq!(local_body, cluster_body, "the server's heatmap differs between engines");
+
     // A table ingest would reject is refused with the reason and count, not counted.
     let dirty = tempfile::tempdir().unwrap();
     for t in ["deals", "touchpoints"] {

@@ -123,6 +123,21 @@ fn cached_base(state: &AppState, entry: &Entry, params: &HeatmapParams) -> Resul
     if let Some(b) = state.bases.get(&key) {
         return Ok(b);
     }
+    #[cfg(feature = "cluster")]
+    if let Some(target) = &state.config.cluster {
+        // Reduced on the cluster at this resolution; such a base has no coordinates to re-index.
+        let mut cluster = crate::cluster::Cluster::connect(&target.host, target.port, target.timeout)?;
+        cluster.register_dataset(&entry.dataset.dir)?;
+        crate::cluster::jobs::check_clean(&cluster)?;
+        let base = Arc::new(crate::cluster::jobs::heatmap_base(
+            &cluster,
+            params.location,
+            params.segment.as_deref(),
+            params.res,
+        )?);
+        state.bases.insert(key, base.clone());
+        return Ok(base);
+    }
     let sibling = state.bases.find(|k| k.0 == key.0 && k.1 == key.1 && k.2 == key.2);
     let base = Arc::new(match sibling {
         Some(other) => other.reindexed(params.res)?,

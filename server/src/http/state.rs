@@ -135,6 +135,18 @@ pub struct Config {
     pub max_upload_rows: u64,
     /// Longest a request may take before it is answered 503.
     pub timeout: Duration,
+    /// A Ballista scheduler that reduces customers for heatmaps (`serve --engine`); `None`:
+    /// the local engine.
+    pub cluster: Option<ClusterTarget>,
+}
+
+/// Where a server's heatmap reductions run when not locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTarget {
+    pub host: String,
+    pub port: u16,
+    /// Longest one cluster query may take.
+    pub timeout: Duration,
 }
 
 impl Default for Config {
@@ -144,6 +156,7 @@ impl Default for Config {
             max_upload_bytes: 512 << 20,
             max_upload_rows: 20_000_000,
             timeout: Duration::from_secs(120),
+            cluster: None,
         }
     }
 }
