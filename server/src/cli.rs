@@ -516,7 +516,6 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, engine: &Engine
         #[cfg(feature = "cluster")]
         Some(cluster) => {
             let pb = spinner("reducing cells on the cluster");
-            custmap::cluster::jobs::check_clean(&cluster)?;
             let base =
                 custmap::cluster::jobs::heatmap_base(&cluster, params.location, params.segment.as_deref(), params.res)?;
             let result = base.at(params)?;
@@ -598,7 +597,8 @@ fn cluster_target(engine: &EngineArgs) -> Result<Option<custmap::http::ClusterTa
     }
 }
 
-/// The cluster session `--engine` asks for, with the dataset registered; `None` for local.
+/// The cluster session `--engine` asks for, with the dataset registered and checked; `None`
+/// for local.
 fn connect(engine: &EngineArgs, dir: &Path) -> Result<Option<ClusterSession>, Error> {
     if engine.engine == "local" {
         return Ok(None);
@@ -609,9 +609,8 @@ fn connect(engine: &EngineArgs, dir: &Path) -> Result<Option<ClusterSession>, Er
         match engine.engine.parse::<Engine>()? {
             Engine::Local => Ok(None),
             Engine::Ballista { host, port } => {
-                let mut cluster = Cluster::connect(&host, port, Duration::from_secs(engine.cluster_timeout_s.max(1)))?;
-                cluster.register_dataset(dir)?;
-                Ok(Some(cluster))
+                let timeout = Duration::from_secs(engine.cluster_timeout_s.max(1));
+                Ok(Some(Cluster::open(&host, port, timeout, dir)?))
             }
         }
     }
@@ -761,7 +760,6 @@ fn run_cluster_attribution(
         return Err(Error::BadInput("the monthly series needs each lead's dates: use --engine local for it".into()));
     }
     let pb = spinner("reducing journeys on the cluster");
-    custmap::cluster::jobs::check_clean(cluster)?;
     let j = custmap::cluster::jobs::journeys(cluster, params.by, params.window_days)?;
     pb.finish_and_clear();
     let campaigns = custmap_engine::Dataset::load_side_table(dir, Table::Campaigns)?;

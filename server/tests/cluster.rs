@@ -238,11 +238,10 @@ fn cluster_reductions_equal_the_local_engine() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let target =
         custmap::http::ClusterTarget { host: "127.0.0.1".into(), port: cluster.port, timeout: Duration::from_secs(60) };
-    let served = |cluster: Option<custmap::http::ClusterTarget>| {
+    let served = |cluster: Option<custmap::http::ClusterTarget>, uri: &str| {
         let config = custmap::http::Config { cluster, ..Default::default() };
         let state = custmap::http::AppState::with(custmap::http::Registry::in_memory(vec![ds.clone()]), config);
-        let uri =
-            format!("/api/v1/datasets/{}/heatmap?res=9&location=both&k=3&where=budget%20%3E%3D%202000000", ds.name);
+        let uri = uri.to_string();
         rt.block_on(async move {
             use tower::ServiceExt;
             let req = axum::http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
@@ -251,9 +250,22 @@ fn cluster_reductions_equal_the_local_engine() {
             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes()
         })
     };
-    let (local_body, cluster_body) = (served(None), served(Some(target)));
+    let heatmap =
+        format!("/api/v1/datasets/{}/heatmap?res=9&location=both&k=3&where=budget%20%3E%3D%202000000", ds.name);
+    let (local_body, cluster_body) = (served(None, &heatmap), served(Some(target.clone()), &heatmap));
     assert!(local_body.len() > 1000);
     assert_eq!(local_body, cluster_body, "the server's heatmap differs between engines");
+    // ... and its attribution to 1e-9 (the same sums in another order).
+    let route = format!("/api/v1/datasets/{}/attribution?model=markov", ds.name);
+    let rows = |body: &[u8]| serde_json::from_slice::<serde_json::Value>(body).unwrap()["rows"].clone();
+    let (a, b) = (rows(&served(None, &route)), rows(&served(Some(target), &route)));
+    assert_eq!(a.as_array().unwrap().len(), b.as_array().unwrap().len());
+    for (x, y) in a.as_array().unwrap().iter().zip(b.as_array().unwrap()) {
+        for name in ["conversions", "revenue", "cost", "leads"] {
+            let (x, y) = (x[name].as_f64().unwrap(), y[name].as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{name}: local {x} cluster {y}");
+        }
+    }
 
     // A table ingest would reject is refused with the reason and count, not counted.
     let dirty = tempfile::tempdir().unwrap();

@@ -96,6 +96,15 @@ impl Cluster {
         Ok(Cluster { rt, ctx, endpoint, timeout, tables: Vec::new() })
     }
 
+    /// Connects, registers the dataset in `dir` and checks its tables are clean
+    /// ([`jobs::check_clean`]): a session ready for the reductions.
+    pub fn open(host: &str, port: u16, timeout: Duration, dir: &Path) -> Result<Cluster, Error> {
+        let mut cluster = Cluster::connect(host, port, timeout)?;
+        cluster.register_dataset(dir)?;
+        jobs::check_clean(&cluster)?;
+        Ok(cluster)
+    }
+
     /// Registers the dataset's Parquet tables (customers required; deals and touchpoints when
     /// present). Executors read the same paths, so the directory must be visible to every
     /// executor at the same path (a shared or replicated file system).

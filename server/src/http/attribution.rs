@@ -2,13 +2,16 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+#[cfg(feature = "cluster")]
+use custmap_engine::analytics::attribution::attribution_of;
 use custmap_engine::analytics::attribution::funnel;
-use custmap_engine::analytics::{attribution, AttributionParams, By, Model};
+use custmap_engine::analytics::{attribution, AttributionParams, AttributionResult, By, Model};
 use custmap_engine::io::write::{frame_bytes, frame_to_json_rows};
 use custmap_engine::io::OutputFormat;
 use custmap_engine::polars::prelude::DataFrame;
 use custmap_engine::render::chart::{render_chart, Chart};
 use custmap_engine::render::ImageFormat;
+use custmap_engine::Dataset;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -98,8 +101,9 @@ async fn attribution_route(
     let format = table_format(q.format.as_deref())?;
     let chart = q.chart;
     let key = format!("attribution {params:?} {format:?} {chart:?}");
+    let st = state.clone();
     cached(&state, entry.version, key, move || {
-        let result = attribution(&ds, &params)?;
+        let result = run_attribution(&st, &ds, &params)?;
         if is_image(format) {
             let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
             let months = match chart {
@@ -123,6 +127,20 @@ async fn attribution_route(
         Ok(Reply::json(&doc))
     })
     .await
+}
+
+/// The route's attribution: journeys reduced on the server's cluster when it has one (every
+/// model but time_decay, which needs per-touch times), else built locally.
+fn run_attribution(state: &AppState, ds: &Dataset, params: &AttributionParams) -> Result<AttributionResult, ApiError> {
+    #[cfg(feature = "cluster")]
+    if let Some(t) = state.config.cluster.as_ref().filter(|_| !params.models.contains(&Model::TimeDecay)) {
+        let cluster = crate::cluster::Cluster::open(&t.host, t.port, t.timeout, &ds.dir)?;
+        let journeys = crate::cluster::jobs::journeys(&cluster, params.by, params.window_days)?;
+        return Ok(attribution_of(&journeys, ds.campaigns.as_ref(), params)?);
+    }
+    #[cfg(not(feature = "cluster"))]
+    let _ = state;
+    Ok(attribution(ds, params)?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

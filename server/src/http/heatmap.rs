@@ -126,9 +126,7 @@ fn cached_base(state: &AppState, entry: &Entry, params: &HeatmapParams) -> Resul
     #[cfg(feature = "cluster")]
     if let Some(target) = &state.config.cluster {
         // Reduced on the cluster at this resolution; such a base has no coordinates to re-index.
-        let mut cluster = crate::cluster::Cluster::connect(&target.host, target.port, target.timeout)?;
-        cluster.register_dataset(&entry.dataset.dir)?;
-        crate::cluster::jobs::check_clean(&cluster)?;
+        let cluster = crate::cluster::Cluster::open(&target.host, target.port, target.timeout, &entry.dataset.dir)?;
         let base = Arc::new(crate::cluster::jobs::heatmap_base(
             &cluster,
             params.location,
