@@ -416,3 +416,70 @@ fn campaign_cost_is_prorated_by_days() {
         }
     }
 }
+
+/// The journey rules of SPEC §4 by hand, on touchpoints given out of order: ties in time go by
+/// channel then campaign, visits are not steps, a referral comes first, the window looks back
+/// from the conversion (or the data's end), and keys are numbered by first appearance.
+#[test]
+fn journeys_by_hand_from_unordered_touchpoints() {
+    use custmap_engine::analytics::attribution::journeys::build;
+    let customers = b"customer_id,home_lat,home_lng,referred_by,created_at\n\
+A,30.5,114.3,,\nB,30.5,114.3,Z,2025-01-01\nC,30.5,114.3,,\nD,30.5,114.3,A,\nZ,30.5,114.3,,\n";
+    let touchpoints = b"customer_id,ts,channel,campaign_id,event\n\
+C,2025-06-01 09:00:00,metro,m1,lead\n\
+A,2025-01-02 10:00:00,wechat,w2,lead\n\
+B,2025-01-03 08:00:00,portal,,lead\n\
+A,2025-01-02 10:00:00,wechat,w1,click\n\
+A,2025-01-02 10:00:00,billboard,b1,lead\n\
+A,2025-01-04 10:00:00,portal,p1,visit\n\
+C,2024-01-01 09:00:00,cafe,c1,lead\n\
+D,2025-02-01 12:00:00,metro,m1,lead\n";
+    let deals = b"deal_id,customer_id,signed_at,price,status\n\
+X2,A,2025-01-05,300,signed\nX1,A,2025-01-05,100,cancelled\nY,C,2025-06-01,50,signed\n";
+    let dir = crate::common::dataset_dir(&[
+        ("customers.csv", customers),
+        ("touchpoints.csv", touchpoints),
+        ("deals.csv", deals),
+    ]);
+    let ds = Dataset::load(dir.path()).unwrap();
+    let j = build(&ds, By::Channel, 200).unwrap();
+    let names = |keys: &[u32]| keys.iter().map(|k| j.keys[*k as usize].as_str()).collect::<Vec<_>>();
+    // First appearance in (customer row, time, channel, campaign) order; the referral key last,
+    // when first needed.
+    assert_eq!(j.keys, ["billboard", "wechat", "portal", "cafe", "metro", "referral"]);
+    let journey = |row: u32| j.journeys.iter().find(|x| x.customer_row == row);
+    // A: three touches at the same instant, by channel then campaign; the visit is not a step.
+    let a = journey(0).unwrap();
+    assert_eq!(names(&a.touches.iter().map(|t| t.key).collect::<Vec<_>>()), ["billboard", "wechat", "wechat"]);
+    assert_eq!(a.conversion.map(|c| c.1), Some(300.0));
+    // B: referred on 2025-01-01, before any touch of theirs: the referral comes first.
+    let b = journey(1).unwrap();
+    assert_eq!(names(&b.touches.iter().map(|t| t.key).collect::<Vec<_>>()), ["referral", "portal"]);
+    // C: converted 2025-06-01; the 2024 cafe touch is outside the 200-day window.
+    let c = journey(2).unwrap();
+    assert_eq!(names(&c.touches.iter().map(|t| t.key).collect::<Vec<_>>()), ["metro"]);
+    // D: referred with no created_at: a referral just before the first touch.
+    let d = journey(3).unwrap();
+    assert_eq!(d.touches[0].ts, d.touches[1].ts - 1);
+    assert_eq!(names(&d.touches.iter().map(|t| t.key).collect::<Vec<_>>()), ["referral", "metro"]);
+    // Z has no touch and no referral: no journey.
+    assert!(journey(4).is_none());
+    // Leads go to each customer's first touch ever (C's is cafe, outside the window); visits
+    // count per channel.
+    let count = |v: &[u64], k: &str| v[j.keys.iter().position(|x| x == k).unwrap()];
+    assert_eq!((count(&j.leads, "billboard"), count(&j.leads, "cafe"), count(&j.leads, "referral")), (1, 1, 2));
+    assert_eq!(count(&j.visits, "portal"), 1);
+    // The same journeys whatever the file order: reversed touchpoints give the same result.
+    let mut lines: Vec<&[u8]> = touchpoints.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    lines[1..].reverse();
+    let reversed = lines.join(&b'\n');
+    let dir2 = crate::common::dataset_dir(&[
+        ("customers.csv", customers),
+        ("touchpoints.csv", &reversed),
+        ("deals.csv", deals),
+    ]);
+    let again = build(&Dataset::load(dir2.path()).unwrap(), By::Channel, 200).unwrap();
+    assert_eq!(again.keys, j.keys);
+    assert_eq!(again.journeys, j.journeys);
+    assert_eq!((again.leads.clone(), again.visits.clone()), (j.leads.clone(), j.visits.clone()));
+}

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use custmap_engine::analytics::{heatmap, HeatmapParams, KFloor, Location};
+use custmap_engine::analytics::{heatmap, HeatmapBase, HeatmapParams, KFloor, Location, Reduction};
 use custmap_engine::spatial::Res;
 use custmap_engine::Dataset;
 use h3o::{LatLng, Resolution};
@@ -287,13 +287,16 @@ proptest! {
         let mut p = params(location, 1);
         p.res = Res::new(res).unwrap();
         p.segment = Some(format!("budget >= {}", f64::from(min_budget) * 1e5));
-        let out = heatmap(&ds, &p).unwrap();
         let want = brute_force(&people, location, res, min_budget);
-        prop_assert_eq!(out.cells.height(), want.len());
-        for (hex, w) in &want {
-            let r = row(&out.cells, hex);
-            prop_assert_eq!((r["customers"] as i64, r["prospects"] as i64, r["buyers"] as i64), (w.0, w.1, w.2));
-            prop_assert!(close(r["revenue"], w.3) && close(r["purchasing_power"], w.4));
+        for by in [Reduction::Auto, Reduction::Places, Reduction::Rows] {
+            let base = HeatmapBase::build_by(&ds, location, p.segment.as_deref(), p.res, by).unwrap();
+            let out = base.at(&p).unwrap();
+            prop_assert_eq!(out.cells.height(), want.len(), "{:?}", by);
+            for (hex, w) in &want {
+                let r = row(&out.cells, hex);
+                prop_assert_eq!((r["customers"] as i64, r["prospects"] as i64, r["buyers"] as i64), (w.0, w.1, w.2));
+                prop_assert!(close(r["revenue"], w.3) && close(r["purchasing_power"], w.4));
+            }
         }
     }
 
@@ -315,7 +318,6 @@ proptest! {
 
 #[test]
 fn cached_base_serves_coarser_maps_by_rollup() {
-    use custmap_engine::analytics::HeatmapBase;
     use custmap_engine::spatial::h3::parent_bits;
     let people: Vec<Person> = (0..40)
         .map(|i| Person { home: Some(i % 12), work: Some((i * 5) % 12), budget: Some(10 + i as u32), deal: None })
@@ -343,7 +345,6 @@ fn cached_base_serves_coarser_maps_by_rollup() {
 
 #[test]
 fn reindexed_base_equals_a_direct_build_at_any_resolution() {
-    use custmap_engine::analytics::HeatmapBase;
     let people: Vec<Person> = (0..60)
         .map(|i| Person { home: Some(i % 12), work: Some((i * 7) % 12), budget: Some(5 + i as u32), deal: None })
         .collect();
@@ -366,25 +367,22 @@ fn params_at(res: u8) -> HeatmapParams {
     }
 }
 
-/// Two coordinates 1e-8 degrees apart share a packed 1e-7 key; the reduction must notice and
-/// group them exactly instead.
+/// Two coordinates 1e-8 degrees apart are two places: groups are keyed by exact coordinates.
 #[test]
-fn packed_key_clash_falls_back_to_exact_groups() {
-    use custmap_engine::analytics::HeatmapBase;
+fn nearby_coordinates_are_distinct_groups() {
     let customers =
         b"customer_id,work_lat,work_lng\nA,30.55000001,114.31\nB,30.55000002,114.31\nC,30.55000002,114.31\n";
     let (_d, ds) = load(&[("customers.csv", customers)]);
     let ds = ds.unwrap();
-    let base = HeatmapBase::build(&ds, Location::Work, None, Res::new(9).unwrap()).unwrap();
+    let base = HeatmapBase::build_by(&ds, Location::Work, None, Res::new(9).unwrap(), Reduction::Places).unwrap();
     assert_eq!(base.group_count(), 2);
     assert_eq!(base.totals.customers, 3);
 }
 
-/// Clashing and clean groups together, in `both` mode: only the clashing rows are regrouped
-/// exactly, and every person is counted once per distinct cell as before.
+/// Near and shared coordinates together, in `both` mode: every person is counted once per
+/// distinct cell.
 #[test]
-fn a_clash_regroups_only_the_clashing_rows() {
-    use custmap_engine::analytics::HeatmapBase;
+fn nearby_and_shared_coordinates_in_both_mode() {
     let customers = b"customer_id,home_lat,home_lng,work_lat,work_lng\n\
 A,30.50,114.30,30.55000001,114.31\n\
 B,30.50,114.30,30.55000002,114.31\n\
@@ -393,7 +391,7 @@ D,30.60,114.40,30.70,114.50\n\
 E,30.60,114.40,30.70,114.50\n";
     let (_d, ds) = load(&[("customers.csv", customers)]);
     let ds = ds.unwrap();
-    let base = HeatmapBase::build(&ds, Location::Both, None, Res::new(9).unwrap()).unwrap();
+    let base = HeatmapBase::build_by(&ds, Location::Both, None, Res::new(9).unwrap(), Reduction::Places).unwrap();
     // (home, work) pairs: A, B, C distinct exactly; D and E share one.
     assert_eq!(base.group_count(), 4);
     assert_eq!(base.totals.customers, 5);
@@ -402,6 +400,31 @@ E,30.60,114.40,30.70,114.50\n";
     // Homes: two cells (A,B | C,D,E); works: one cell for A,B,C and one for D,E; nobody shares a cell
     // between their own home and work, so each person counts in two cells.
     assert_eq!(total, 10);
+}
+
+/// `Auto` groups by place when customers share coordinates (and can re-index), and goes straight
+/// to cells when they do not (and then says it cannot re-index, rather than guessing).
+#[test]
+fn auto_reduction_follows_how_often_coordinates_repeat() {
+    let people: Vec<Person> =
+        (0..80).map(|i| Person { home: Some(i % 12), work: None, budget: Some(10), deal: None }).collect();
+    let (_d, ds) = write_people(&people);
+    let base = HeatmapBase::build(&ds, Location::Home, None, Res::new(9).unwrap()).unwrap();
+    assert!(base.can_reindex());
+    assert_eq!(base.group_count(), 12);
+
+    let mut csv = String::from("customer_id,home_lat,home_lng\n");
+    for i in 0..80 {
+        csv.push_str(&format!("C{i},{},{}\n", 30.5 + f64::from(i) * 1e-4, 114.3 + f64::from(i) * 1e-4));
+    }
+    let (_d2, ds) = load(&[("customers.csv", csv.as_bytes())]);
+    let ds = ds.unwrap();
+    let base = HeatmapBase::build(&ds, Location::Home, None, Res::new(9).unwrap()).unwrap();
+    assert!(!base.can_reindex());
+    assert!(base.reindexed(Res::new(8).unwrap()).is_err());
+    let places = HeatmapBase::build_by(&ds, Location::Home, None, Res::new(9).unwrap(), Reduction::Places).unwrap();
+    assert_eq!(places.group_count(), 80);
+    assert_eq!(base.at(&params_at(9)).unwrap().cells, places.at(&params_at(9)).unwrap().cells);
 }
 
 fn params_at_both(res: u8) -> HeatmapParams {

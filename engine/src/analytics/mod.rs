@@ -8,6 +8,6 @@ pub mod privacy;
 pub mod segment;
 
 pub use attribution::{attribution, AttributionParams, AttributionResult, By, Model};
-pub use heatmap::{heatmap, HeatmapBase, HeatmapParams, HeatmapResult, Location};
+pub use heatmap::{heatmap, HeatmapBase, HeatmapParams, HeatmapResult, Location, Reduction};
 pub use privacy::{KFloor, Suppressed};
 pub use segment::Segment;

@@ -6,6 +6,7 @@
 pub mod dataset;
 pub mod import;
 pub mod read;
+mod refs;
 pub mod schema;
 pub mod validate;
 pub mod write;

@@ -343,18 +343,15 @@ pub fn validate(table: Table, raw: RawTable, customers: Option<&DataFrame>) -> R
     // Pass 3: references to customers.
     if matches!(table, Table::Touchpoints | Table::Deals) {
         let customers = customers.ok_or_else(|| Error::Internal("customers must be validated first".into()))?;
-        // Hash the (few) distinct referenced ids, not every customer.
-        let referenced = frame.clone().lazy().select([col("customer_id")]).unique(None, UniqueKeepStrategy::Any);
-        let known = customers.clone().lazy().select([col("customer_id")]).with_row_index(CUSTOMER_ROW, None).join(
-            referenced,
-            [col("customer_id")],
-            [col("customer_id")],
-            JoinArgs::new(JoinType::Inner),
-        );
+        let rows = super::refs::resolve(
+            customers.column("customer_id")?.str()?,
+            frame.column("customer_id")?.str()?,
+            CUSTOMER_ROW,
+        )?;
+        frame.with_column(rows.into_column())?;
         let what = if table == Table::Deals { "deal" } else { "touchpoint" };
-        let lf = frame.lazy().left_join(known, col("customer_id"), col("customer_id"));
         let rule = Rule::new("customer_id", format!("{what} for unknown customer"), col(CUSTOMER_ROW).is_null());
-        let (kept, orphans) = apply_rules(table, lf, &[rule])?;
+        let (kept, orphans) = apply_rules(table, frame.lazy(), &[rule])?;
         frame = kept;
         rejects.extend(orphans);
     }

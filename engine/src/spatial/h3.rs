@@ -83,13 +83,23 @@ pub fn cells(lat: &[Option<f64>], lng: &[Option<f64>], res: Res) -> Vec<Option<u
                         return cell;
                     }
                 }
-                let valid = (-90.0..=90.0).contains(&la) && (-180.0..=180.0).contains(&lo);
-                let cell = valid.then(|| LatLng::new(la, lo).ok()).flatten().map(|p| u64::from(p.to_cell(r)));
+                let cell = cell_h3o(la, lo, r);
                 last = Some(((la, lo), cell));
                 cell
             })
         })
         .collect()
+}
+
+/// The cell at `res` of one coordinate pair; `None` if it is out of range or not finite.
+#[must_use]
+pub fn cell(lat: f64, lng: f64, res: Res) -> Option<u64> {
+    cell_h3o(lat, lng, res.h3o())
+}
+
+fn cell_h3o(lat: f64, lng: f64, r: Resolution) -> Option<u64> {
+    let valid = (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng);
+    valid.then(|| LatLng::new(lat, lng).ok()).flatten().map(|p| u64::from(p.to_cell(r)))
 }
 
 /// The H3 string of a cell (what kepler.gl reads in a `hex_id` column).

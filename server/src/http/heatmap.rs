@@ -117,7 +117,7 @@ fn from_accept(headers: &HeaderMap) -> OutputFormat {
 }
 
 /// The base for these parameters: cached, else re-indexed from a cached base at another
-/// resolution, else built (and cached).
+/// resolution (one that kept its places), else built (and cached).
 fn cached_base(state: &AppState, entry: &Entry, params: &HeatmapParams) -> Result<Arc<HeatmapBase>, ApiError> {
     let key: BaseKey = (entry.version, params.location.as_str(), params.segment.clone(), params.res.get());
     if let Some(b) = state.bases.get(&key) {
@@ -137,7 +137,7 @@ fn cached_base(state: &AppState, entry: &Entry, params: &HeatmapParams) -> Resul
         return Ok(base);
     }
     let sibling = state.bases.find(|k| k.0 == key.0 && k.1 == key.1 && k.2 == key.2);
-    let base = Arc::new(match sibling {
+    let base = Arc::new(match sibling.filter(|b| b.can_reindex()) {
         Some(other) => other.reindexed(params.res)?,
         None => HeatmapBase::build(&entry.dataset, params.location, params.segment.as_deref(), params.res)?,
     });

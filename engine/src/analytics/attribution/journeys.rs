@@ -15,7 +15,9 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::io::validate::CUSTOMER_ROW;
@@ -211,141 +213,278 @@ pub fn conversions<'a>(journeys: impl Iterator<Item = &'a Journey>) -> (f64, f64
         .fold((0.0, 0.0), |(n, v), (w, x)| (n + w, v + x))
 }
 
-struct Interner {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
-    channel_of: Vec<String>,
+/// A touchpoint bucketed under its customer: its time, and its channel and campaign as ranks
+/// of their sorted names (so ordering by rank is ordering by name). The top bit of `channel`
+/// marks a visit.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    ts: i64,
+    channel: u32,
+    campaign: u32,
 }
 
-impl Interner {
-    fn id(&mut self, key: &str, channel: &str) -> u32 {
-        if let Some(&id) = self.ids.get(key) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.ids.insert(key.to_string(), id);
-        self.names.push(key.to_string());
-        self.channel_of.push(channel.to_string());
-        id
+const VISIT: u32 = 1 << 31;
+
+impl Entry {
+    fn channel(self) -> u32 {
+        self.channel & !VISIT
+    }
+
+    fn is_visit(self) -> bool {
+        self.channel & VISIT != 0
+    }
+
+    /// Time, then channel name, then campaign id.
+    fn order(self) -> (i64, u32, u32) {
+        (self.ts, self.channel(), self.campaign)
     }
 }
 
+/// Sorted distinct names and each one's rank.
+struct Ranks {
+    names: Vec<String>,
+    rank: HashMap<String, u32, FixedState>,
+}
+
+impl Ranks {
+    /// Ranks of the distinct values, and of `null_as` (the name a missing value stands for).
+    fn of(values: &StringChunked, null_as: Option<&str>) -> Result<Ranks> {
+        let mut names: Vec<String> = values.unique()?.iter().flatten().map(str::to_string).collect();
+        if let Some(extra) = null_as.filter(|e| values.null_count() > 0 && !names.iter().any(|n| n == e)) {
+            names.push(extra.to_string());
+        }
+        names.sort_unstable();
+        if names.len() >= VISIT as usize {
+            return Err(Error::bad_input(format!("{} distinct names are more than attribution handles", names.len())));
+        }
+        let rank = names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
+        Ok(Ranks { names, rank })
+    }
+
+    fn get(&self, name: &str) -> u32 {
+        // Every name was ranked from the same column.
+        self.rank.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Customers per unit of parallel work.
+const CUSTOMERS_PER_TASK: usize = 1 << 14;
+
+/// What one task of customers contributes.
+#[derive(Default)]
+struct Part {
+    journeys: Vec<Journey>,
+    leads_detail: Vec<Lead>,
+    leads: Vec<u64>,
+    visits: Vec<u64>,
+    start: i64,
+    used_referral: bool,
+}
+
 /// Builds the journeys of `ds` keyed by `by`, with a lookback window of `window_days`.
+///
+/// Touchpoints are bucketed by customer row (a counting sort: rows are dense), each customer's
+/// few touchpoints sorted by (time, channel, campaign), and customers handled in parallel tasks
+/// whose results are concatenated in row order, so the journeys are the same for any number
+/// of threads. Key ids follow first appearance in that order.
 pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
     let Some(touchpoints) = ds.touchpoints.as_ref() else {
         return Err(Error::bad_input("attribution needs a touchpoints table"));
     };
     let window = i64::from(window_days) * DAY_US;
-    let tp = touchpoints
-        .clone()
-        .lazy()
-        .select([
-            col(CUSTOMER_ROW).cast(DataType::UInt32),
-            col("ts").cast(DataType::Int64).alias("ts"),
-            col("channel"),
-            col("campaign_id").fill_null(lit(NO_CAMPAIGN)),
-            col("event"),
-        ])
-        .sort([CUSTOMER_ROW, "ts", "channel", "campaign_id"], SortMultipleOptions::default().with_maintain_order(true))
-        .collect()?;
+    let rows = touchpoints.column(CUSTOMER_ROW)?.idx()?;
+    let ts = touchpoints.column("ts")?.datetime()?.physical();
+    let channel = touchpoints.column("channel")?.str()?;
+    let campaign = touchpoints.column("campaign_id")?.str()?;
+    let event = touchpoints.column("event")?.str()?;
+    let (channels, campaigns) = (Ranks::of(channel, None)?, Ranks::of(campaign, Some(NO_CAMPAIGN))?);
     let conversions = first_conversions(ds)?;
     let referrals = referrals(ds)?;
 
-    let rows = tp.column(CUSTOMER_ROW)?.u32()?;
-    let ts = tp.column("ts")?.i64()?;
-    let channel = tp.column("channel")?.str()?;
-    let campaign = tp.column("campaign_id")?.str()?;
-    let event = tp.column("event")?.str()?;
+    // Counting sort by customer row.
+    let customers = ds.customers.height();
+    let unchecked =
+        || Error::Internal("a touchpoint without customer row, time, channel or event got past ingest".into());
+    if rows.null_count() + ts.null_count() + channel.null_count() + event.null_count() > 0 {
+        return Err(unchecked());
+    }
+    let mut offsets = vec![0usize; customers + 1];
+    for r in rows.into_no_null_iter() {
+        let Some(slot) = offsets.get_mut(r as usize + 1) else {
+            return Err(Error::Internal(format!("a touchpoint refers to customer row {r} of {customers}")));
+        };
+        *slot += 1;
+    }
+    for i in 1..offsets.len() {
+        offsets[i] += offsets[i - 1];
+    }
+    let mut entries = vec![Entry::default(); offsets[customers]];
+    let mut cursor = offsets.clone();
+    let no_campaign = campaigns.get(NO_CAMPAIGN);
+    let fields = rows.into_no_null_iter().zip(ts.into_no_null_iter()).zip(channel.iter().flatten());
+    for (((r, t), ch), (cp, ev)) in fields.zip(campaign.iter().zip(event.iter().flatten())) {
+        let visit = if ev == "visit" { VISIT } else { 0 };
+        let campaign = cp.map_or(no_campaign, |cp| campaigns.get(cp));
+        entries[cursor[r as usize]] = Entry { ts: t, channel: channels.get(ch) | visit, campaign };
+        cursor[r as usize] += 1;
+    }
+    drop(cursor);
 
-    let mut keys = Interner { ids: HashMap::new(), names: Vec::new(), channel_of: Vec::new() };
-    let referral_key = |keys: &mut Interner| match by {
-        By::Channel => keys.id(REFERRAL, REFERRAL),
-        By::Campaign => keys.id("(referral)", REFERRAL),
+    // Tasks of consecutive customers; sort each customer's touchpoints and note where each
+    // key first appears.
+    let tasks: Vec<(usize, usize)> =
+        (0..customers).step_by(CUSTOMERS_PER_TASK).map(|a| (a, (a + CUSTOMERS_PER_TASK).min(customers))).collect();
+    let mut slices: Vec<&mut [Entry]> = Vec::with_capacity(tasks.len());
+    let mut rest: &mut [Entry] = &mut entries;
+    for &(a, b) in &tasks {
+        let (head, tail) = rest.split_at_mut(offsets[b] - offsets[a]);
+        slices.push(head);
+        rest = tail;
+    }
+    let key_rank = |e: Entry| match by {
+        By::Channel => e.channel(),
+        By::Campaign => e.campaign,
     };
+    let rank_count = match by {
+        By::Channel => channels.names.len(),
+        By::Campaign => campaigns.names.len(),
+    };
+    let firsts: Vec<Vec<Option<(usize, u32)>>> = slices
+        .into_par_iter()
+        .zip(&tasks)
+        .map(|(slice, &(a, b))| {
+            let base = offsets[a];
+            let mut first: Vec<Option<(usize, u32)>> = vec![None; rank_count];
+            for r in a..b {
+                let mine = &mut slice[offsets[r] - base..offsets[r + 1] - base];
+                mine.sort_unstable_by_key(|e| e.order());
+                for (i, e) in mine.iter().enumerate() {
+                    first[key_rank(*e) as usize].get_or_insert((offsets[r] + i, e.channel()));
+                }
+            }
+            first
+        })
+        .collect();
+    let mut seen: Vec<(usize, u32, u32)> = Vec::new();
+    for rank in 0..rank_count {
+        if let Some((at, ch)) = firsts.iter().find_map(|f| f[rank]) {
+            seen.push((at, rank as u32, ch));
+        }
+    }
+    seen.sort_unstable();
+    let mut id_of = vec![0u32; rank_count];
+    let mut keys: Vec<String> = Vec::with_capacity(seen.len() + 1);
+    let mut channel_of: Vec<String> = Vec::with_capacity(seen.len() + 1);
+    for (id, &(_, rank, ch)) in seen.iter().enumerate() {
+        id_of[rank as usize] = id as u32;
+        let name = match by {
+            By::Channel => &channels.names[rank as usize],
+            By::Campaign => &campaigns.names[rank as usize],
+        };
+        keys.push(name.clone());
+        channel_of.push(channels.names[ch as usize].clone());
+    }
+    let referral_name = match by {
+        By::Channel => REFERRAL,
+        By::Campaign => "(referral)",
+    };
+    let referral_key = keys.iter().position(|k| k == referral_name).unwrap_or(keys.len()) as u32;
+    let key_count = keys.len() + 1;
+
     let mut end = ts.max().unwrap_or(0);
-    let mut start = ts.min().unwrap_or(0);
+    let start = ts.min().unwrap_or(0);
     for (t, _) in conversions.values() {
         end = end.max(*t);
     }
-
-    // Per customer: raw touches (all time), visits counted on the way.
-    let mut per_customer: Vec<(u32, Vec<Touch>)> = Vec::new();
-    let mut visits: HashMap<u32, u64> = HashMap::new();
-    let mut first_visit: HashMap<u32, i64> = HashMap::new();
-    for i in 0..tp.height() {
-        let (Some(row), Some(t), Some(ch), Some(cp), Some(ev)) =
-            (rows.get(i), ts.get(i), channel.get(i), campaign.get(i), event.get(i))
-        else {
-            continue;
-        };
-        let key = match by {
-            By::Channel => keys.id(ch, ch),
-            By::Campaign => keys.id(cp, ch),
-        };
-        if ev == "visit" {
-            *visits.entry(key).or_default() += 1;
-            first_visit.entry(row).or_insert(t);
-            continue;
-        }
-        match per_customer.last_mut() {
-            Some((r, touches)) if *r == row => touches.push(Touch { key, ts: t }),
-            _ => per_customer.push((row, vec![Touch { key, ts: t }])),
-        }
-    }
-    // Referred customers without any touch still have a journey.
-    let seen: std::collections::HashSet<u32> = per_customer.iter().map(|(r, _)| *r).collect();
-    for row in referrals.keys() {
-        if !seen.contains(row) {
-            per_customer.push((*row, Vec::new()));
-        }
-    }
-
-    let mut leads: HashMap<u32, u64> = HashMap::new();
-    let mut leads_detail = Vec::with_capacity(per_customer.len());
-    let mut journeys = Vec::with_capacity(per_customer.len());
-    for (row, mut touches) in per_customer {
-        if let Some(created) = referrals.get(&row) {
-            let first = touches.first().map(|t| t.ts);
-            let at = created.or(first.map(|f| f - 1)).unwrap_or(end);
-            if first.is_none_or(|f| at <= f) {
-                let key = referral_key(&mut keys);
-                touches.insert(0, Touch { key, ts: at });
-                start = start.min(at);
+    let bucketed = &entries;
+    let parts: Vec<Part> = tasks
+        .par_iter()
+        .map(|&(a, b)| {
+            let mut part = Part { leads: vec![0; key_count], visits: vec![0; key_count], start, ..Part::default() };
+            for row in a..b {
+                let mine = &bucketed[offsets[row]..offsets[row + 1]];
+                let referral = referrals.get(&(row as u32));
+                if mine.is_empty() && referral.is_none() {
+                    continue;
+                }
+                let mut touches = Vec::with_capacity(mine.len() + usize::from(referral.is_some()));
+                let mut first_visit = None;
+                for e in mine {
+                    let key = id_of[key_rank(*e) as usize];
+                    if e.is_visit() {
+                        part.visits[key as usize] += 1;
+                        first_visit.get_or_insert(e.ts);
+                    } else {
+                        touches.push(Touch { key, ts: e.ts });
+                    }
+                }
+                if let Some(created) = referral {
+                    let first = touches.first().map(|t| t.ts);
+                    let at = created.or(first.map(|f| f - 1)).unwrap_or(end);
+                    if first.is_none_or(|f| at <= f) {
+                        touches.insert(0, Touch { key: referral_key, ts: at });
+                        part.start = part.start.min(at);
+                        part.used_referral = true;
+                    }
+                }
+                let Some(first) = touches.first() else { continue };
+                part.leads[first.key as usize] += 1;
+                let conversion = conversions.get(&(row as u32)).copied();
+                part.leads_detail.push(Lead {
+                    key: first.key,
+                    lead_ts: first.ts,
+                    visit_ts: first_visit,
+                    deal: conversion,
+                });
+                let horizon = conversion.map_or(end, |(t, _)| t);
+                touches.retain(|t| t.ts <= horizon && t.ts >= horizon - window);
+                if touches.is_empty() && conversion.is_none() {
+                    continue;
+                }
+                journeys_push(&mut part.journeys, row as u32, touches, conversion);
             }
+            part
+        })
+        .collect();
+
+    // Freed before the output is gathered, so the allocator can reuse their pages.
+    drop((entries, offsets));
+    let mut out = Journeys { period: (start, end), timed: true, ..Journeys::default() };
+    out.journeys.reserve_exact(parts.iter().map(|p| p.journeys.len()).sum());
+    out.leads_detail.reserve_exact(parts.iter().map(|p| p.leads_detail.len()).sum());
+    let mut leads = vec![0u64; key_count];
+    let mut visits = vec![0u64; key_count];
+    let mut used_referral = false;
+    for part in parts {
+        out.journeys.extend(part.journeys);
+        out.leads_detail.extend(part.leads_detail);
+        for k in 0..key_count {
+            leads[k] += part.leads[k];
+            visits[k] += part.visits[k];
         }
-        let Some(first) = touches.first() else { continue };
-        *leads.entry(first.key).or_default() += 1;
-        let conversion = conversions.get(&row).copied();
-        leads_detail.push(Lead {
-            key: first.key,
-            lead_ts: first.ts,
-            visit_ts: first_visit.get(&row).copied(),
-            deal: conversion,
-        });
-        let horizon = conversion.map_or(end, |(t, _)| t);
-        touches.retain(|t| t.ts <= horizon && t.ts >= horizon - window);
-        if touches.is_empty() && conversion.is_none() {
-            continue;
-        }
-        journeys.push(Journey { customer_row: row, touches, conversion, weight: 1.0 });
+        out.period.0 = out.period.0.min(part.start);
+        used_referral |= part.used_referral;
     }
-    let n = keys.names.len();
-    let count = |m: &HashMap<u32, u64>| (0..n as u32).map(|k| m.get(&k).copied().unwrap_or(0)).collect();
-    Ok(Journeys {
-        leads: count(&leads),
-        visits: count(&visits),
-        keys: keys.names,
-        channel_of: keys.channel_of,
-        journeys,
-        period: (start, end),
-        leads_detail,
-        timed: true,
-    })
+    if used_referral && referral_key as usize == keys.len() {
+        keys.push(referral_name.to_string());
+        channel_of.push(REFERRAL.to_string());
+    }
+    leads.truncate(keys.len());
+    visits.truncate(keys.len());
+    out.keys = keys;
+    out.channel_of = channel_of;
+    out.leads = leads;
+    out.visits = visits;
+    Ok(out)
+}
+
+fn journeys_push(journeys: &mut Vec<Journey>, customer_row: u32, touches: Vec<Touch>, conversion: Option<(i64, f64)>) {
+    journeys.push(Journey { customer_row, touches, conversion, weight: 1.0 });
 }
 
 /// First signed deal per customer row: (end of its signing day in microseconds, price).
-fn first_conversions(ds: &Dataset) -> Result<HashMap<u32, (i64, f64)>> {
-    let mut out = HashMap::new();
+fn first_conversions(ds: &Dataset) -> Result<HashMap<u32, (i64, f64), FixedState>> {
+    let mut out = HashMap::default();
     let Some(deals) = ds.deals.as_ref() else { return Ok(out) };
     let d = deals
         .clone()
@@ -371,7 +510,7 @@ fn first_conversions(ds: &Dataset) -> Result<HashMap<u32, (i64, f64)>> {
 }
 
 /// Referred customers: row -> referral time (start of `created_at`, if known).
-fn referrals(ds: &Dataset) -> Result<HashMap<u32, Option<i64>>> {
+fn referrals(ds: &Dataset) -> Result<HashMap<u32, Option<i64>, FixedState>> {
     let c = ds
         .customers
         .clone()

@@ -13,6 +13,9 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
+use rayon::prelude::*;
+
 use super::journeys::Journey;
 use crate::error::{Error, Result};
 
@@ -20,7 +23,7 @@ const START: usize = 0;
 
 struct Chain {
     /// Per transient state: (next transient state, count); index 0 is `start`.
-    next: Vec<HashMap<usize, f64>>,
+    next: Vec<HashMap<usize, f64, FixedState>>,
     /// Per transient state: count of transitions to conversion and to null.
     conv: Vec<f64>,
     null: Vec<f64>,
@@ -28,22 +31,25 @@ struct Chain {
     members: Vec<Vec<u32>>,
 }
 
-fn build(paths: &HashMap<(Vec<u32>, bool), f64>, order: usize) -> Chain {
-    let mut ids: HashMap<Vec<u32>, usize> = HashMap::new();
-    let mut chain = Chain { next: vec![HashMap::new()], conv: vec![0.0], null: vec![0.0], members: vec![Vec::new()] };
+fn build(paths: &[(Vec<u32>, f64)], order: usize) -> Chain {
+    let mut ids: HashMap<Vec<u32>, usize, FixedState> = HashMap::default();
+    let mut chain =
+        Chain { next: vec![HashMap::default()], conv: vec![0.0], null: vec![0.0], members: vec![Vec::new()] };
     let mut state = |chain: &mut Chain, s: &[u32]| -> usize {
         if let Some(&id) = ids.get(s) {
             return id;
         }
         let id = chain.next.len();
         ids.insert(s.to_vec(), id);
-        chain.next.push(HashMap::new());
+        chain.next.push(HashMap::default());
         chain.conv.push(0.0);
         chain.null.push(0.0);
         chain.members.push(s.to_vec());
         id
     };
-    for ((path, converted), &n) in paths {
+    for (marked, n) in paths {
+        let n = *n;
+        let (path, converted) = unmark(marked);
         let mut prev = START;
         for i in 0..path.len() {
             let lo = (i + 1).saturating_sub(order);
@@ -51,13 +57,62 @@ fn build(paths: &HashMap<(Vec<u32>, bool), f64>, order: usize) -> Chain {
             *chain.next[prev].entry(s).or_default() += n;
             prev = s;
         }
-        if *converted {
+        if converted {
             chain.conv[prev] += n;
         } else {
             chain.null[prev] += n;
         }
     }
     chain
+}
+
+/// Ends a path's keys: whether it converted. Keys are far below these values.
+const CONVERTED: u32 = u32::MAX;
+const NOT_CONVERTED: u32 = u32::MAX - 1;
+
+fn unmark(marked: &[u32]) -> (&[u32], bool) {
+    match marked.split_last() {
+        Some((&end, path)) => (path, end == CONVERTED),
+        None => (marked, false),
+    }
+}
+
+/// Journeys per chunk of parallel grouping.
+const JOURNEYS_PER_TASK: usize = 1 << 15;
+
+/// Distinct paths (keys, then the conversion marker) of the journeys with a touch, with their
+/// total weight, in order of first appearance. Chunks are grouped in parallel and merged in
+/// order, so the result is the same for any number of threads.
+fn distinct_paths(journeys: &[Journey]) -> Vec<(Vec<u32>, f64)> {
+    let group = |journeys: &[Journey]| {
+        let mut index: HashMap<Vec<u32>, usize, FixedState> = HashMap::default();
+        let mut out: Vec<(Vec<u32>, f64)> = Vec::new();
+        let mut buf: Vec<u32> = Vec::new();
+        for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
+            buf.clear();
+            buf.extend(j.touches.iter().map(|t| t.key));
+            buf.push(if j.conversion.is_some() { CONVERTED } else { NOT_CONVERTED });
+            add_path(&mut index, &mut out, &buf, j.weight);
+        }
+        out
+    };
+    let parts: Vec<Vec<(Vec<u32>, f64)>> = journeys.par_chunks(JOURNEYS_PER_TASK).map(group).collect();
+    let mut index: HashMap<Vec<u32>, usize, FixedState> = HashMap::default();
+    let mut out = Vec::new();
+    for (path, weight) in parts.iter().flatten() {
+        add_path(&mut index, &mut out, path, *weight);
+    }
+    out
+}
+
+fn add_path(index: &mut HashMap<Vec<u32>, usize, FixedState>, out: &mut Vec<(Vec<u32>, f64)>, path: &[u32], w: f64) {
+    match index.get(path) {
+        Some(&i) => out[i].1 += w,
+        None => {
+            index.insert(path.to_vec(), out.len());
+            out.push((path.to_vec(), w));
+        }
+    }
 }
 
 /// Probability of conversion from `start`, with the states in `removed` sent to null.
@@ -94,12 +149,7 @@ fn conversion_probability(chain: &Chain, removed: &[bool]) -> Result<f64> {
 
 /// Removal effects per key (`keys` of them) and the full conversion probability.
 pub fn removal_effects(journeys: &[Journey], keys: usize, order: u8) -> Result<(Vec<f64>, f64)> {
-    let mut paths: HashMap<(Vec<u32>, bool), f64> = HashMap::new();
-    for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
-        let path: Vec<u32> = j.touches.iter().map(|t| t.key).collect();
-        *paths.entry((path, j.conversion.is_some())).or_default() += j.weight;
-    }
-    let chain = build(&paths, usize::from(order.max(1)));
+    let chain = build(&distinct_paths(journeys), usize::from(order.max(1)));
     let none = vec![false; chain.next.len()];
     let full = conversion_probability(&chain, &none)?;
     let mut effects = vec![0.0; keys];

@@ -1,26 +1,36 @@
 //! Purchasing-power heatmaps on H3 cells (SPEC §3).
 //!
-//! Flow: customers (+ signed deals per customer) -> one row per distinct anchor coordinate
-//! (a group of customers with sums) -> H3 cell of each group at the base resolution, computed
-//! once per distinct coordinate -> coarser cells by parent bit operations (for the privacy
-//! floor's merges and for maps rolled up from a cached base) -> privacy floor -> metrics.
+//! Flow: customers (+ signed deals per customer) -> per-cell sums at a base resolution ->
+//! coarser cells by parent bit operations (for the privacy floor's merges) -> privacy floor ->
+//! metrics. Customers reach cells one of two ways ([`Reduction`]), with identical results:
+//! - by place: one group per distinct anchor coordinate (exact bits), H3 once per group. Fast
+//!   on CRM data where many customers share a building's coordinates, and the groups let a
+//!   cached base serve any other resolution without reading customers again;
+//! - by row: each customer's cell directly (a small cache catches repeated coordinates), for
+//!   data where coordinates rarely repeat, where grouping would only add a table as large as
+//!   the data. A sample of customers picks the way.
 //!
 //! H3 cells are not geometrically nested: a point near a cell edge can lie in a res-8 cell that
 //! is not the parent of its res-9 cell. The base level is therefore computed from coordinates
 //! (exact, and what other H3 tools compute); coarser levels are hierarchical roll-ups, the
 //! usual H3 aggregation.
 //!
-//! Working on coordinate groups, not customers, is what makes this fast on CRM data where many
-//! customers share a building's coordinates; it is exact because every metric is a sum over
-//! customers, and a group is a set of customers counted once. In `both` mode a group holds
-//! customers with the same home *and* work coordinates, so a person whose home and work fall in
-//! one cell is counted once there.
+//! Every metric is a sum over customers, so grouping is exact. In `both` mode a group holds
+//! customers with the same home *and* work coordinates (or cells), so a person whose home and
+//! work fall in one cell is counted once there.
 
 use std::collections::HashMap;
 
 use polars::prelude::*;
 use serde::Serialize;
 
+mod groups;
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use self::groups::{coord_bits, coord_of, CellCache, F64s, Flags, Source, Sums, MISSING};
 use super::privacy::{KFloor, Suppressed};
 use super::segment::Segment;
 use crate::error::{Error, Result};
@@ -151,109 +161,90 @@ pub struct Totals {
     pub purchasing_power: f64,
 }
 
-/// How coordinate groups are keyed: a packed integer (1e-7 degree grid, checked exact per group)
-/// or the raw float pair (the fallback when two distinct coordinates share a packed key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keys {
-    Packed,
-    Exact,
+/// Customers reduced to exact coordinate groups: keys `[home_lat, home_lng, work_lat, work_lng]`
+/// as coordinate bits ([`groups::MISSING`] for an anchor not counted or absent), with sums.
+#[derive(Debug, Default)]
+struct Groups {
+    keys: Vec<[u64; 4]>,
+    sums: Vec<Sums>,
 }
 
-fn key_names(a: &Anchor, keys: Keys) -> Vec<String> {
-    match keys {
-        Keys::Packed => vec![format!("{}_key", a.cell)],
-        Keys::Exact => vec![format!("{}_klat", a.cell), format!("{}_klng", a.cell)],
-    }
+/// How [`HeatmapBase::build`] reduces customers. Every way gives the same cells and sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// [`Reduction::Places`] unless a sample of customers shows mostly distinct coordinates.
+    #[default]
+    Auto,
+    /// Group customers by exact coordinates, then compute H3 once per distinct place. Fast when
+    /// customers share buildings' coordinates (CRM data geocoded to addresses), and the base can
+    /// be re-indexed to any resolution without reading customers again.
+    Places,
+    /// Compute each customer's cell (with a small cache for repeated coordinates) and sum per
+    /// cell. Fast when coordinates rarely repeat; the base cannot be re-indexed.
+    Rows,
 }
 
-/// Group-key expressions for an anchor. The packed key is `round((lat+90)e7) << 32 |
-/// round((lng+180)e7)`: one i64, which polars groups about three times faster than two floats.
-fn key_exprs(a: &Anchor, keys: Keys) -> Vec<Expr> {
-    let names = key_names(a, keys);
-    match keys {
-        Keys::Packed => {
-            let q = |c: &str, offset: f64| {
-                ((col(c) + lit(offset)) * lit(1e7)).round(0, RoundMode::HalfToEven).cast(DataType::Int64)
-            };
-            vec![(q(a.lat, 90.0) * lit(1i64 << 32) + q(a.lng, 180.0)).alias(names[0].as_str())]
-        }
-        Keys::Exact => vec![col(a.lat).alias(names[0].as_str()), col(a.lng).alias(names[1].as_str())],
-    }
-}
-
-fn max_name(c: &str) -> String {
-    format!("{c}__max")
-}
-
-/// Packed keys, per anchor, that two distinct coordinates shared.
-struct Clash {
-    keys: Vec<Series>,
-}
-
-impl Clash {
-    /// Rows (or groups) with an anchor whose packed key clashed.
-    fn touches(&self, anchors: &[Anchor]) -> Expr {
-        anchors.iter().zip(&self.keys).fold(lit(false), |acc, (a, k)| {
-            let key = key_exprs(a, Keys::Packed).remove(0);
-            acc.or(key.is_in(lit(k.clone()).implode(false), false).fill_null(lit(false)))
-        })
-    }
-}
-
-/// Reduces customers (and their signed deals) to one row per anchor-coordinate group with the
-/// sums and the group's coordinates. With packed keys, groups whose key two distinct coordinates
-/// shared are left out and reported as a [`Clash`], for an exact reduction of just their rows
-/// (`only`).
+/// Reduces customers (and their signed deals): to one group per distinct anchor coordinate
+/// (per distinct pair of home and work coordinates in `both` mode) and then to cells at `res`,
+/// or per customer straight to cells. Customers with no counted place are left out.
 fn reduce(
     ds: &Dataset,
     segment: Option<&Segment>,
     location: Location,
-    keys: Keys,
-    only: Option<&Clash>,
-) -> Result<(DataFrame, Option<Clash>)> {
-    let anchors = location.anchors();
-    let only_rows = only.map_or(lit(true), |c| c.touches(anchors));
-    let located = anchors.iter().fold(lit(false), |acc, a| acc.or(col(a.lat).is_not_null()));
-    let prospect = segment.map_or(lit(true), |s| s.expr.clone());
-    let key_cols: Vec<Expr> = anchors.iter().flat_map(|a| key_names(a, keys)).map(|k| col(k.as_str())).collect();
-    let with_keys: Vec<Expr> = anchors.iter().flat_map(|a| key_exprs(a, keys)).collect();
-    let coord_names: Vec<&str> = anchors.iter().flat_map(|a| [a.lat, a.lng]).collect();
-    let aggs = |sums: &[&str]| -> Vec<Expr> {
-        let mut v: Vec<Expr> = sums.iter().map(|c| col(*c).sum()).collect();
-        v.extend(coord_names.iter().map(|c| col(*c).min()));
-        v.extend(coord_names.iter().map(|c| col(*c).max().alias(max_name(c).as_str())));
-        v
+    res: Res,
+    by: Reduction,
+) -> Result<(Option<Arc<Groups>>, DataFrame)> {
+    let customers = &ds.customers;
+    let n = customers.height();
+
+    let prospects = segment
+        .map(|s| -> Result<Flags> {
+            let flags = customers.clone().lazy().select([s.expr.clone().alias("__prospect")]).collect()?;
+            groups::same_len("segment filter", flags.height(), n)?;
+            Flags::new(flags.column("__prospect")?)
+        })
+        .transpose()?;
+    let is_prospect = |i: usize| prospects.as_ref().is_none_or(|f| f.get(i));
+    let budget = F64s::new(customers.column("budget")?)?;
+    let place = |a: &Anchor| -> Result<Option<(F64s, F64s)>> {
+        if location.anchors().iter().any(|b| b.lat == a.lat) {
+            Ok(Some((F64s::new(customers.column(a.lat)?)?, F64s::new(customers.column(a.lng)?)?)))
+        } else {
+            Ok(None)
+        }
+    };
+    let (home, work) = (place(&Anchor::HOME)?, place(&Anchor::WORK)?);
+    let key_of = |i: usize| -> Option<[u64; 4]> {
+        let mut key = [MISSING; 4];
+        if let Some((lat, lng)) = &home {
+            key[0] = coord_bits(lat.get(i));
+            key[1] = coord_bits(lng.get(i));
+        }
+        if let Some((lat, lng)) = &work {
+            key[2] = coord_bits(lat.get(i));
+            key[3] = coord_bits(lng.get(i));
+        }
+        // Ingest guarantees lat and lng are both given or both missing.
+        (key[0] != MISSING || key[2] != MISSING).then_some(key)
+    };
+    let customer = |i: usize| {
+        key_of(i).map(|key| {
+            let p = is_prospect(i);
+            let sums = Sums {
+                customers: 1,
+                prospects: i64::from(p),
+                purchasing_power: if p { budget.get(i).unwrap_or(0.0) } else { 0.0 },
+                ..Sums::default()
+            };
+            (key, sums)
+        })
     };
 
-    // Every customer: counts, prospects and budgets. No join.
-    // Not filtered by `located` first: that would copy whole columns. Unlocated customers form
-    // the group whose keys are all null, dropped after aggregation.
-    let everyone = ds
-        .customers
-        .clone()
-        .lazy()
-        .filter(only_rows.clone())
-        .with_columns([
-            prospect.clone().cast(DataType::Int64).alias("prospects"),
-            when(prospect.clone())
-                .then(col("budget").fill_null(lit(0.0)))
-                .otherwise(lit(0.0))
-                .alias("purchasing_power"),
-        ])
-        .with_columns(with_keys.clone())
-        .group_by(key_cols.clone())
-        .agg({
-            let mut a = vec![len().cast(DataType::Int64).alias("customers")];
-            a.extend(aggs(&["prospects", "purchasing_power"]));
-            a
-        })
-        .with_columns([lit(0i64).alias("buyers"), lit(0i64).alias("deals"), lit(0.0).alias("revenue")]);
-    let mut parts = vec![everyone];
-
-    // Buyers only (a minority): signed deals per customer row, gathered by index. A buyer's
-    // missing budget is taken from their largest signed deal.
+    // Buyers (a minority): signed deals per customer row. A buyer's missing budget is taken
+    // from their largest signed deal.
+    let mut per_buyer = DataFrame::empty();
     if let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) {
-        let per_buyer = deals
+        per_buyer = deals
             .clone()
             .lazy()
             .filter(col("status").eq(lit("signed")))
@@ -264,58 +255,60 @@ fn reduce(
                 col("price").max().alias("__max_price"),
             ])
             .collect()?;
-        let rows = per_buyer.column(CUSTOMER_ROW)?.idx()?.clone();
-        let mut buyers = ds.customers.take(&rows)?;
-        for c in ["deals", "revenue", "__max_price"] {
-            buyers.with_column(per_buyer.column(c)?.clone())?;
-        }
-        let extra_budget =
-            when(prospect.clone().and(col("budget").is_null())).then(col("__max_price")).otherwise(lit(0.0));
-        parts.push(
-            buyers
-                .lazy()
-                .filter(located.and(only_rows))
-                .with_columns([lit(1i64).alias("buyers"), extra_budget.alias("purchasing_power")])
-                .with_columns(with_keys)
-                .group_by(key_cols.clone())
-                .agg(aggs(&["buyers", "deals", "revenue", "purchasing_power"]))
-                .with_columns([lit(0i64).alias("customers"), lit(0i64).alias("prospects")]),
-        );
     }
-
-    let mut order = key_cols.clone();
-    order.extend(SUMS.iter().map(|c| col(*c).cast(sum_type(c))));
-    order.extend(coord_names.iter().map(|c| col(*c)));
-    order.extend(coord_names.iter().map(|c| col(max_name(c).as_str())));
-    let parts: Vec<LazyFrame> = parts.into_iter().map(|p| p.select(order.clone())).collect();
-    let mut final_aggs = sum_exprs();
-    final_aggs.extend(coord_names.iter().map(|c| col(*c).min()));
-    final_aggs.extend(coord_names.iter().map(|c| col(max_name(c).as_str()).max()));
-    let any_anchor = coord_names.iter().fold(lit(false), |acc, c| acc.or(col(*c).is_not_null()));
-    let groups =
-        concat(parts, UnionArgs::default())?.group_by(key_cols).agg(final_aggs).filter(any_anchor).collect()?;
-
-    let drop: Vec<String> =
-        anchors.iter().flat_map(|a| key_names(a, keys)).chain(coord_names.iter().map(|c| max_name(c))).collect();
-    if keys == Keys::Packed {
-        let inexact = coord_names
-            .iter()
-            .fold(lit(false), |acc, c| acc.or(col(*c).neq(col(max_name(c).as_str())).fill_null(lit(false))));
-        let clashed = groups.clone().lazy().filter(inexact).collect()?;
-        if clashed.height() > 0 {
-            let keys_of = |a: &Anchor| -> Result<Series> {
-                Ok(clashed
-                    .column(key_names(a, Keys::Packed)[0].as_str())?
-                    .as_materialized_series()
-                    .drop_nulls()
-                    .unique()?)
+    let buyers = per_buyer.height();
+    let (rows, deals, revenue, max_price) = if buyers > 0 {
+        (
+            per_buyer.column(CUSTOMER_ROW)?.idx()?.into_no_null_iter().map(|r| r as usize).collect::<Vec<_>>(),
+            per_buyer.column("deals")?.i64()?.iter().map(|d| d.unwrap_or(0)).collect::<Vec<_>>(),
+            per_buyer.column("revenue")?.f64()?.iter().map(|r| r.unwrap_or(0.0)).collect::<Vec<_>>(),
+            per_buyer.column("__max_price")?.f64()?.iter().collect::<Vec<_>>(),
+        )
+    } else {
+        Default::default()
+    };
+    if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
+        return Err(Error::Internal(format!("a deal refers to customer row {bad} of {n}")));
+    }
+    let buyer = |j: usize| {
+        let i = rows[j];
+        // Checked above: every row is < n.
+        key_of(i).map(|key| {
+            let extra = is_prospect(i) && budget.get(i).is_none();
+            let sums = Sums {
+                buyers: 1,
+                deals: deals[j],
+                revenue: revenue[j],
+                purchasing_power: if extra { max_price[j].unwrap_or(0.0) } else { 0.0 },
+                ..Sums::default()
             };
-            let clash = Clash { keys: anchors.iter().map(keys_of).collect::<Result<_>>()? };
-            let kept = groups.lazy().filter(clash.touches(anchors).not()).drop(cols(drop)).collect()?;
-            return Ok((kept, Some(clash)));
-        }
+            (key, sums)
+        })
+    };
+    let by = match by {
+        Reduction::Auto if groups::mostly_distinct(n, key_of) => Reduction::Rows,
+        Reduction::Auto => Reduction::Places,
+        other => other,
+    };
+    if by == Reduction::Rows {
+        let to_cells = |cache: &mut [CellCache; 2], (k, sums): ([u64; 4], Sums)| {
+            ([cache[0].cell(k[0], k[1], res), cache[1].cell(k[2], k[3], res)], sums)
+        };
+        let per_customer = |cache: &mut [CellCache; 2], i: usize| customer(i).map(|r| to_cells(cache, r));
+        let per_buyer = |cache: &mut [CellCache; 2], j: usize| buyer(j).map(|r| to_cells(cache, r));
+        let per_cell =
+            groups::sum_by_key(&[Source { len: n, row: &per_customer }, Source { len: buyers, row: &per_buyer }]);
+        return Ok((None, cells_frame(&per_cell, location)?));
     }
-    Ok((groups.lazy().drop(cols(drop)).collect()?, None))
+    let per_customer = |_: &mut (), i: usize| customer(i);
+    let per_buyer = |_: &mut (), j: usize| buyer(j);
+    let (keys, sums) =
+        groups::sum_by_key(&[Source { len: n, row: &per_customer }, Source { len: buyers, row: &per_buyer }])
+            .into_iter()
+            .unzip();
+    let groups = Groups { keys, sums };
+    let cells = cells_at(&groups, location, res)?;
+    Ok((Some(Arc::new(groups)), cells))
 }
 
 /// Customers reduced to coordinate groups with their H3 cells at a base resolution: the reusable
@@ -328,7 +321,11 @@ pub struct HeatmapBase {
     pub res: Res,
     pub location: Location,
     pub segment: Option<String>,
-    groups: DataFrame,
+    /// The coordinate groups; `None` for a base reduced elsewhere to cells.
+    groups: Option<Arc<Groups>>,
+    /// Sums per distinct tuple of cells at `res`: one UInt64 column per anchor (null where the
+    /// anchor has no place) and the sums.
+    cells: DataFrame,
     pub totals: Totals,
 }
 
@@ -336,24 +333,19 @@ impl HeatmapBase {
     /// Reduces the dataset's customers for `location` and the segment filter `where_`, with
     /// cells at resolution `res`.
     pub fn build(ds: &Dataset, location: Location, where_: Option<&str>, res: Res) -> Result<Self> {
+        Self::build_by(ds, location, where_, res, Reduction::Auto)
+    }
+
+    /// [`Self::build`] with the reduction chosen.
+    pub fn build_by(ds: &Dataset, location: Location, where_: Option<&str>, res: Res, by: Reduction) -> Result<Self> {
         let segment = where_
             .map(str::trim)
             .filter(|w| !w.is_empty())
             .map(|w| Segment::parse(w, &ds.customers.schema()))
             .transpose()?;
-        // Packed keys first; the few groups where two distinct coordinates shared a key are
-        // reduced again, exactly, from only their rows.
-        let groups = match reduce(ds, segment.as_ref(), location, Keys::Packed, None)? {
-            (groups, None) => groups,
-            (mut groups, Some(clash)) => {
-                let (exact, _) = reduce(ds, segment.as_ref(), location, Keys::Exact, Some(&clash))?;
-                groups.vstack_mut(&exact)?;
-                groups
-            }
-        };
-        let totals = totals_of(&groups)?;
-        let base = HeatmapBase { res, location, segment: segment.map(|s| s.text), groups, totals };
-        base.reindexed(res)
+        let (groups, cells) = reduce(ds, segment.as_ref(), location, res, by)?;
+        let totals = totals_of(&cells)?;
+        Ok(HeatmapBase { res, location, segment: segment.map(|s| s.text), groups, cells, totals })
     }
 
     /// A base from per-cell sums reduced elsewhere (a cluster, SPEC §8). `cells` has a UInt64
@@ -372,9 +364,9 @@ impl HeatmapBase {
             select.push(col(name).cast(DataType::UInt64).alias(a.cell));
         }
         select.extend(SUMS.iter().map(|c| col(*c).cast(sum_type(c))));
-        let groups = cells.lazy().select(select).collect()?;
-        let totals = totals_of(&groups)?;
-        Ok(HeatmapBase { res, location, segment, groups, totals })
+        let cells = cells.lazy().select(select).collect()?;
+        let totals = totals_of(&cells)?;
+        Ok(HeatmapBase { res, location, segment, groups: None, cells, totals })
     }
 
     /// The same groups with cells at `res`, finer or coarser, indexed from the groups'
@@ -382,22 +374,26 @@ impl HeatmapBase {
     /// [`HeatmapBase::build`] at `res`. (H3 is not nested, so the parents of finer cells would
     /// move customers near cell edges to a neighbouring cell.)
     pub fn reindexed(&self, res: Res) -> Result<HeatmapBase> {
-        if self.location.anchors().iter().any(|a| self.groups.column(a.lat).is_err()) {
-            return Err(Error::Internal("a base made from reduced cells has no coordinates to re-index".into()));
-        }
-        let mut groups = self.groups.clone();
-        for a in self.location.anchors() {
-            let lat = groups.column(a.lat)?.f64()?.to_vec();
-            let lng = groups.column(a.lng)?.f64()?.to_vec();
-            groups.with_column(Column::new(a.cell.into(), h3::cells(&lat, &lng, res)))?;
-        }
-        Ok(HeatmapBase { res, location: self.location, segment: self.segment.clone(), groups, totals: self.totals })
+        let Some(groups) = &self.groups else {
+            return Err(Error::Internal(
+                "this base was reduced straight to cells; it has no places to re-index".into(),
+            ));
+        };
+        let cells = cells_at(groups, self.location, res)?;
+        Ok(HeatmapBase { res, cells, segment: self.segment.clone(), groups: Some(groups.clone()), ..*self })
     }
 
-    /// Number of coordinate groups (distinct anchor coordinates) the customers reduced to.
+    /// Whether [`Self::reindexed`] can serve another resolution (the base kept its places).
+    #[must_use]
+    pub fn can_reindex(&self) -> bool {
+        self.groups.is_some()
+    }
+
+    /// Number of coordinate groups (distinct anchor coordinates) the customers reduced to, or of
+    /// distinct cells for a base reduced straight to cells.
     #[must_use]
     pub fn group_count(&self) -> usize {
-        self.groups.height()
+        self.groups.as_ref().map_or(self.cells.height(), |g| g.keys.len())
     }
 
     /// Cells at `params.res` with metrics, after the privacy floor.
@@ -413,7 +409,7 @@ impl HeatmapBase {
         let anchors = self.location.anchors();
         let mut active: Vec<Expr> = anchors.iter().map(|a| col(a.cell).is_not_null()).collect();
         let mut res = params.res;
-        let mut lf = self.groups.clone().lazy();
+        let mut lf = self.cells.clone().lazy();
         let mut kept: Vec<LazyFrame> = Vec::new();
         let mut suppressed = Suppressed::default();
         let mut finest_table: Option<DataFrame> = None;
@@ -464,6 +460,37 @@ impl HeatmapBase {
         let frame = metrics(cells, &finest, &self.totals, params)?;
         Ok(HeatmapResult { params: params.clone(), totals: self.totals, suppressed, cells: frame })
     }
+}
+
+/// The groups' sums per distinct tuple of their anchors' cells at `res`: H3 once per group, on
+/// the rayon pool, then a hash aggregation.
+fn cells_at(groups: &Groups, location: Location, res: Res) -> Result<DataFrame> {
+    let cell = |lat: u64, lng: u64| match (coord_of(lat), coord_of(lng)) {
+        (Some(lat), Some(lng)) => h3::cell(lat, lng, res).unwrap_or(MISSING),
+        _ => MISSING,
+    };
+    let tuples: Vec<[u64; 2]> = groups.keys.par_iter().map(|k| [cell(k[0], k[1]), cell(k[2], k[3])]).collect();
+    let row = |_: &mut (), i: usize| Some((tuples[i], groups.sums[i]));
+    cells_frame(&groups::sum_by_key(&[Source { len: tuples.len(), row: &row }]), location)
+}
+
+/// Per-cell sums as the frame [`HeatmapBase::at`] reads: one cell column per anchor.
+fn cells_frame(per_cell: &[([u64; 2], Sums)], location: Location) -> Result<DataFrame> {
+    let mut columns = Vec::new();
+    for a in location.anchors() {
+        let slot = usize::from(a.lat == Anchor::WORK.lat);
+        let values: Vec<Option<u64>> = per_cell.iter().map(|(t, _)| (t[slot] != MISSING).then_some(t[slot])).collect();
+        columns.push(Column::new(a.cell.into(), values));
+    }
+    let sum_i = |f: fn(&Sums) -> i64| per_cell.iter().map(|(_, s)| f(s)).collect::<Vec<i64>>();
+    let sum_f = |f: fn(&Sums) -> f64| per_cell.iter().map(|(_, s)| f(s)).collect::<Vec<f64>>();
+    columns.push(Column::new("customers".into(), sum_i(|s| s.customers)));
+    columns.push(Column::new("prospects".into(), sum_i(|s| s.prospects)));
+    columns.push(Column::new("buyers".into(), sum_i(|s| s.buyers)));
+    columns.push(Column::new("deals".into(), sum_i(|s| s.deals)));
+    columns.push(Column::new("revenue".into(), sum_f(|s| s.revenue)));
+    columns.push(Column::new("purchasing_power".into(), sum_f(|s| s.purchasing_power)));
+    Ok(DataFrame::new(per_cell.len(), columns)?)
 }
 
 fn level_col(a: &Anchor) -> String {

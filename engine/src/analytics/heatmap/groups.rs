@@ -1,0 +1,200 @@
+//! Hash aggregation behind the heatmap: customers to exact coordinate groups, or straight to
+//! cells, and groups to cells.
+//!
+//! Keys are exact (coordinate bit patterns, or H3 cells), so two distinct places never share a
+//! group. Rows are cut into fixed chunks aggregated in parallel, and the chunks' tables merged in
+//! chunk order: the groups, their order and their sums are the same for any number of threads.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+
+use foldhash::fast::FixedState;
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::spatial::h3::{self, Res};
+
+/// The sums a group (a set of customers, each counted once) carries to its cells.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Sums {
+    pub customers: i64,
+    pub prospects: i64,
+    pub buyers: i64,
+    pub deals: i64,
+    pub revenue: f64,
+    pub purchasing_power: f64,
+}
+
+impl Sums {
+    fn add(&mut self, o: &Sums) {
+        self.customers += o.customers;
+        self.prospects += o.prospects;
+        self.buyers += o.buyers;
+        self.deals += o.deals;
+        self.revenue += o.revenue;
+        self.purchasing_power += o.purchasing_power;
+    }
+}
+
+/// Marks an absent part of a key. As coordinate bits it is a NaN (validated coordinates are
+/// finite); as a cell it is not a valid H3 index.
+pub(super) const MISSING: u64 = u64::MAX;
+
+/// The exact bits of a coordinate, with -0.0 folded into 0.0 (the same place).
+pub(super) fn coord_bits(x: Option<f64>) -> u64 {
+    x.map_or(MISSING, |v| (v + 0.0).to_bits())
+}
+
+/// The coordinate a key part stands for.
+pub(super) fn coord_of(bits: u64) -> Option<f64> {
+    (bits != MISSING).then(|| f64::from_bits(bits))
+}
+
+/// One source of rows for [`sum_by_key`]: `len` rows, each giving its key and sums, or `None`
+/// when the row does not count. `S` is scratch state, one per chunk (a cache, say).
+pub(super) struct Source<'a, K, S> {
+    pub len: usize,
+    pub row: &'a RowFn<'a, K, S>,
+}
+
+/// A row's key and sums, given the chunk's scratch state and the row index.
+pub(super) type RowFn<'a, K, S> = dyn Fn(&mut S, usize) -> Option<(K, Sums)> + Sync + 'a;
+
+/// Rows per chunk of parallel work.
+const CHUNK: usize = 1 << 16;
+
+/// A table of groups in order of first appearance.
+struct Table<K> {
+    index: HashMap<K, usize, FixedState>,
+    groups: Vec<(K, Sums)>,
+}
+
+impl<K: Hash + Eq + Copy> Table<K> {
+    fn new() -> Self {
+        Table { index: HashMap::default(), groups: Vec::new() }
+    }
+
+    #[inline]
+    fn add(&mut self, key: K, sums: &Sums) {
+        let groups = &mut self.groups;
+        let slot = *self.index.entry(key).or_insert_with(|| {
+            groups.push((key, Sums::default()));
+            groups.len() - 1
+        });
+        groups[slot].1.add(sums);
+    }
+}
+
+/// Distinct keys with their sums over every counted row of `sources`, in order of first
+/// appearance. Meant for keys far fewer than rows (each chunk's table is merged once).
+pub(super) fn sum_by_key<K, S>(sources: &[Source<'_, K, S>]) -> Vec<(K, Sums)>
+where
+    K: Hash + Eq + Copy + Send + Sync,
+    S: Default,
+{
+    let work: Vec<(usize, usize)> =
+        sources.iter().enumerate().flat_map(|(s, src)| (0..src.len.div_ceil(CHUNK)).map(move |c| (s, c))).collect();
+    let tables: Vec<Vec<(K, Sums)>> = work
+        .into_par_iter()
+        .map(|(s, c)| {
+            let source = &sources[s];
+            let mut scratch = S::default();
+            let mut table = Table::new();
+            for i in c * CHUNK..((c + 1) * CHUNK).min(source.len) {
+                if let Some((key, sums)) = (source.row)(&mut scratch, i) {
+                    table.add(key, &sums);
+                }
+            }
+            table.groups
+        })
+        .collect();
+    let mut all = Table::new();
+    for (key, sums) in tables.iter().flatten() {
+        all.add(*key, sums);
+    }
+    all.groups
+}
+
+/// Whether the keys of a sample of rows are mostly distinct (more than a quarter of the sample):
+/// then grouping by key first saves little, and costs a table as large as the data.
+pub(super) fn mostly_distinct<K: Hash + Eq>(len: usize, key_of: impl Fn(usize) -> Option<K>) -> bool {
+    const SAMPLE: usize = 20_000;
+    let step = (len / SAMPLE).max(1);
+    let mut seen: std::collections::HashSet<K, FixedState> = std::collections::HashSet::default();
+    let mut sampled = 0usize;
+    for i in (0..len).step_by(step).take(SAMPLE) {
+        if let Some(k) = key_of(i) {
+            seen.insert(k);
+            sampled += 1;
+        }
+    }
+    sampled > 0 && seen.len() * 4 > sampled
+}
+
+/// A small direct-mapped cache of coordinate -> cell, so customers sharing a building's
+/// coordinates cost one H3 computation per chunk rather than one each.
+pub(super) struct CellCache {
+    slots: Vec<(u64, u64, u64)>,
+}
+
+impl Default for CellCache {
+    fn default() -> Self {
+        CellCache { slots: vec![(MISSING, MISSING, MISSING); 1 << 12] }
+    }
+}
+
+impl CellCache {
+    /// The cell at `res` of the coordinate with bits (`lat`, `lng`); [`MISSING`] for no place.
+    #[inline]
+    pub fn cell(&mut self, lat: u64, lng: u64, res: Res) -> u64 {
+        if lat == MISSING {
+            return MISSING;
+        }
+        let slot = (FixedState::default().hash_one((lat, lng)) >> 52) as usize;
+        let (l, g, c) = self.slots[slot];
+        if l == lat && g == lng {
+            return c;
+        }
+        let cell = h3::cell(f64::from_bits(lat), f64::from_bits(lng), res).unwrap_or(MISSING);
+        self.slots[slot] = (lat, lng, cell);
+        cell
+    }
+}
+
+/// A f64 column as one contiguous arrow array, for row access without per-row chunk lookups.
+pub(super) struct F64s(Option<<Float64Type as PolarsDataType>::Array>);
+
+impl F64s {
+    pub fn new(c: &Column) -> Result<Self> {
+        Ok(F64s(c.f64()?.rechunk().downcast_iter().next().cloned()))
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<f64> {
+        self.0.as_ref().and_then(|a| a.get(i))
+    }
+}
+
+/// A boolean column (nulls false) as one contiguous arrow array.
+pub(super) struct Flags(Option<<BooleanType as PolarsDataType>::Array>);
+
+impl Flags {
+    pub fn new(c: &Column) -> Result<Self> {
+        Ok(Flags(c.bool()?.rechunk().downcast_iter().next().cloned()))
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> bool {
+        self.0.as_ref().and_then(|a| a.get(i)).unwrap_or(false)
+    }
+}
+
+/// Checks that a set of columns has the expected length (a broken invariant, not user input).
+pub(super) fn same_len(what: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!("{what}: {got} rows where {want} were expected")))
+    }
+}

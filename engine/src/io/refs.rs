@@ -1,0 +1,131 @@
+//! Resolving references to customers: the accepted customer row of each referenced id.
+//!
+//! Tables that refer to customers (touchpoints, deals) are often the largest, so this is one
+//! pass over them and nothing more: a merge walk when both sides are sorted by id (most CRM
+//! exports are), else a hash lookup of the accepted customer ids. Either way the references are
+//! split into chunks resolved in parallel.
+
+use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// One contiguous array of strings.
+type Strings = <StringType as PolarsDataType>::Array;
+
+/// Whether the non-null values are in non-decreasing byte order.
+pub(crate) fn is_sorted(ids: &StringChunked) -> bool {
+    let mut prev: Option<&str> = None;
+    for v in ids.iter().flatten() {
+        if prev.is_some_and(|p| v < p) {
+            return false;
+        }
+        prev = Some(v);
+    }
+    true
+}
+
+/// For each value of `refs`, the index in `ids` of the equal value, or null (unknown id or null
+/// reference). `ids` must be unique (accepted customer ids are).
+pub(crate) fn resolve(ids: &StringChunked, refs: &StringChunked, name: &str) -> Result<IdxCa> {
+    if ids.null_count() > 0 {
+        return Err(Error::Internal("accepted customer ids contain a null".into()));
+    }
+    let ids = ids.rechunk();
+    let Some(ids) = ids.downcast_iter().next() else {
+        return Ok(IdxCa::full_null(name.into(), refs.len()));
+    };
+    let count = ids.len();
+    let to_idx = |i: usize| IdxSize::try_from(i).map_err(|_| Error::Internal(format!("customer row {i} out of range")));
+    to_idx(count)?;
+    let chunks: Vec<_> = refs.downcast_iter().collect();
+    let parts: Vec<Vec<Option<IdxSize>>> = if is_sorted(refs) && is_sorted_array(ids) {
+        chunks
+            .par_iter()
+            .map(|refs| {
+                let mut parts = Vec::with_capacity(refs.len());
+                // Start at the first id not below this chunk's first reference.
+                let mut at = refs.iter().flatten().next().map_or(0, |first| partition_point(ids, first));
+                for r in refs.iter() {
+                    parts.push(r.and_then(|r| {
+                        while at < count && ids.value(at) < r {
+                            at += 1;
+                        }
+                        (at < count && ids.value(at) == r).then_some(at as IdxSize)
+                    }));
+                }
+                parts
+            })
+            .collect()
+    } else {
+        let mut index: HashMap<&str, IdxSize, FixedState> =
+            HashMap::with_capacity_and_hasher(count, FixedState::default());
+        for (i, id) in ids.values_iter().enumerate() {
+            index.insert(id, i as IdxSize);
+        }
+        chunks.par_iter().map(|refs| refs.iter().map(|r| r.and_then(|r| index.get(r).copied())).collect()).collect()
+    };
+    let mut out: IdxCa = parts.into_iter().flatten().collect();
+    out.rename(name.into());
+    Ok(out)
+}
+
+fn is_sorted_array(ids: &Strings) -> bool {
+    ids.values_iter().zip(ids.values_iter().skip(1)).all(|(a, b)| a <= b)
+}
+
+/// The first index whose id is not below `key` (ids sorted).
+fn partition_point(ids: &Strings, key: &str) -> usize {
+    let (mut lo, mut hi) = (0, ids.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if ids.value(mid) < key {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[Option<&str>]) -> StringChunked {
+        StringChunked::new("s".into(), v)
+    }
+
+    fn got(ids: &[Option<&str>], refs: &[Option<&str>]) -> Vec<Option<IdxSize>> {
+        resolve(&strings(ids), &strings(refs), "row").unwrap().iter().collect()
+    }
+
+    #[test]
+    fn sorted_and_unsorted_inputs_resolve_alike() {
+        let ids = [Some("A"), Some("B"), Some("D"), Some("E")];
+        let refs = [Some("A"), Some("A"), Some("C"), Some("D"), None, Some("E"), Some("F")];
+        let want = vec![Some(0), Some(0), None, Some(2), None, Some(3), None];
+        assert_eq!(got(&ids, &refs), want);
+        // Unsorted references take the hash path and give the same rows.
+        let shuffled = [Some("F"), Some("D"), Some("A"), None, Some("C"), Some("E"), Some("A")];
+        assert_eq!(got(&ids, &shuffled), vec![None, Some(2), Some(0), None, None, Some(3), Some(0)]);
+        // Unsorted ids too.
+        let ids2 = [Some("E"), Some("A"), Some("D"), Some("B")];
+        assert_eq!(got(&ids2, &refs), vec![Some(1), Some(1), None, Some(2), None, Some(0), None]);
+    }
+
+    #[test]
+    fn many_chunks_start_their_walk_in_the_right_place() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("C{i:05}")).collect();
+        let ids = StringChunked::new("s".into(), &ids);
+        let mut refs = StringChunked::new("s".into(), &[format!("C{:05}", 3), format!("C{:05}", 500)]);
+        refs.append(&StringChunked::new("s".into(), &[format!("C{:05}", 501), "C99999".to_string()])).unwrap();
+        refs.append(&StringChunked::new("s".into(), &[format!("C{:05}", 999)])).unwrap();
+        assert!(refs.chunks().len() > 1);
+        let out: Vec<Option<IdxSize>> = resolve(&ids, &refs, "row").unwrap().iter().collect();
+        assert_eq!(out, vec![Some(3), Some(500), Some(501), None, Some(999)]);
+    }
+}
