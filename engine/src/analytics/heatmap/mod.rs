@@ -169,6 +169,9 @@ struct Groups {
     sums: Vec<Sums>,
 }
 
+/// Marks a customer row without signed deals.
+const NOT_A_BUYER: u32 = u32::MAX;
+
 /// How [`HeatmapBase::build`] reduces customers. Every way gives the same cells and sums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reduction {
@@ -196,7 +199,6 @@ fn reduce(
 ) -> Result<(Option<Arc<Groups>>, DataFrame)> {
     let customers = &ds.customers;
     let n = customers.height();
-
     let prospects = segment
         .map(|s| -> Result<Flags> {
             let flags = customers.clone().lazy().select([s.expr.clone().alias("__prospect")]).collect()?;
@@ -227,18 +229,6 @@ fn reduce(
         // Ingest guarantees lat and lng are both given or both missing.
         (key[0] != MISSING || key[2] != MISSING).then_some(key)
     };
-    let customer = |i: usize| {
-        key_of(i).map(|key| {
-            let p = is_prospect(i);
-            let sums = Sums {
-                customers: 1,
-                prospects: i64::from(p),
-                purchasing_power: if p { budget.get(i).unwrap_or(0.0) } else { 0.0 },
-                ..Sums::default()
-            };
-            (key, sums)
-        })
-    };
 
     // Buyers (a minority): signed deals per customer row. A buyer's missing budget is taken
     // from their largest signed deal.
@@ -267,21 +257,32 @@ fn reduce(
     } else {
         Default::default()
     };
-    if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
-        return Err(Error::Internal(format!("a deal refers to customer row {bad} of {n}")));
+    // Each buyer's slot among the buyers, by customer row.
+    let mut buyer_of = vec![NOT_A_BUYER; if buyers > 0 { n } else { 0 }];
+    for (j, &r) in rows.iter().enumerate() {
+        let Some(slot) = buyer_of.get_mut(r) else {
+            return Err(Error::Internal(format!("a deal refers to customer row {r} of {n}")));
+        };
+        *slot = j as u32;
     }
-    let buyer = |j: usize| {
-        let i = rows[j];
-        // Checked above: every row is < n.
+    let customer = |i: usize| {
         key_of(i).map(|key| {
-            let extra = is_prospect(i) && budget.get(i).is_none();
-            let sums = Sums {
-                buyers: 1,
-                deals: deals[j],
-                revenue: revenue[j],
-                purchasing_power: if extra { max_price[j].unwrap_or(0.0) } else { 0.0 },
+            let p = is_prospect(i);
+            let budget = budget.get(i);
+            let mut sums = Sums {
+                customers: 1,
+                prospects: i64::from(p),
+                purchasing_power: if p { budget.unwrap_or(0.0) } else { 0.0 },
                 ..Sums::default()
             };
+            if let Some(j) = buyer_of.get(i).filter(|j| **j != NOT_A_BUYER).map(|j| *j as usize) {
+                sums.buyers = 1;
+                sums.deals = deals[j];
+                sums.revenue = revenue[j];
+                if p && budget.is_none() {
+                    sums.purchasing_power += max_price[j].unwrap_or(0.0);
+                }
+            }
             (key, sums)
         })
     };
@@ -295,17 +296,11 @@ fn reduce(
             ([cache[0].cell(k[0], k[1], res), cache[1].cell(k[2], k[3], res)], sums)
         };
         let per_customer = |cache: &mut [CellCache; 2], i: usize| customer(i).map(|r| to_cells(cache, r));
-        let per_buyer = |cache: &mut [CellCache; 2], j: usize| buyer(j).map(|r| to_cells(cache, r));
-        let per_cell =
-            groups::sum_by_key(&[Source { len: n, row: &per_customer }, Source { len: buyers, row: &per_buyer }]);
+        let per_cell = groups::sum_by_key(&[Source { len: n, row: &per_customer }]);
         return Ok((None, cells_frame(&per_cell, location)?));
     }
     let per_customer = |_: &mut (), i: usize| customer(i);
-    let per_buyer = |_: &mut (), j: usize| buyer(j);
-    let (keys, sums) =
-        groups::sum_by_key(&[Source { len: n, row: &per_customer }, Source { len: buyers, row: &per_buyer }])
-            .into_iter()
-            .unzip();
+    let (keys, sums) = groups::sum_by_key(&[Source { len: n, row: &per_customer }]).into_iter().unzip();
     let groups = Groups { keys, sums };
     let cells = cells_at(&groups, location, res)?;
     Ok((Some(Arc::new(groups)), cells))
