@@ -9,6 +9,7 @@ pub mod reach;
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -106,21 +107,26 @@ impl Coverage {
             .filter(prospect)
             .select([col("home_lat"), col("home_lng"), col("work_lat"), col("work_lng"), col("budget")])
             .collect()?;
-        let f = |n: &str| -> Result<Vec<Option<f64>>> { Ok(c.column(n)?.f64()?.iter().collect()) };
+        let f = |n: &str| -> Result<&Float64Chunked> { Ok(c.column(n)?.f64()?) };
         let (hl, hg, wl, wg, budget) = (f("home_lat")?, f("home_lng")?, f("work_lat")?, f("work_lng")?, f("budget")?);
-        let pair = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(lat, lng)| (lng, lat));
-        // Prospects sharing both places (a compound and a tower, say) are one weighted prospect:
+        // Only the places the mode reaches people at matter (a home is irrelevant to reach at work).
+        let use_home = matches!(mode, ReachMode::Home | ReachMode::Both | ReachMode::Commute);
+        let use_work = matches!(mode, ReachMode::Work | ReachMode::Both | ReachMode::Commute);
+        let pair = |on: bool, a: Option<f64>, b: Option<f64>| a.zip(b).filter(|_| on).map(|(lat, lng)| (lng, lat));
+        // Prospects sharing those places (a compound and a tower, say) are one weighted prospect:
         // reach is decided by places, so the answer is the same and the work follows distinct
-        // place pairs, not people.
+        // places, not people.
         let bits = |p: Option<(f64, f64)>| p.map(|(x, y)| (x.to_bits(), y.to_bits()));
-        let mut index: HashMap<(Option<(u64, u64)>, Option<(u64, u64)>), u32> = HashMap::new();
+        let mut index: HashMap<(Option<(u64, u64)>, Option<(u64, u64)>), u32, FixedState> = HashMap::default();
         let mut prospects: Vec<Prospect> = Vec::new();
         let mut weights: Vec<f64> = Vec::new();
-        for i in 0..c.height() {
-            let p = Prospect { home: pair(hl[i], hg[i]), work: pair(wl[i], wg[i]) };
+        let homes = hl.iter().zip(hg.iter());
+        let works = wl.iter().zip(wg.iter());
+        for (((hl, hg), (wl, wg)), b) in homes.zip(works).zip(budget.iter()) {
+            let p = Prospect { home: pair(use_home, hl, hg), work: pair(use_work, wl, wg) };
             let w = match weight {
                 Weight::Count => 1.0,
-                Weight::Budget => budget[i].unwrap_or(0.0),
+                Weight::Budget => b.unwrap_or(0.0),
             };
             let next = prospects.len() as u32;
             let g = *index.entry((bits(p.home), bits(p.work))).or_insert(next);
