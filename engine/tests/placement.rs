@@ -258,4 +258,12 @@ fn prospects_sharing_places_are_grouped_without_changing_the_answer() {
     assert_eq!(split.home + split.work + split.both + split.commute, want_count);
     let cov = Coverage::build(&ds, None, ReachMode::Both, Weight::Budget, &Default::default()).unwrap();
     assert_eq!(cov.plan(&params(Weight::Budget)).unwrap().reach, want_budget);
+
+    // Reached at work only, homes do not matter: people group by work place alone (two places,
+    // and the one person without a work place).
+    let cov = Coverage::build(&ds, None, ReachMode::Work, Weight::Count, &Default::default()).unwrap();
+    assert_eq!(cov.weights.len(), 3);
+    let at_work = (0..29).filter(|i| near(works[i % 2], (30.5, 114.3)) || near(works[i % 2], (30.7, 114.5))).count();
+    let report = cov.plan(&PlacementParams { reach: ReachMode::Work, ..params(Weight::Count) }).unwrap();
+    assert_eq!((report.prospects, report.reach), (30, at_work as f64));
 }
