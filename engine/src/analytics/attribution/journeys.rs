@@ -303,10 +303,10 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
 
     // Counting sort by customer row.
     let customers = ds.customers.height();
-    let unchecked =
-        || Error::Internal("a touchpoint without customer row, time, channel or event got past ingest".into());
     if rows.null_count() + ts.null_count() + channel.null_count() + event.null_count() > 0 {
-        return Err(unchecked());
+        return Err(Error::Internal(
+            "a touchpoint without customer row, time, channel or event got past ingest".into(),
+        ));
     }
     let mut offsets = vec![0usize; customers + 1];
     for r in rows.into_no_null_iter() {
@@ -441,7 +441,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
                 if touches.is_empty() && conversion.is_none() {
                     continue;
                 }
-                journeys_push(&mut part.journeys, row as u32, touches, conversion);
+                part.journeys.push(Journey { customer_row: row as u32, touches, conversion, weight: 1.0 });
             }
             part
         })
@@ -476,10 +476,6 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
     out.leads = leads;
     out.visits = visits;
     Ok(out)
-}
-
-fn journeys_push(journeys: &mut Vec<Journey>, customer_row: u32, touches: Vec<Touch>, conversion: Option<(i64, f64)>) {
-    journeys.push(Journey { customer_row, touches, conversion, weight: 1.0 });
 }
 
 /// First signed deal per customer row: (end of its signing day in microseconds, price).

@@ -51,14 +51,8 @@ pub(super) fn coord_of(bits: u64) -> Option<f64> {
     (bits != MISSING).then(|| f64::from_bits(bits))
 }
 
-/// One source of rows for [`sum_by_key`]: `len` rows, each giving its key and sums, or `None`
-/// when the row does not count. `S` is scratch state, one per chunk (a cache, say).
-pub(super) struct Source<'a, K, S> {
-    pub len: usize,
-    pub row: &'a RowFn<'a, K, S>,
-}
-
-/// A row's key and sums, given the chunk's scratch state and the row index.
+/// A row's key and sums, given the chunk's scratch state (a cache, say) and the row index;
+/// `None` when the row does not count.
 pub(super) type RowFn<'a, K, S> = dyn Fn(&mut S, usize) -> Option<(K, Sums)> + Sync + 'a;
 
 /// Rows per chunk of parallel work.
@@ -86,23 +80,20 @@ impl<K: Hash + Eq + Copy> Table<K> {
     }
 }
 
-/// Distinct keys with their sums over every counted row of `sources`, in order of first
-/// appearance. Meant for keys far fewer than rows (each chunk's table is merged once).
-pub(super) fn sum_by_key<K, S>(sources: &[Source<'_, K, S>]) -> Vec<(K, Sums)>
+/// Distinct keys with their sums over rows `0..len`, in order of first appearance. Meant for
+/// keys far fewer than rows (each chunk's table is merged once).
+pub(super) fn sum_by_key<K, S>(len: usize, row: &RowFn<'_, K, S>) -> Vec<(K, Sums)>
 where
     K: Hash + Eq + Copy + Send + Sync,
     S: Default,
 {
-    let work: Vec<(usize, usize)> =
-        sources.iter().enumerate().flat_map(|(s, src)| (0..src.len.div_ceil(CHUNK)).map(move |c| (s, c))).collect();
-    let tables: Vec<Vec<(K, Sums)>> = work
+    let tables: Vec<Vec<(K, Sums)>> = (0..len.div_ceil(CHUNK))
         .into_par_iter()
-        .map(|(s, c)| {
-            let source = &sources[s];
+        .map(|c| {
             let mut scratch = S::default();
             let mut table = Table::new();
-            for i in c * CHUNK..((c + 1) * CHUNK).min(source.len) {
-                if let Some((key, sums)) = (source.row)(&mut scratch, i) {
+            for i in c * CHUNK..((c + 1) * CHUNK).min(len) {
+                if let Some((key, sums)) = row(&mut scratch, i) {
                     table.add(key, &sums);
                 }
             }

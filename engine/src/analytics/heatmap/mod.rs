@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use self::groups::{coord_bits, coord_of, CellCache, F64s, Flags, Source, Sums, MISSING};
+use self::groups::{coord_bits, coord_of, CellCache, F64s, Flags, Sums, MISSING};
 use super::privacy::{KFloor, Suppressed};
 use super::segment::Segment;
 use crate::error::{Error, Result};
@@ -296,11 +296,11 @@ fn reduce(
             ([cache[0].cell(k[0], k[1], res), cache[1].cell(k[2], k[3], res)], sums)
         };
         let per_customer = |cache: &mut [CellCache; 2], i: usize| customer(i).map(|r| to_cells(cache, r));
-        let per_cell = groups::sum_by_key(&[Source { len: n, row: &per_customer }]);
+        let per_cell = groups::sum_by_key(n, &per_customer);
         return Ok((None, cells_frame(&per_cell, location)?));
     }
     let per_customer = |_: &mut (), i: usize| customer(i);
-    let (keys, sums) = groups::sum_by_key(&[Source { len: n, row: &per_customer }]).into_iter().unzip();
+    let (keys, sums) = groups::sum_by_key(n, &per_customer).into_iter().unzip();
     let groups = Groups { keys, sums };
     let cells = cells_at(&groups, location, res)?;
     Ok((Some(Arc::new(groups)), cells))
@@ -336,7 +336,7 @@ impl HeatmapBase {
         let segment = where_
             .map(str::trim)
             .filter(|w| !w.is_empty())
-            .map(|w| Segment::parse(w, &ds.customers.schema()))
+            .map(|w| Segment::parse(w, ds.customers.schema()))
             .transpose()?;
         let (groups, cells) = reduce(ds, segment.as_ref(), location, res, by)?;
         let totals = totals_of(&cells)?;
@@ -466,7 +466,7 @@ fn cells_at(groups: &Groups, location: Location, res: Res) -> Result<DataFrame> 
     };
     let tuples: Vec<[u64; 2]> = groups.keys.par_iter().map(|k| [cell(k[0], k[1]), cell(k[2], k[3])]).collect();
     let row = |_: &mut (), i: usize| Some((tuples[i], groups.sums[i]));
-    cells_frame(&groups::sum_by_key(&[Source { len: tuples.len(), row: &row }]), location)
+    cells_frame(&groups::sum_by_key(tuples.len(), &row), location)
 }
 
 /// Per-cell sums as the frame [`HeatmapBase::at`] reads: one cell column per anchor.

@@ -21,6 +21,9 @@ use optimize::{optimize, Candidate};
 pub use reach::ReachMode;
 use reach::{coverage, Anchor, Prospect};
 
+/// A prospect's (home, work) places as exact coordinate bits, the key prospects are grouped by.
+type PlaceBits = (Option<(u64, u64)>, Option<(u64, u64)>);
+
 /// Reach radius (m) of a site kind when the site has no `reach_m`: the walk-in catchment of a
 /// lobby, café or bar, the sight lines of a billboard, the corridor of a bus or metro line.
 #[must_use]
@@ -97,7 +100,7 @@ impl Coverage {
         let seg = segment
             .map(str::trim)
             .filter(|w| !w.is_empty())
-            .map(|w| Segment::parse(w, &ds.customers.schema()))
+            .map(|w| Segment::parse(w, ds.customers.schema()))
             .transpose()?;
         let prospect = seg.map_or(lit(true), |s| s.expr);
         let c = ds
@@ -117,7 +120,7 @@ impl Coverage {
         // reach is decided by places, so the answer is the same and the work follows distinct
         // places, not people.
         let bits = |p: Option<(f64, f64)>| p.map(|(x, y)| (x.to_bits(), y.to_bits()));
-        let mut index: HashMap<(Option<(u64, u64)>, Option<(u64, u64)>), u32, FixedState> = HashMap::default();
+        let mut index: HashMap<PlaceBits, u32, FixedState> = HashMap::default();
         let mut prospects: Vec<Prospect> = Vec::new();
         let mut weights: Vec<f64> = Vec::new();
         let homes = hl.iter().zip(hg.iter());
