@@ -6,3 +6,4 @@ mod demo;
 mod heatmap;
 mod ingest;
 mod placement;
+mod privacy;

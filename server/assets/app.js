@@ -6,14 +6,53 @@ const $ = (id) => document.getElementById(id);
 const API = "/api/v1";
 const SVG = "http://www.w3.org/2000/svg";
 const RAMP = ["#fff5eb", "#fdd0a2", "#fdae6b", "#fd8d3c", "#f16913", "#d94801", "#8c2d04"];
-const state = { dataset: null, districts: null, kindsLoaded: null };
+const state = { dataset: null, districts: null, kindsLoaded: null, token: sessionStorage.getItem("custmap-token") || "" };
+// Metrics the public release carries (deals and revenue are never public; the rest are exact-only).
+const PUBLIC_METRICS = ["purchasing_power", "purchasing_power_share", "customers", "prospects", "buyers", "conversion"];
+const PUBLIC_RES = [6, 7, 8, 9];
 
 function showError(text) {
   $("error").textContent = text || "";
 }
 
+// With a token the server answers exact figures under its floor; without one, the public,
+// differentially private release.
+const isPublic = () => !state.token;
+
+function withAuth(init = {}) {
+  const headers = { ...(init.headers || {}) };
+  if (state.token) headers.authorization = `Bearer ${state.token}`;
+  return { ...init, headers };
+}
+
+function showAccess() {
+  const badge = $("access");
+  badge.dataset.access = isPublic() ? "public" : "analyst";
+  badge.textContent = isPublic()
+    ? "public view: differentially private figures"
+    : "analyst view: exact figures under the privacy floor";
+  for (const o of $("metric").options) o.disabled = isPublic() && !PUBLIC_METRICS.includes(o.value);
+  if ($("metric").selectedOptions[0]?.disabled) $("metric").value = "purchasing_power";
+  $("where").disabled = $("k").disabled = isPublic();
+  const res = $("res");
+  res.min = isPublic() ? Math.min(...PUBLIC_RES) : 5;
+  res.max = isPublic() ? Math.max(...PUBLIC_RES) : 10;
+  $("res-out").textContent = res.value;
+}
+
+// An image from an exact route, fetched with the token (an <img src> cannot send one).
+async function setImage(img, url, init) {
+  const res = await fetch(url, withAuth(init));
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    throw new Error(body.detail || `${res.status} ${res.statusText}`);
+  }
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(await res.blob());
+}
+
 async function fetchJson(url, init) {
-  const res = await fetch(url, init);
+  const res = await fetch(url, withAuth(init));
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(body.detail || `${res.status} ${res.statusText}`);
   return body;
@@ -96,12 +135,9 @@ function pathOf(polygons, project) {
 }
 
 function mapParams() {
-  const p = new URLSearchParams({
-    res: $("res").value,
-    location: $("location").value,
-    k: $("k").value,
-    format: "geojson",
-  });
+  const p = new URLSearchParams({ res: $("res").value, location: $("location").value, format: "geojson" });
+  if (isPublic()) return p;
+  p.set("k", $("k").value);
   const where = $("where").value.trim();
   if (where) p.set("where", where);
   return p;
@@ -118,9 +154,14 @@ async function loadMap() {
     const cells = await fetchJson(`${API}/datasets/${state.dataset}/heatmap?${mapParams()}`);
     drawMap(cells, metric);
     const s = cells.suppressed || {};
-    $("map-status").textContent =
-      `${cells.features.length} cells at res ${cells.res}; k = ${cells.k}: ` +
-      `${s.merged || 0} small cells merged into parents, ${s.dropped || 0} dropped`;
+    const r = (cells.privacy || {}).release || {};
+    $("map-status").textContent = cells.privacy
+      ? `${cells.features.length} cells at res ${cells.res}; public figures, differentially private ` +
+        `(ε ${cells.privacy.epsilon_total} per dataset, δ ${cells.privacy.delta_total}): every figure carries noise, ` +
+        `cells under about ${r.threshold} customers are not shown`
+      : `${cells.features.length} cells at res ${cells.res}; k = ${cells.k}: ` +
+        `${s.merged || 0} small cells merged into parents, ${s.dropped || 0} dropped, ` +
+        `${s.withheld || 0} with a figure withheld (under k people)`;
     showError("");
   } catch (e) {
     showError(e.message);
@@ -266,7 +307,14 @@ function table(el, rows, columns) {
     rows.map((r) => "<tr>" + columns.map((c) => `<td>${fmt(r[c])}</td>`).join("") + "</tr>").join("");
 }
 
+const NEEDS_TOKEN = "needs an analyst token: paste one above (the public sees only the differentially private heatmap)";
+
 async function loadAttribution() {
+  if (isPublic()) {
+    $("attr-table").innerHTML = "";
+    showError(`Attribution ${NEEDS_TOKEN}`);
+    return;
+  }
   const q = new URLSearchParams({ model: $("model").value, by: $("by").value, window: $("window").value });
   const base = `${API}/datasets/${state.dataset}`;
   try {
@@ -276,10 +324,12 @@ async function loadAttribution() {
     );
     table($("attr-table"), doc.rows, cols);
     const chart = (extra) => `${base}/attribution?${new URLSearchParams({ ...Object.fromEntries(q), format: "png", ...extra })}`;
-    $("chart-roi").src = chart({ chart: "roi" });
-    $("chart-compare").src = chart({ model: "all", chart: "compare" });
-    $("chart-monthly").src = chart({ chart: "monthly" });
-    $("chart-funnel").src = `${base}/funnel?by=${$("by").value}&format=png`;
+    await Promise.all([
+      setImage($("chart-roi"), chart({ chart: "roi" })),
+      setImage($("chart-compare"), chart({ model: "all", chart: "compare" })),
+      setImage($("chart-monthly"), chart({ chart: "monthly" })),
+      setImage($("chart-funnel"), `${base}/funnel?by=${$("by").value}&format=png`),
+    ]);
     showError("");
   } catch (e) {
     showError(e.message);
@@ -308,8 +358,14 @@ function planBody(extra) {
 }
 
 async function loadPlan() {
+  if (isPublic()) {
+    $("plan-table").innerHTML = "";
+    showError(`Placement ${NEEDS_TOKEN}`);
+    return;
+  }
   const url = `${API}/datasets/${state.dataset}/placement`;
-  const post = (body) => fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const post = (body) =>
+    fetch(url, withAuth({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }));
   try {
     const res = await post(planBody({}));
     const doc = await res.json();
@@ -344,4 +400,18 @@ $("plan-controls").addEventListener("submit", (e) => {
 
 // ---- start --------------------------------------------------------------------------------
 
+$("token").value = state.token;
+$("token").addEventListener("change", () => {
+  state.token = $("token").value.trim();
+  if (state.token) sessionStorage.setItem("custmap-token", state.token);
+  else sessionStorage.removeItem("custmap-token");
+  state.kindsLoaded = null;
+  showAccess();
+  loadMap();
+  const tab = document.querySelector(".tab.active").dataset.tab;
+  if (tab === "attribution") loadAttribution();
+  if (tab === "placement") loadPlan();
+});
+
+showAccess();
 loadDatasets().then(loadMap).catch((e) => showError(e.message));

@@ -235,6 +235,28 @@ enum Command {
         /// Longest a request may run before it is answered 503, seconds.
         #[arg(long, default_value_t = 120)]
         timeout_s: u64,
+        /// The privacy floor for analysts: every count and sum of a served cell covers at least
+        /// this many people; a request's k can only raise it.
+        #[arg(long, default_value_t = 5)]
+        min_k: u32,
+        /// Total epsilon of the public (no token) differentially private release, per dataset.
+        #[arg(long, default_value_t = 8.0)]
+        public_epsilon: f64,
+        /// Total delta of the public release, per dataset.
+        #[arg(long, default_value_t = 1e-6)]
+        public_delta: f64,
+        /// The H3 resolutions of the public release (comma list).
+        #[arg(long, value_delimiter = ',', default_value = "6,7,8,9")]
+        public_res: Vec<u8>,
+        /// The public release clamps each customer's purchasing power to this many yuan.
+        #[arg(long, default_value_t = 10_000_000.0)]
+        public_budget_cap: f64,
+        /// Engine computations run at once (default: the machine's cores).
+        #[arg(long)]
+        heavy_workers: Option<usize>,
+        /// Engine computations that may wait for a worker; beyond, requests get 503 at once.
+        #[arg(long, default_value_t = 16)]
+        heavy_queue: usize,
         /// Where heatmap reductions run: `local`, or `ballista://HOST:PORT` for Parquet datasets
         /// (the other routes stay local).
         #[command(flatten)]
@@ -383,12 +405,44 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
-        Command::Serve { dir, addr, data_dir, max_upload_mb, max_upload_rows, timeout_s, engine } => {
+        Command::Serve {
+            dir,
+            addr,
+            data_dir,
+            max_upload_mb,
+            max_upload_rows,
+            timeout_s,
+            min_k,
+            public_epsilon,
+            public_delta,
+            public_res,
+            public_budget_cap,
+            heavy_workers,
+            heavy_queue,
+            engine,
+        } => {
+            let policy = custmap_engine::analytics::Policy {
+                min_k: KFloor::new(min_k)?,
+                public: custmap_engine::analytics::PublicParams {
+                    epsilon: public_epsilon,
+                    delta: public_delta,
+                    resolutions: public_res,
+                    budget_cap: public_budget_cap,
+                },
+            };
+            policy.public.check()?;
+            let secret = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
             let config = custmap::http::Config {
-                token: std::env::var("CUSTMAP_TOKEN").ok().filter(|t| !t.is_empty()),
+                token: secret("CUSTMAP_TOKEN"),
+                analyst_token: secret("CUSTMAP_ANALYST_TOKEN"),
+                policy,
+                noise_key: custmap::http::state::noise_key_in(&data_dir)?,
                 max_upload_bytes: max_upload_mb.saturating_mul(1 << 20),
                 max_upload_rows,
                 timeout: Duration::from_secs(timeout_s.max(1)),
+                heavy_workers: heavy_workers
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get)),
+                heavy_queue,
                 cluster: cluster_target(&engine)?,
             };
             run_serve(dir.as_deref(), &addr, &data_dir, config)
@@ -553,14 +607,15 @@ fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, engine: &Engine
         _ => write_frame(&result.cells, out)?,
     }
     println!(
-        "wrote {} cells to {} (res {}, {}, k = {}: {} small cells merged into parents, {} dropped)",
+        "wrote {} cells to {} (res {}, {}, k = {}: {} small cells merged into parents, {} dropped, {} with a figure withheld)",
         result.cells.height(),
         out.display(),
         params.res.get(),
         params.location.as_str(),
         params.k.get(),
         result.suppressed.merged,
-        result.suppressed.dropped
+        result.suppressed.dropped,
+        result.suppressed.withheld
     );
     Ok(())
 }
@@ -939,9 +994,18 @@ fn run_serve(dir: Option<&Path>, addr: &str, data_dir: &Path, config: custmap::h
     let registry = custmap::http::Registry::open(data_dir, vec![ds])?;
     let names: Vec<String> = registry.list().iter().map(|e| e.dataset.name.clone()).collect();
     let writes = if config.token.is_some() { "uploads on" } else { "uploads off (set CUSTMAP_TOKEN)" };
+    let exact = if config.analyst_token.is_some() || config.token.is_some() {
+        format!("exact figures with a token, floor k = {}", config.policy.min_k.get())
+    } else {
+        "exact figures off (set CUSTMAP_ANALYST_TOKEN)".to_string()
+    };
+    let public = format!(
+        "public: differentially private heatmaps, epsilon {} per dataset, res {:?}",
+        config.policy.public.epsilon, config.policy.public.resolutions
+    );
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Internal(format!("runtime: {e}")))?;
     eprintln!(
-        "serving {} on http://{addr}/ (API under /api/v1/, {writes}, data directory {}); Ctrl-C to stop",
+        "serving {} on http://{addr}/ (API under /api/v1/; {public}; {exact}; {writes}, data directory {}); Ctrl-C to stop",
         names.join(", "),
         data_dir.display()
     );

@@ -22,9 +22,22 @@ pub fn heatmap_json(dataset: &str, result: &HeatmapResult) -> Result<serde_json:
         "where": p.segment,
         "k": p.k.get(),
         "suppressed": result.suppressed,
-        "totals": {"customers": result.totals.customers, "prospects": result.totals.prospects},
+        "totals": floored_totals(result),
         "cells": custmap_engine::io::write::frame_to_json_rows(&result.cells)?,
     }))
+}
+
+/// The table's totals under its floor: `customers` when at least k; `prospects` when they and the
+/// customers outside the segment are each none or at least k (a no-segment request tells the
+/// customers, so the difference would count the others).
+fn floored_totals(result: &HeatmapResult) -> serde_json::Value {
+    let k = i64::from(result.params.k.get());
+    let t = &result.totals;
+    let none_or_k = |n: i64| n == 0 || n >= k;
+    let customers = (t.customers >= k).then_some(t.customers);
+    let prospects =
+        (customers.is_some() && none_or_k(t.prospects) && none_or_k(t.customers - t.prospects)).then_some(t.prospects);
+    serde_json::json!({"customers": customers, "prospects": prospects})
 }
 
 /// Which attribution chart to draw.
@@ -52,10 +65,12 @@ pub fn map_title(metric: &str, params: &HeatmapParams) -> String {
 
 pub fn map_subtitle(result: &HeatmapResult, params: &HeatmapParams) -> String {
     let segment = params.segment.as_deref().unwrap_or("all customers");
+    let totals = floored_totals(result);
+    let shown = |v: &serde_json::Value| v.as_i64().map_or_else(|| "(withheld)".to_string(), |n| n.to_string());
     format!(
         "segment: {segment} · {} prospects of {} customers · k = {} ({} small cells merged, {} dropped)",
-        result.totals.prospects,
-        result.totals.customers,
+        shown(&totals["prospects"]),
+        shown(&totals["customers"]),
         params.k.get(),
         result.suppressed.merged,
         result.suppressed.dropped

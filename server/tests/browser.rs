@@ -193,7 +193,9 @@ fn dashboard_in_headless_chromium() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app(AppState::new(vec![ds]))).await });
+    let config = custmap::http::Config { analyst_token: Some("dash-analyst".into()), ..Default::default() };
+    let served = AppState::with(custmap::http::Registry::in_memory(vec![ds]), config);
+    rt.spawn(async move { axum::serve(listener, app(served)).await });
 
     let profile = tempfile::tempdir().unwrap();
     let (_browser, mut cdp) = launch(&binary, profile.path());
@@ -203,20 +205,37 @@ fn dashboard_in_headless_chromium() {
     );
     cdp.call("Page.navigate", json!({"url": format!("http://{addr}/")}));
     let map = "document.getElementById('map')";
+    // A viewer without a token sees the public, differentially private map, and says so.
     cdp.wait_for("the first map", &format!("{map}?.dataset.state === 'ready'"));
+    fn text(cdp: &mut Cdp, id: &str) -> String {
+        cdp.eval(&format!("document.getElementById('{id}').textContent")).as_str().unwrap().to_string()
+    }
+    let badge = text(&mut cdp, "access");
+    assert!(badge.contains("public view"), "{badge}");
+    let status = text(&mut cdp, "map-status");
+    assert!(status.contains("differentially private"), "{status}");
+    assert_eq!(cdp.eval("document.getElementById('where').disabled"), json!(true));
+    let shot = cdp.screenshot("public-map");
+    eprintln!("screenshot: {}", shot.display());
+
+    // An analyst pastes a token: the exact map under the floor, as the engine computes it.
+    let change = |id: &str, value: &str| {
+        format!("(() => {{ const s = document.getElementById('{id}'); s.value = '{value}'; s.dispatchEvent(new Event('change')); }})()")
+    };
+    cdp.eval(&change("token", "dash-analyst"));
+    cdp.wait_for("the analyst map", &format!("{map}.dataset.state === 'ready' && {map}.dataset.draws === '2'"));
+    let badge = text(&mut cdp, "access");
+    assert!(badge.contains("analyst view"), "{badge}");
     let hexes = format!("{map}.querySelectorAll('path.hex').length");
     assert_eq!(cdp.eval(&hexes), json!(work.height()), "work map");
     assert_eq!(cdp.eval(&format!("{map}.querySelectorAll('path.district').length")), json!(13));
 
     // Change the metric: the map re-renders coloured by revenue, the same cells.
-    let change = |id: &str, value: &str| {
-        format!("(() => {{ const s = document.getElementById('{id}'); s.value = '{value}'; s.dispatchEvent(new Event('change')); }})()")
-    };
     cdp.eval(&change("metric", "revenue"));
     cdp.wait_for(
         "the revenue map",
         &format!(
-            "{map}.dataset.state === 'ready' && {map}.dataset.metric === 'revenue' && {map}.dataset.draws === '2'"
+            "{map}.dataset.state === 'ready' && {map}.dataset.metric === 'revenue' && {map}.dataset.draws === '3'"
         ),
     );
     assert_eq!(cdp.eval(&hexes), json!(work.height()));
@@ -225,7 +244,7 @@ fn dashboard_in_headless_chromium() {
 
     // Change the location: a different set of cells, as many as the engine's home map.
     cdp.eval(&change("location", "home"));
-    cdp.wait_for("the home map", &format!("{map}.dataset.state === 'ready' && {map}.dataset.draws === '3'"));
+    cdp.wait_for("the home map", &format!("{map}.dataset.state === 'ready' && {map}.dataset.draws === '4'"));
     assert_eq!(cdp.eval(&hexes), json!(home.height()), "home map");
 
     // Hover the largest hexagon's centre: the tooltip names that cell and its customer count.

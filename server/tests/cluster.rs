@@ -239,12 +239,16 @@ fn cluster_reductions_equal_the_local_engine() {
     let target =
         custmap::http::ClusterTarget { host: "127.0.0.1".into(), port: cluster.port, timeout: Duration::from_secs(60) };
     let served = |cluster: Option<custmap::http::ClusterTarget>, uri: &str| {
-        let config = custmap::http::Config { cluster, ..Default::default() };
+        let config =
+            custmap::http::Config { cluster, analyst_token: Some("cluster-analyst".into()), ..Default::default() };
         let state = custmap::http::AppState::with(custmap::http::Registry::in_memory(vec![ds.clone()]), config);
         let uri = uri.to_string();
         rt.block_on(async move {
             use tower::ServiceExt;
-            let req = axum::http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
+            let req = axum::http::Request::get(uri)
+                .header("authorization", "Bearer cluster-analyst")
+                .body(axum::body::Body::empty())
+                .unwrap();
             let resp = custmap::http::app(state).oneshot(req).await.unwrap();
             assert_eq!(resp.status(), 200);
             http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes()

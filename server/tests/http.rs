@@ -9,6 +9,15 @@ use http_body_util::BodyExt;
 use std::sync::OnceLock;
 use tower::ServiceExt;
 
+/// The analyst token of these tests' servers.
+pub const ANALYST: &str = "analyst-secret";
+
+/// A server with an analyst token (and no admin token) for `datasets`.
+pub fn analyst_state(datasets: Vec<Dataset>, config: custmap::http::Config) -> AppState {
+    let config = custmap::http::Config { analyst_token: Some(ANALYST.into()), ..config };
+    AppState::with(custmap::http::Registry::in_memory(datasets), config)
+}
+
 fn state() -> AppState {
     static STATE: OnceLock<(tempfile::TempDir, AppState)> = OnceLock::new();
     STATE
@@ -17,14 +26,16 @@ fn state() -> AppState {
             let city = dir.path().join("city");
             generate(&city, &DemoParams { customers: 3_000, seed: 3, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
             let ds = Dataset::load(&city).unwrap();
-            (dir, AppState::new(vec![ds]))
+            (dir, analyst_state(vec![ds], custmap::http::Config::default()))
         })
         .1
         .clone()
 }
 
+/// GET as an analyst.
 async fn get(uri: &str) -> (StatusCode, String, Vec<u8>) {
-    let res = app(state()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let req = Request::get(uri).header("authorization", format!("Bearer {ANALYST}")).body(Body::empty()).unwrap();
+    let res = app(state()).oneshot(req).await.unwrap();
     let status = res.status();
     let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
@@ -58,7 +69,8 @@ async fn heatmap_json_respects_the_floor_and_names_no_one() {
     let cells = doc["cells"].as_array().unwrap();
     assert!(!cells.is_empty());
     for c in cells {
-        assert!(c["customers"].as_i64().unwrap() >= 7);
+        assert!(c["prospects"].as_i64().is_some_and(|n| n == 0 || n >= 7));
+        assert!(c["customers"].as_i64().is_none_or(|n| n >= 7));
         assert!(c.get("customer_id").is_none() && c.get("work_lat").is_none());
     }
     // The second call is served from the cached base and gives the same answer.
@@ -144,7 +156,11 @@ async fn attribution_and_funnel_routes() {
     }
 }
 
-async fn send(app_state: AppState, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+/// Sends `req` as an analyst unless it carries its own Authorization header.
+async fn send(app_state: AppState, mut req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    if !req.headers().contains_key("authorization") {
+        req.headers_mut().insert("authorization", format!("Bearer {ANALYST}").parse().unwrap());
+    }
     let res = app(app_state).oneshot(req).await.unwrap();
     let (parts, body) = res.into_parts();
     (parts.status, parts.headers, body.collect().await.unwrap().to_bytes().to_vec())
@@ -221,7 +237,8 @@ async fn heatmap_accept_header_and_geojson_floor() {
     assert_eq!(doc["k"], 12);
     assert!(doc["suppressed"]["merged"].as_u64().unwrap() > 0, "k=12 at res 9 must merge some cells");
     for f in doc["features"].as_array().unwrap() {
-        assert!(f["properties"]["customers"].as_i64().unwrap() >= 12);
+        assert!(f["properties"]["customers"].as_i64().unwrap_or(12) >= 12);
+        assert!(f["properties"]["buyers"].as_i64().is_none_or(|b| b == 0 || b >= 12));
     }
 }
 
@@ -233,7 +250,7 @@ async fn another_resolution_from_the_cache_equals_a_fresh_build() {
     let _ = send(warm.clone(), Request::get(q).body(Body::empty()).unwrap()).await;
     let q7 = q.replace("res=9", "res=7");
     let (_, _, from_cache) = send(warm, Request::get(&q7).body(Body::empty()).unwrap()).await;
-    let cold = AppState::new(vec![(*state().registry.get("city").unwrap().dataset).clone()]);
+    let cold = analyst_state(vec![(*state().registry.get("city").unwrap().dataset).clone()], Default::default());
     let (_, _, fresh) = send(cold, Request::get(&q7).body(Body::empty()).unwrap()).await;
     assert_eq!(json_of(&from_cache)["cells"], json_of(&fresh)["cells"]);
 }
@@ -332,10 +349,60 @@ async fn dashboard_is_served_with_its_assets() {
 async fn a_request_past_the_deadline_is_503_problem_json() {
     let ds = (*state().registry.get("city").unwrap().dataset).clone();
     let config = custmap::http::Config { timeout: std::time::Duration::from_millis(1), ..Default::default() };
-    let slow = AppState::with(custmap::http::Registry::in_memory(vec![ds]), config);
+    let slow = analyst_state(vec![ds], config);
     let req = Request::get("/api/v1/datasets/city/attribution?model=all").body(Body::empty()).unwrap();
     let (s, h, body) = send(slow, req).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(h["content-type"], "application/problem+json");
     assert!(json_of(&body)["detail"].as_str().unwrap().contains("longer than"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_computes_once_and_refuses_early_beyond_the_queue() {
+    let ds = (*state().registry.get("city").unwrap().dataset).clone();
+    let config = custmap::http::Config { heavy_workers: 1, heavy_queue: 2, ..Default::default() };
+    let st = analyst_state(vec![ds], config);
+    // Twenty identical uncached requests at once: one computation, twenty identical answers.
+    let uri = "/api/v1/datasets/city/attribution?model=shapley&by=campaign";
+    let before = st.heavy.started.load(std::sync::atomic::Ordering::Relaxed);
+    let same = (0..20).map(|_| send(st.clone(), Request::get(uri).body(Body::empty()).unwrap()));
+    let answers = futures_util::future::join_all(same).await;
+    assert!(answers.iter().all(|(s, _, _)| *s == StatusCode::OK));
+    assert!(answers.windows(2).all(|w| w[0].2 == w[1].2));
+    assert_eq!(st.heavy.started.load(std::sync::atomic::Ordering::Relaxed) - before, 1, "single flight");
+    // Twelve distinct heavy requests at once with room for three: the rest are refused at once.
+    let distinct = (1..=12).map(|w| {
+        let uri = format!("/api/v1/datasets/city/attribution?model=all&window={}", 30 * w);
+        send(st.clone(), Request::get(uri).body(Body::empty()).unwrap())
+    });
+    let answers = futures_util::future::join_all(distinct).await;
+    let ok = answers.iter().filter(|(s, _, _)| *s == StatusCode::OK).count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _, _)| *s == StatusCode::SERVICE_UNAVAILABLE).collect();
+    assert_eq!(ok + refused.len(), 12, "only answers or early refusals");
+    assert!(ok >= 3, "{ok} answered");
+    assert!(!refused.is_empty(), "nothing refused with 12 requests for 3 places");
+    for (_, h, body) in refused {
+        assert_eq!(h["retry-after"], "5");
+        assert!(json_of(body)["detail"].as_str().unwrap().contains("busy"));
+    }
+    // Health is never queued behind heavy work.
+    let (s, _, _) = send(st.clone(), Request::get("/api/v1/health").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_long_where_chain_is_a_400_not_a_crash() {
+    let chain = format!("budget >= 1{}", " AND budget >= 1".repeat(800));
+    let enc: String = chain.bytes().map(|b| format!("%{b:02X}")).collect();
+    let (s, ct, body) = get(&format!("/api/v1/datasets/city/heatmap?res=8&where={enc}")).await;
+    assert_eq!((s, ct.as_str()), (StatusCode::BAD_REQUEST, "application/problem+json"));
+    assert!(String::from_utf8(body).unwrap().contains("limit"));
+    // A constant filter is legal: everyone or no one.
+    let (s, _, body) = get("/api/v1/datasets/city/heatmap?res=8&where=1%3D1").await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (s, _, body) = get("/api/v1/datasets/city/heatmap?res=8&where=1%3D2").await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    // No one is a prospect: the cells keep their customers and show 0 prospects.
+    let cells = json_of(&body)["cells"].as_array().unwrap().clone();
+    assert!(!cells.is_empty() && cells.iter().all(|c| c["prospects"] == 0));
 }

@@ -6,4 +6,5 @@ mod cli;
 mod cluster;
 mod http;
 mod notebooks;
+mod privacy;
 mod upload;

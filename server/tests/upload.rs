@@ -123,8 +123,14 @@ async fn an_upload_is_validated_stored_and_served() {
     assert!(doc["rejects"]["total"].as_u64().unwrap() >= 1);
     assert_eq!(listing(dir.path()), ["wuhan-q3"]);
 
-    let (s, doc) =
-        call(&state, Request::get("/api/v1/datasets/wuhan-q3/heatmap?res=7&k=1").body(Body::empty()).unwrap()).await;
+    let (s, doc) = call(
+        &state,
+        Request::get("/api/v1/datasets/wuhan-q3/heatmap?res=7&k=1")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{doc}");
     let served: i64 = doc["cells"].as_array().unwrap().iter().map(|c| c["customers"].as_i64().unwrap()).sum();
     assert!(served > 0);
@@ -198,8 +204,10 @@ async fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&reply).into_owned()
 }
 
+/// A GET with the admin token (exact figures).
 fn raw_get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").into_bytes()
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")
+        .into_bytes()
 }
 
 fn raw_upload(body: &[u8]) -> Vec<u8> {

@@ -9,5 +9,5 @@ pub mod segment;
 
 pub use attribution::{attribution, AttributionParams, AttributionResult, By, Model};
 pub use heatmap::{heatmap, HeatmapBase, HeatmapParams, HeatmapResult, Location, Reduction};
-pub use privacy::{KFloor, Suppressed};
+pub use privacy::{Access, KFloor, Policy, PublicParams, PublicRelease, Suppressed};
 pub use segment::Segment;

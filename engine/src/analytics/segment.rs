@@ -7,7 +7,7 @@
 //! types are checked against the customers' schema before anything runs.
 
 use chrono::NaiveDate;
-use polars::prelude::{self as pl, lit, DataType, Expr, Schema};
+use polars::prelude::{self as pl, lit, DataType, Expr, NamedFrom, Schema};
 use sqlparser::ast::{BinaryOperator, Expr as Sql, UnaryOperator, Value};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -61,7 +61,7 @@ impl Ty {
 }
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::bad_input(format!("bad --where expression: {}", msg.into()))
+    Error::bad_input(format!("bad segment filter (where): {}", msg.into()))
 }
 
 impl Segment {
@@ -76,7 +76,31 @@ impl Segment {
     /// assert!(Segment::parse("salary > 1", &schema).is_err());
     /// ```
     pub fn parse(text: &str, schema: &Schema) -> Result<Segment> {
+        Self::parse_restricted(text, schema, &|_| None)
+    }
+
+    /// [`Self::parse`], refusing the columns for which `restricted` gives a reason. Bounded:
+    /// at most [`MAX_FILTER_CHARS`] characters, [`MAX_OPERATORS`] boolean operators and
+    /// [`MAX_IN_LIST`] values in one `IN` list, so no filter can exhaust the stack or the CPU.
+    pub fn parse_restricted(
+        text: &str,
+        schema: &Schema,
+        restricted: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Segment> {
+        if text.len() > MAX_FILTER_CHARS {
+            return Err(bad(format!("the filter is {} characters long; the limit is {MAX_FILTER_CHARS}", text.len())));
+        }
         let dialect = GenericDialect {};
+        let tokens = sqlparser::tokenizer::Tokenizer::new(&dialect, text).tokenize().map_err(|e| bad(e.to_string()))?;
+        let operators = tokens
+            .iter()
+            .filter(|t| matches!(t, Token::Word(w) if ["AND", "OR", "NOT"].contains(&w.value.to_ascii_uppercase().as_str())))
+            .count();
+        if operators > MAX_OPERATORS {
+            return Err(bad(format!(
+                "the filter has {operators} AND/OR/NOT operators; the limit is {MAX_OPERATORS} (use IN (...) for lists of values)"
+            )));
+        }
         let mut parser =
             Parser::new(&dialect).with_recursion_limit(64).try_with_sql(text).map_err(|e| bad(e.to_string()))?;
         let ast = parser.parse_expr().map_err(|e| bad(e.to_string()))?;
@@ -84,14 +108,29 @@ impl Segment {
         if next.token != Token::EOF {
             return Err(bad(format!("unexpected '{}' after the expression", next.token)));
         }
-        let compiler = Compiler { schema };
+        let compiler = Compiler { schema, restricted, named: std::cell::Cell::new(false) };
         let Part { expr, ty, sql } = compiler.compile(&ast)?;
         if !matches!(ty, Ty::Bool | Ty::Null) {
             return Err(bad(format!("the expression is {}, not a true/false condition", ty.name())));
         }
-        Ok(Segment { text: text.to_string(), expr: expr.fill_null(lit(false)), sql: format!("COALESCE({sql}, false)") })
+        let mut expr = expr.fill_null(lit(false));
+        if !compiler.named.get() {
+            // A constant condition (`1 = 1`) holds for every row or none: give it the rows' shape.
+            if let Some(first) = schema.iter_names().next() {
+                let any_row = pl::col(first.as_str()).is_null().or(pl::col(first.as_str()).is_not_null());
+                expr = any_row.and(expr);
+            }
+        }
+        Ok(Segment { text: text.to_string(), expr, sql: format!("COALESCE({sql}, false)") })
     }
 }
+
+/// Longest filter accepted, in bytes.
+pub const MAX_FILTER_CHARS: usize = 16_384;
+/// Most AND / OR / NOT operators in one filter.
+pub const MAX_OPERATORS: usize = 64;
+/// Most values in one `IN (...)` list.
+pub const MAX_IN_LIST: usize = 2_000;
 
 /// A compiled piece of a filter: the polars expression, its type and its SQL text.
 struct Part {
@@ -111,6 +150,10 @@ fn quote(s: &str) -> String {
 
 struct Compiler<'a> {
     schema: &'a Schema,
+    /// Why a column may not be named, if it may not.
+    restricted: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether the filter names any column.
+    named: std::cell::Cell<bool>,
 }
 
 impl Compiler<'_> {
@@ -118,6 +161,12 @@ impl Compiler<'_> {
         if name.starts_with("__") {
             return Err(bad(format!("unknown column '{name}'")));
         }
+        if self.schema.get(name).is_some() {
+            if let Some(why) = (self.restricted)(name) {
+                return Err(bad(format!("{why}; filters here may not name it")));
+            }
+        }
+        self.named.set(true);
         match self.schema.get(name) {
             Some(dtype) => Ok(part(pl::col(name), Ty::of(dtype), format!("\"{}\"", name.replace('"', "\"\"")))),
             None => {
@@ -174,6 +223,12 @@ impl Compiler<'_> {
                 if list.is_empty() {
                     return Err(bad("IN () needs at least one value"));
                 }
+                if list.len() > MAX_IN_LIST {
+                    return Err(bad(format!("IN has {} values; the limit is {MAX_IN_LIST}", list.len())));
+                }
+                if let Some(p) = self.in_set(expr, list, *negated)? {
+                    return Ok(p);
+                }
                 let mut any = lit(false);
                 let mut sql = Vec::with_capacity(list.len());
                 for item in list {
@@ -204,6 +259,39 @@ impl Compiler<'_> {
             ))),
             other => Err(bad(format!("'{other}' is not allowed in a segment filter"))),
         }
+    }
+
+    /// `x [NOT] IN (literals)` of one type as a hash-set membership test (linear in the list),
+    /// or `None` to compile it value by value (dates, mixed types).
+    fn in_set(&self, expr: &Sql, list: &[Sql], negated: bool) -> Result<Option<Part>> {
+        let x = self.compile(expr)?;
+        let mut nums = Vec::new();
+        let mut strs = Vec::new();
+        for item in list {
+            let Sql::Value(v) = item else { return Ok(None) };
+            match (&v.value, x.ty) {
+                (Value::Number(n, _), Ty::Num) => match n.parse::<f64>() {
+                    Ok(x) if x.is_finite() => nums.push(x),
+                    _ => return Err(bad(format!("bad number {n}"))),
+                },
+                (Value::SingleQuotedString(s), Ty::Str) => strs.push(s.clone()),
+                _ => return Ok(None),
+            }
+        }
+        let (set, sql_items): (pl::Series, Vec<String>) = if x.ty == Ty::Num {
+            (pl::Series::new("in".into(), &nums), nums.iter().map(|n| format!("CAST({n:?} AS DOUBLE)")).collect())
+        } else {
+            (pl::Series::new("in".into(), &strs), strs.iter().map(|s| quote(s)).collect())
+        };
+        let lhs = if x.ty == Ty::Num { x.expr.cast(DataType::Float64) } else { x.expr };
+        let lhs_sql = if x.ty == Ty::Num { format!("CAST({} AS DOUBLE)", x.sql) } else { x.sql };
+        let member = lhs.is_in(lit(set).implode(true), false);
+        let sql = format!("({lhs_sql} IN ({}))", sql_items.join(", "));
+        Ok(Some(if negated {
+            part(member.not(), Ty::Bool, format!("(NOT {sql})"))
+        } else {
+            part(member, Ty::Bool, sql)
+        }))
     }
 
     fn expect(&self, e: Expr, ty: Ty, want: Ty, op: &str) -> Result<Expr> {
@@ -366,6 +454,46 @@ mod tests {
             let err = eval(text).unwrap_err();
             assert!(err.is_user_error(), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn regression_long_flat_and_chain_is_refused_not_a_stack_overflow() {
+        let text = format!("budget >= 1{}", " AND budget >= 1".repeat(800));
+        let err = eval(&text).unwrap_err();
+        assert!(err.to_string().contains("the limit is 64"), "{err}");
+        // Up to the limit it compiles and runs.
+        let ok = format!("budget >= 1{}", " AND budget >= 1".repeat(MAX_OPERATORS));
+        assert_eq!(eval(&ok).unwrap(), [true, true, false, true]);
+    }
+
+    #[test]
+    fn regression_constant_filter_is_true_or_false_for_every_row() {
+        assert_eq!(eval("1 = 1").unwrap(), [true; 4]);
+        assert_eq!(eval("1 = 2").unwrap(), [false; 4]);
+        assert_eq!(eval("NULL IS NULL").unwrap(), [true; 4]);
+    }
+
+    #[test]
+    fn regression_long_in_list_is_a_hash_set() {
+        let many: Vec<String> = (0..MAX_IN_LIST).map(|i| format!("'{i}'")).collect();
+        let text = format!("district IN ('江汉区',{})", many[..MAX_IN_LIST - 1].join(","));
+        assert_eq!(eval(&text).unwrap(), [false, true, false, false]);
+        let nums =
+            format!("budget NOT IN (4000000, {})", (0..500).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        assert_eq!(eval(&nums).unwrap(), [true, false, false, true]);
+        let too_many =
+            format!("budget IN ({})", (0..=MAX_IN_LIST).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        let err = eval(&too_many).unwrap_err().to_string();
+        assert!(err.contains(&format!("IN has {} values; the limit is", MAX_IN_LIST + 1)), "{err}");
+    }
+
+    #[test]
+    fn restricted_columns_are_named_in_the_error() {
+        let df = customers();
+        let no_district = |c: &str| (c == "district").then(|| format!("'{c}' identifies a place"));
+        let err = Segment::parse_restricted("district = 'x'", df.schema(), &no_district).unwrap_err();
+        assert!(err.to_string().contains("'district' identifies a place"), "{err}");
+        assert!(Segment::parse_restricted("budget > 1", df.schema(), &no_district).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `GET /api/v1/datasets/{id}/attribution?model&by&window&format` and `GET .../funnel?by`.
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 #[cfg(feature = "cluster")]
 use custmap_engine::analytics::attribution::attribution_of;
@@ -17,6 +18,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::{access, require_exact};
 use super::{cached, ApiError, AppState, Problem, Reply};
 use crate::views::{self, ChartChoice};
 
@@ -78,17 +80,22 @@ fn is_image(format: OutputFormat) -> bool {
 /// Leads, visits, deals, revenue, cost and ROI per channel or campaign under each model.
 #[utoipa::path(get, path = "/api/v1/datasets/{id}/attribution", tag = "attribution",
     params(("id" = String, Path, description = "dataset id"), AttributionQuery),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "`{dataset, model, by, window, unattributed, shapley_std_error, rows: [...]}`; or the rows as CSV / Arrow; or a chart",
             content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.arrow.file"),
                     (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
         (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "needs an analyst token (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
 async fn attribution_route(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<AttributionQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    require_exact(access(&headers, &state.config)?, "attribution")?;
     let entry = state.registry.entry(&id)?;
     let ds = entry.dataset;
     let params = AttributionParams {
@@ -155,17 +162,22 @@ pub struct FunnelQuery {
 /// Leads, visited and deals per first-touch channel or campaign.
 #[utoipa::path(get, path = "/api/v1/datasets/{id}/funnel", tag = "attribution",
     params(("id" = String, Path, description = "dataset id"), FunnelQuery),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "`{dataset, by, rows: [{channel, leads, visited, deals, ...}]}`; or CSV / Arrow; or a chart",
             content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.arrow.file"),
                     (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
         (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "needs an analyst token (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
 async fn funnel_route(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<FunnelQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    require_exact(access(&headers, &state.config)?, "the funnel")?;
     let entry = state.registry.entry(&id)?;
     let ds = entry.dataset;
     let by = parse_by(q.by.as_deref())?;

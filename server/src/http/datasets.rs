@@ -15,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use custmap_engine::analytics::Access;
 use custmap_engine::io::schema::Table;
 use custmap_engine::Dataset;
 use serde_json::{json, Value};
@@ -34,7 +35,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(OpenApiRouter::new().routes(routes!(upload)).layer(DefaultBodyLimit::disable()))
 }
 
-fn summary(id: &str, e: &Entry) -> Value {
+/// A dataset's ingest report. Reasons can quote rejected values, so only exact readers get them
+/// by reason; the public sees the totals.
+fn summary(id: &str, e: &Entry, access: Access) -> Value {
+    if !access.exact() {
+        return json!({
+            "id": id,
+            "version": e.version,
+            "tables": e.dataset.report.tables,
+            "rejects": {"total": e.dataset.rejects.len()},
+        });
+    }
     let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
     for r in &e.dataset.rejects {
         *by_reason.entry(format!("{}: {}", r.table, r.reason)).or_default() += 1;
@@ -65,9 +76,14 @@ async fn list_datasets(State(state): State<AppState>) -> Json<Value> {
     params(("id" = String, Path, description = "dataset id")),
     responses((status = 200, description = "ingest report", body = Object),
               (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
-async fn show_dataset(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
+async fn show_dataset(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let access = super::access::access(&headers, &state.config)?;
     let entry = state.registry.entry(&id)?;
-    Ok(Json(summary(&id, &entry)))
+    Ok(Json(summary(&id, &entry, access)))
 }
 
 /// The district outlines a dataset carries (public boundaries, no customer data), as GeoJSON.
@@ -192,29 +208,25 @@ async fn upload(
     .await?;
     let (id, entry) = entry;
     let location = format!("/api/v1/datasets/{id}");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(&id, &entry))).into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(&id, &entry, Access::Admin))).into_response())
 }
 
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = state.config.token.as_deref() else {
+    if state.config.token.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "this server takes no writes: start it with CUSTMAP_TOKEN set to enable uploads",
         ));
-    };
-    let given =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    // Compared in full whatever the first difference, so timing tells nothing.
-    let same = given.is_some_and(|g| {
-        g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-    });
-    if same {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+    }
+    match super::access::access(headers, &state.config) {
+        Ok(Access::Admin) => Ok(()),
+        Ok(Access::Analyst) => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "uploads need the admin token, not the analyst's"))
+        }
+        _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "writes need 'Authorization: Bearer <token>' with this server's token",
-        ))
+            "writes need 'Authorization: Bearer <token>' with this server's admin token",
+        )),
     }
 }
 

@@ -7,9 +7,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use custmap_engine::analytics::{HeatmapBase, HeatmapParams, HeatmapResult, KFloor, Location};
+use custmap_engine::analytics::heatmap::Totals;
+use custmap_engine::analytics::privacy::public;
+use custmap_engine::analytics::{HeatmapBase, HeatmapParams, HeatmapResult, Location, PublicRelease};
 use custmap_engine::io::write::{cells_geojson, frame_bytes};
 use custmap_engine::io::OutputFormat;
 use custmap_engine::render::map::{render_map, MapSpec};
@@ -21,7 +23,11 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::state::{AppState, BaseKey, Entry};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use super::access::access;
+use super::state::{AppState, BaseKey, Entry, PublicKey};
 use super::{cached, ApiError, Problem, Reply};
 use crate::views;
 
@@ -40,7 +46,9 @@ pub struct HeatmapQuery {
     #[serde(rename = "where")]
     #[param(rename = "where")]
     where_: Option<String>,
-    /// Privacy floor: the fewest customers a returned cell may hold (default 5).
+    /// Privacy floor for analysts: the fewest people any figure of a returned cell may count; it
+    /// can only raise the server's floor (`serve --min-k`, default 5). Ignored for the public,
+    /// whose figures are differentially private.
     k: Option<u32>,
     /// `json` (default), `geojson`, `csv`, `arrow`, `png` or `svg`; or send an Accept header.
     format: Option<String>,
@@ -48,9 +56,13 @@ pub struct HeatmapQuery {
     metric: Option<String>,
 }
 
-/// Heatmap cells with the metrics of SPEC §3, after the privacy floor.
+/// Heatmap cells with the metrics of SPEC §3. With an analyst or admin token: exact figures under
+/// the server's floor (every count and sum of a cell covers at least k people, or is withheld).
+/// Without a token: the differentially private public release (resolutions the server declares,
+/// no segment), its parameters stated in the response.
 #[utoipa::path(get, path = "/api/v1/datasets/{id}/heatmap", tag = "heatmap",
     params(("id" = String, Path, description = "dataset id"), HeatmapQuery),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "cells: `{dataset, res, location, where, k, suppressed: {merged, dropped}, totals, cells: [...]}` as JSON; or GeoJSON, CSV (hex_id column), Arrow IPC, PNG or SVG",
             content(
@@ -61,6 +73,8 @@ pub struct HeatmapQuery {
                 (Vec<u8> = "image/png"),
                 (String = "image/svg+xml"))),
         (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "needs an analyst token (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
 async fn heatmap(
     State(state): State<AppState>,
@@ -68,28 +82,125 @@ async fn heatmap(
     Query(q): Query<HeatmapQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let access = access(&headers, &state.config)?;
     let entry = state.registry.entry(&id)?;
-    let params = HeatmapParams {
-        res: Res::new(q.res.unwrap_or(8)).map_err(|e| ApiError::bad_request(format!("res: {e}")))?,
-        location: q.location.as_deref().unwrap_or("work").parse::<Location>()?,
-        segment: q.where_.clone().filter(|w| !w.trim().is_empty()),
-        k: KFloor::new(q.k.unwrap_or(5))?,
-        ..HeatmapParams::default()
-    };
+    let res = Res::new(q.res.unwrap_or(8)).map_err(|e| ApiError::bad_request(format!("res: {e}")))?;
+    let location = q.location.as_deref().unwrap_or("work").parse::<Location>()?;
     let format = match q.format.as_deref() {
         Some(name) => parse_format(name)?,
         None => from_accept(&headers),
     };
     let metric = q.metric.unwrap_or_else(|| "purchasing_power".into());
+    let segment = q.where_.clone().filter(|w| !w.trim().is_empty());
+    if !access.exact() {
+        return public_heatmap(&state, entry, res, location, segment.is_some(), format, metric).await;
+    }
+    let policy = &state.config.policy;
+    if let Some(w) = &segment {
+        policy.check_segment(&entry.dataset.customers, w)?;
+    }
+    let params = HeatmapParams { res, location, segment, k: policy.floor(q.k)?, ..HeatmapParams::default() };
     let key = format!("heatmap {params:?} {format:?} {metric}");
     let version = entry.version;
     let st = state.clone();
     cached(&state, version, key, move || {
         let base = cached_base(&st, &entry, &params)?;
         let result = base.at(&params)?;
-        respond(&entry.dataset, &result, format, &metric)
+        respond(&entry.dataset, &result, format, &metric, None)
     })
     .await
+}
+
+/// The public heatmap: a cell table of the differentially private lattice, or a 403 for what
+/// the lattice does not hold (a segment, another resolution).
+async fn public_heatmap(
+    state: &AppState,
+    entry: Entry,
+    res: Res,
+    location: Location,
+    has_segment: bool,
+    format: OutputFormat,
+    metric: String,
+) -> Result<Response, ApiError> {
+    let policy = &state.config.policy;
+    let lattice = policy.public.resolutions.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+    if has_segment {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a segment filter (where) needs an analyst token; the public heatmap covers all customers",
+        ));
+    }
+    if !policy.public.serves(res) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("the public heatmap is released at res {lattice}; other resolutions need an analyst token"),
+        ));
+    }
+    if matches!(metric.as_str(), "deals" | "revenue") {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("'{metric}' is not released to the public")));
+    }
+    let key = format!("public heatmap {res:?} {location:?} {format:?} {metric}");
+    let st = state.clone();
+    cached(state, entry.version, key, move || {
+        let release = public_release(&st, &entry, location, res)?;
+        let m = &release.mechanism;
+        let privacy = serde_json::json!({
+            "access": "public",
+            "noised": true,
+            "model": "(epsilon, delta)-differential privacy: discrete Laplace noise on every count and sum, cells published above a noisy threshold",
+            "epsilon_total": st.config.policy.public.epsilon,
+            "delta_total": st.config.policy.public.delta,
+            "release": m,
+            "budget_cap": st.config.policy.public.budget_cap,
+        });
+        let result = HeatmapResult {
+            params: HeatmapParams { res, location, ..HeatmapParams::default() },
+            totals: Totals { customers: release.customers, prospects: release.customers, ..Totals::default() },
+            suppressed: Default::default(),
+            cells: release.cells.clone(),
+        };
+        if format == OutputFormat::Json {
+            let doc = serde_json::json!({
+                "dataset": entry.dataset.name,
+                "res": res.get(),
+                "location": location.as_str(),
+                "where": null,
+                "access": "public",
+                "privacy": privacy,
+                "totals": {"customers": release.customers},
+                "cells": custmap_engine::io::write::frame_to_json_rows(&release.cells)?,
+            });
+            return Ok(Reply::json(&doc));
+        }
+        let subtitle = format!(
+            "public figures: differentially private (epsilon {} over the whole release, delta {}), noise on every figure; cells under ~{} customers not shown",
+            st.config.policy.public.epsilon, st.config.policy.public.delta, m.threshold
+        );
+        respond(&entry.dataset, &result, format, &metric, Some((subtitle, privacy)))
+    })
+    .await
+}
+
+/// The release of (`location`, `res`) for this dataset version: cached, else drawn with the
+/// generator keyed by the server's noise key and the data's fingerprint (the same data and key
+/// give the same noise, so recomputing spends no privacy budget).
+fn public_release(
+    state: &AppState,
+    entry: &Entry,
+    location: Location,
+    res: Res,
+) -> Result<Arc<PublicRelease>, ApiError> {
+    let key: PublicKey = (entry.version, location.as_str(), res.get());
+    if let Some(r) = state.public.get(&key) {
+        return Ok(r);
+    }
+    let fingerprint = public::fingerprint(&entry.dataset);
+    let mut rng = ChaCha20Rng::from_seed(state.config.noise_key);
+    let stream = fingerprint ^ (u64::from(res.get()) << 56) ^ (location as u64).rotate_left(48);
+    rng.set_stream(stream);
+    let release = Arc::new(PublicRelease::build(&entry.dataset, location, res, &state.config.policy.public, &mut rng)?);
+    state.public.insert(key, release.clone());
+    Ok(release)
 }
 
 fn parse_format(name: &str) -> Result<OutputFormat, ApiError> {
@@ -145,7 +256,15 @@ fn cached_base(state: &AppState, entry: &Entry, params: &HeatmapParams) -> Resul
     Ok(base)
 }
 
-fn respond(ds: &Dataset, result: &HeatmapResult, format: OutputFormat, metric: &str) -> Result<Reply, ApiError> {
+/// The cell table in `format`. `public` carries the subtitle and privacy statement of a public
+/// release, which replace the floor's.
+fn respond(
+    ds: &Dataset,
+    result: &HeatmapResult,
+    format: OutputFormat,
+    metric: &str,
+    public: Option<(String, serde_json::Value)>,
+) -> Result<Reply, ApiError> {
     let params = &result.params;
     let cells = &result.cells;
     let body = Reply::new;
@@ -158,8 +277,13 @@ fn respond(ds: &Dataset, result: &HeatmapResult, format: OutputFormat, metric: &
             // Foreign members (RFC 7946 §6.1) tell a reader what the floor did.
             let mut doc = cells_geojson(cells)?;
             doc["res"] = params.res.get().into();
-            doc["k"] = params.k.get().into();
-            doc["suppressed"] = serde_json::json!(result.suppressed);
+            match &public {
+                Some((_, privacy)) => doc["privacy"] = privacy.clone(),
+                None => {
+                    doc["k"] = params.k.get().into();
+                    doc["suppressed"] = serde_json::json!(result.suppressed);
+                }
+            }
             body("application/geo+json", doc.to_string().into_bytes())
         }
         OutputFormat::Csv => body("text/csv", frame_bytes(cells, OutputFormat::Csv)?),
@@ -173,7 +297,7 @@ fn respond(ds: &Dataset, result: &HeatmapResult, format: OutputFormat, metric: &
                 cells,
                 metric,
                 title: views::map_title(metric, params),
-                subtitle: views::map_subtitle(result, params),
+                subtitle: public.map_or_else(|| views::map_subtitle(result, params), |(s, _)| s),
                 districts: ds.districts.as_ref(),
                 size: (1200, 860),
                 overlay: Vec::new(),

@@ -2,6 +2,7 @@
 //! declared through `utoipa_axum::routes!`, so the OpenAPI document is generated from the same
 //! declarations that route requests and cannot drift from them.
 
+mod access;
 mod attribution;
 mod dashboard;
 mod datasets;
@@ -106,10 +107,16 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "handled");
             res
         }
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the request took longer than {} s; try again shortly (results are cached)", limit.as_secs()),
-        )
+        Err(_) => ApiError {
+            retry_after: Some(10),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request took longer than {} s; its computation goes on and is cached: retry shortly",
+                    limit.as_secs()
+                ),
+            )
+        }
         .into_response(),
     }
 }
@@ -151,8 +158,12 @@ impl Reply {
 }
 
 /// Answers from the reply cache when these parameters were computed before for this dataset
-/// version; otherwise computes on the blocking pool and caches the reply (unless it is large:
-/// the cache holds at most `REPLY_ENTRIES` x `REPLY_MAX_BYTES`).
+/// version. Otherwise the work joins the computation already in flight for the same key (single
+/// flight: identical requests compute once), or is admitted to the heavy-work queue and runs on
+/// the blocking pool: at most `Config::heavy_workers` at once, `Config::heavy_queue` more
+/// waiting; beyond that the request is refused at once with 503 and `Retry-After`. A computation
+/// finishes and is cached even when its callers have left or passed their deadline, so a retry
+/// finds it (unless it is large: the cache holds at most `REPLY_ENTRIES` x `REPLY_MAX_BYTES`).
 pub async fn cached<F>(state: &AppState, version: u64, key: String, work: F) -> Result<Response, ApiError>
 where
     F: FnOnce() -> Result<Reply, ApiError> + Send + 'static,
@@ -161,11 +172,13 @@ where
     if let Some(hit) = state.replies.get(&key) {
         return Ok(hit.response());
     }
-    let reply = std::sync::Arc::new(blocking(work).await?);
-    if reply.body.len() <= state::REPLY_MAX_BYTES {
-        state.replies.insert(key, reply.clone());
+    let mut flight = state.heavy.join_or_start(state, key, work)?;
+    let done = flight.wait_for(Option::is_some).await.map_err(ApiError::internal)?;
+    match done.as_ref() {
+        Some(Ok(reply)) => Ok(reply.response()),
+        Some(Err((status, detail))) => Err(ApiError::new(*status, detail.clone())),
+        None => Err(ApiError::internal("a computation ended without a result")),
     }
-    Ok(reply.response())
 }
 
 /// Runs engine work on the blocking pool (never on the async workers), inside the request's

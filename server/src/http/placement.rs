@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
@@ -16,6 +17,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::{access, require_exact};
 use super::state::{AppState, CoverageKey, Entry};
 use super::{cached, ApiError, Problem, Reply};
 use crate::views;
@@ -60,19 +62,27 @@ pub struct PlacementRequest {
 #[utoipa::path(post, path = "/api/v1/datasets/{id}/placement", tag = "placement",
     params(("id" = String, Path, description = "dataset id")),
     request_body = PlacementRequest,
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "`{budget, cost, reach, upper_bound, gap, reach_split, sites, overlap, baselines, curve, prospects}`; or a picture",
             content((Object = "application/json"), (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
         (status = 400, description = "a bad field, named", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "needs an analyst token (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "the body is not JSON", body = Problem, content_type = "application/problem+json")))]
 async fn placement(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Json<PlacementRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    require_exact(access(&headers, &state.config)?, "placement")?;
     let entry = state.registry.entry(&id)?;
     let Json(req) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    if let Some(w) = req.where_.as_deref().filter(|w| !w.trim().is_empty()) {
+        state.config.policy.check_segment(&entry.dataset.customers, w)?;
+    }
     let reach = match req.reach.as_deref().unwrap_or("work") {
         "home" => ReachMode::Home,
         "work" => ReachMode::Work,

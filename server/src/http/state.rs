@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use custmap_engine::analytics::placement::Coverage;
-use custmap_engine::analytics::HeatmapBase;
+use custmap_engine::analytics::{HeatmapBase, Policy, PublicRelease};
 use custmap_engine::{Dataset, Error};
 
 use super::ApiError;
@@ -125,16 +125,29 @@ pub fn valid_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// Limits and secrets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
-    /// Bearer token for writes; `None` refuses every write.
+    /// Bearer token for writes (and exact reads); `None` refuses every write.
     pub token: Option<String>,
+    /// Bearer token for exact reads under the floor (`CUSTMAP_ANALYST_TOKEN`); `None`: only the
+    /// admin token reads exact figures.
+    pub analyst_token: Option<String>,
+    /// The floor, the filter rules and the public release (SPEC §3).
+    pub policy: Policy,
+    /// Key of the public release's noise: with it, the same data always gets the same noise, so
+    /// a release recomputed (after a cache eviction or a restart with the same key) spends no
+    /// new privacy budget. Random per process unless the data directory keeps one.
+    pub noise_key: [u8; 32],
     /// Largest upload body, bytes.
     pub max_upload_bytes: usize,
     /// Most rows an upload may hold, all tables together.
     pub max_upload_rows: u64,
     /// Longest a request may take before it is answered 503.
     pub timeout: Duration,
+    /// Engine computations run at once (default: the machine's cores).
+    pub heavy_workers: usize,
+    /// Engine computations that may wait for a worker; more are refused at once (503).
+    pub heavy_queue: usize,
     /// A Ballista scheduler that reduces customers for heatmaps (`serve --engine`); `None`:
     /// the local engine.
     pub cluster: Option<ClusterTarget>,
@@ -149,13 +162,75 @@ pub struct ClusterTarget {
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets are never printed.
+        f.debug_struct("Config")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("analyst_token", &self.analyst_token.as_ref().map(|_| "<set>"))
+            .field("policy", &self.policy)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("max_upload_rows", &self.max_upload_rows)
+            .field("timeout", &self.timeout)
+            .field("heavy_workers", &self.heavy_workers)
+            .field("heavy_queue", &self.heavy_queue)
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+/// 32 bytes from the operating system's generator.
+#[must_use]
+pub fn random_key() -> [u8; 32] {
+    use rand::{RngCore, TryRngCore};
+    let mut key = [0u8; 32];
+    if rand::rngs::OsRng.try_fill_bytes(&mut key).is_err() {
+        rand::rng().fill_bytes(&mut key);
+    }
+    key
+}
+
+/// The noise key kept in `data_dir/.noise-key` (created, readable by the owner only, when
+/// missing), so a restart draws the same public noise for the same data.
+pub fn noise_key_in(data_dir: &Path) -> Result<[u8; 32], Error> {
+    let path = data_dir.join(".noise-key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+        tracing::warn!(path = %path.display(), "the noise key is not 32 bytes; writing a new one");
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| Error::Write { path: data_dir.into(), message: format!("data directory: {e}") })?;
+    let key = random_key();
+    let tmp = data_dir.join(".noise-key.tmp");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
+        f.write_all(&key)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| Error::Write { path: path.clone(), message: e.to_string() })?;
+    Ok(key)
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             token: None,
+            analyst_token: None,
+            policy: Policy::default(),
+            noise_key: random_key(),
             max_upload_bytes: 512 << 20,
             max_upload_rows: 20_000_000,
             timeout: Duration::from_secs(120),
+            heavy_workers: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            heavy_queue: 16,
             cluster: None,
         }
     }
@@ -219,6 +294,9 @@ pub type BaseKey = (u64, &'static str, Option<String>, u8);
 /// Key of a cached coverage: dataset version, segment, reach mode, weight, radius overrides.
 pub type CoverageKey = (u64, Option<String>, String, String, String);
 
+/// Key of a cached public release: dataset version, location, resolution.
+pub type PublicKey = (u64, &'static str, u8);
+
 /// Most heatmap bases and coverages kept.
 pub const CACHE_ENTRIES: usize = 64;
 
@@ -228,6 +306,87 @@ pub const REPLY_ENTRIES: usize = 256;
 /// Largest reply kept in the cache (bytes); bigger ones are recomputed from the cached base.
 pub const REPLY_MAX_BYTES: usize = 4 << 20;
 
+/// The outcome of one computation, shared by every request waiting on it.
+pub type Outcome = Option<Result<Arc<super::Reply>, (axum::http::StatusCode, String)>>;
+
+/// Admission control and single flight for heavy engine work (see [`super::cached`]).
+pub struct Heavy {
+    /// Permits to run engine work: the machine's cores by default.
+    running: Arc<tokio::sync::Semaphore>,
+    /// Computations admitted (running or waiting for a permit).
+    admitted: Arc<AtomicU64>,
+    /// Most computations admitted at once: running plus queued.
+    limit: u64,
+    in_flight: Mutex<HashMap<(u64, String), tokio::sync::watch::Receiver<Outcome>>>,
+    /// Computations started (each distinct key once while in flight).
+    pub started: AtomicU64,
+}
+
+impl Heavy {
+    #[must_use]
+    pub fn new(workers: usize, queue: usize) -> Self {
+        let workers = workers.max(1);
+        Heavy {
+            running: Arc::new(tokio::sync::Semaphore::new(workers)),
+            admitted: Arc::new(AtomicU64::new(0)),
+            limit: (workers + queue) as u64,
+            in_flight: Mutex::new(HashMap::new()),
+            started: AtomicU64::new(0),
+        }
+    }
+
+    /// The computation of `key`: the one in flight, or a new one if admitted.
+    pub fn join_or_start<F>(
+        &self,
+        state: &AppState,
+        key: (u64, String),
+        work: F,
+    ) -> Result<tokio::sync::watch::Receiver<Outcome>, ApiError>
+    where
+        F: FnOnce() -> Result<super::Reply, ApiError> + Send + 'static,
+    {
+        let mut flights = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A sender gone without an answer (its task panicked) is replaced, never joined.
+        if let Some(rx) = flights.get(&key).filter(|rx| rx.has_changed().is_ok()) {
+            return Ok(rx.clone());
+        }
+        if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.limit {
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::busy(self.limit));
+        }
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        flights.insert(key.clone(), rx.clone());
+        drop(flights);
+        let (running, admitted, state) = (self.running.clone(), self.admitted.clone(), state.clone());
+        let span = tracing::Span::current();
+        tokio::spawn(async move {
+            /// Gives the admission back however the task ends.
+            struct Admitted(Arc<AtomicU64>);
+            impl Drop for Admitted {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let admitted = Admitted(admitted);
+            let outcome = match running.acquire_owned().await {
+                Ok(_permit) => super::blocking(move || span.in_scope(work)).await,
+                Err(e) => Err(ApiError::internal(e)),
+            };
+            drop(admitted);
+            let outcome = outcome.map(Arc::new).map_err(|e| (e.status, e.detail));
+            if let Ok(reply) = &outcome {
+                if reply.body.len() <= REPLY_MAX_BYTES {
+                    state.replies.insert(key.clone(), reply.clone());
+                }
+            }
+            state.heavy.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+            let _ = tx.send(Some(outcome));
+        });
+        Ok(rx)
+    }
+}
+
 /// Shared state of every route.
 #[derive(Clone)]
 pub struct AppState {
@@ -235,8 +394,13 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub bases: Arc<Cache<BaseKey, HeatmapBase>>,
     pub coverages: Arc<Cache<CoverageKey, Coverage>>,
+    /// Public releases (deterministic in the noise key and the data, so an eviction costs time,
+    /// never privacy budget).
+    pub public: Arc<Cache<PublicKey, PublicRelease>>,
     /// Response bodies by (dataset version, route and normalised parameters).
     pub replies: Arc<Cache<(u64, String), super::Reply>>,
+    /// Admission control and single flight of engine work.
+    pub heavy: Arc<Heavy>,
 }
 
 impl AppState {
@@ -248,11 +412,14 @@ impl AppState {
 
     #[must_use]
     pub fn with(registry: Registry, config: Config) -> Self {
+        let heavy = Arc::new(Heavy::new(config.heavy_workers, config.heavy_queue));
         AppState {
+            heavy,
             registry: Arc::new(registry),
             config: Arc::new(config),
             bases: Arc::new(Cache::new(CACHE_ENTRIES)),
             coverages: Arc::new(Cache::new(CACHE_ENTRIES)),
+            public: Arc::new(Cache::new(CACHE_ENTRIES)),
             replies: Arc::new(Cache::new(REPLY_ENTRIES)),
         }
     }

@@ -154,7 +154,7 @@ impl CellCache {
 }
 
 /// A f64 column as one contiguous arrow array, for row access without per-row chunk lookups.
-pub(super) struct F64s(Option<<Float64Type as PolarsDataType>::Array>);
+pub(crate) struct F64s(Option<<Float64Type as PolarsDataType>::Array>);
 
 impl F64s {
     pub fn new(c: &Column) -> Result<Self> {

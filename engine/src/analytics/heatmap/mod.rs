@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::Serialize;
 
-mod groups;
+pub(crate) mod groups;
 
 use std::sync::Arc;
 
@@ -425,7 +425,14 @@ impl HeatmapBase {
             if finest_table.is_none() {
                 finest_table = Some(table.clone());
             }
-            let floor = col("customers").gt_eq(lit(i64::from(params.k.get())));
+            // The floor holds for the customers, the segment's prospects and the customers outside
+            // the segment (a no-segment query tells the customers, so those outside would show).
+            let k = lit(i64::from(params.k.get()));
+            let none_or_k = |e: Expr| e.clone().eq(lit(0i64)).or(e.gt_eq(k.clone()));
+            let floor = col("customers")
+                .gt_eq(k.clone())
+                .and(none_or_k(col("prospects")))
+                .and(none_or_k(col("customers") - col("prospects")));
             kept.push(table.clone().lazy().filter(floor.clone()).with_column(lit(i32::from(res.get())).alias("res")));
             let small = table.lazy().filter(floor.not()).select([col("cell"), lit(true).alias("__small")]).collect()?;
             if small.height() == 0 {
@@ -453,8 +460,43 @@ impl HeatmapBase {
         let cells = concat(kept, UnionArgs::default())?.collect()?;
         let finest = finest_table.ok_or_else(|| Error::Internal("no level computed".into()))?;
         let frame = metrics(cells, &finest, &self.totals, params)?;
+        let (frame, withheld) = withhold_small_figures(frame, params.k)?;
+        suppressed.withheld = withheld;
         Ok(HeatmapResult { params: params.clone(), totals: self.totals, suppressed, cells: frame })
     }
+}
+
+/// The floor for the buyers of a kept cell (its customers, prospects and customers outside the
+/// segment are each none or at least `k`): buyers under `k` (but not 0) withholds buyers, deals,
+/// revenue and conversion (null). Returns the table and how many cells had figures withheld.
+fn withhold_small_figures(cells: DataFrame, k: KFloor) -> Result<(DataFrame, u64)> {
+    let k = lit(i64::from(k.get()));
+    let few_buyers = col("buyers").gt(lit(0i64)).and(col("buyers").lt(k));
+    let withheld = cells
+        .clone()
+        .lazy()
+        .filter(few_buyers.clone())
+        .select([len()])
+        .collect()?
+        .column("len")?
+        .cast(&DataType::UInt64)?
+        .u64()?
+        .get(0)
+        .unwrap_or(0);
+    if withheld == 0 {
+        return Ok((cells, 0));
+    }
+    let schema = cells.schema().clone();
+    let exprs: Vec<Expr> = ["buyers", "deals", "revenue", "conversion", "conversion_smoothed"]
+        .into_iter()
+        .map(|name| {
+            let dtype = schema.get(name).cloned().unwrap_or(DataType::Float64);
+            when(few_buyers.clone()).then(lit(NULL)).otherwise(col(name)).cast(dtype).alias(name)
+        })
+        .collect();
+    let order: Vec<Expr> = cells.get_column_names().into_iter().map(|c| col(c.clone())).collect();
+    let out = cells.lazy().with_columns(exprs).select(order).collect()?;
+    Ok((out, withheld))
 }
 
 /// The groups' sums per distinct tuple of their anchors' cells at `res`: H3 once per group, on

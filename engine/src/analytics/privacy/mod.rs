@@ -1,0 +1,145 @@
+//! Privacy (SPEC §3): who may ask what, the floor, and the public release.
+//!
+//! One policy covers every surface: the CLI works on the owner's own files (exact figures, the
+//! floor of its `--k`); over HTTP an [`Access`] level decides what a request may see:
+//! - [`Access::Admin`] and [`Access::Analyst`]: exact aggregates under the operator's floor
+//!   ([`Policy::floor`]: a request's `k` may only raise it), which holds for every count and sum
+//!   of a cell (see `HeatmapBase::at`), with segment filters that may not name an identifier, a
+//!   coordinate or a near-unique attribute ([`Policy::check_segment`]);
+//! - [`Access::Public`]: only the differentially private lattice of [`public`], nothing exact.
+
+pub mod noise;
+pub mod public;
+
+use polars::prelude::{DataFrame, DataType};
+use serde::Serialize;
+
+use crate::analytics::segment::Segment;
+use crate::error::{Error, Result};
+pub use public::{PublicParams, PublicRelease};
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// No token: differentially private figures only.
+    Public,
+    /// The analyst token: exact aggregates under the floor.
+    Analyst,
+    /// The admin token: uploads, and everything an analyst may read.
+    Admin,
+}
+
+impl Access {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Analyst => "analyst",
+            Access::Admin => "admin",
+        }
+    }
+
+    /// Whether exact (floored) aggregates may be read.
+    #[must_use]
+    pub fn exact(self) -> bool {
+        self >= Access::Analyst
+    }
+}
+
+/// Customer columns that identify a person or a place: never named by a filter over the API.
+pub const IDENTIFYING: [&str; 6] = ["customer_id", "referred_by", "home_lat", "home_lng", "work_lat", "work_lng"];
+
+/// An attribute column whose distinct values exceed this share of the rows is an identifier
+/// (a phone number, a name, an e-mail) as far as filters go.
+pub const NEAR_UNIQUE_SHARE: f64 = 0.5;
+
+/// The operator's privacy settings, applied to every request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    /// The lowest floor any request gets (`serve --min-k`).
+    pub min_k: KFloor,
+    pub public: PublicParams,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { min_k: KFloor::default(), public: PublicParams::default() }
+    }
+}
+
+impl Policy {
+    /// The floor of a request that asked for `requested`: the operator's, or higher.
+    pub fn floor(&self, requested: Option<u32>) -> Result<KFloor> {
+        match requested {
+            None => Ok(self.min_k),
+            Some(k) => Ok(KFloor::new(k)?.max(self.min_k)),
+        }
+    }
+
+    /// Checks a segment filter sent by an API caller: it parses, and names no identifier,
+    /// coordinate or near-unique column of `customers`.
+    pub fn check_segment(&self, customers: &DataFrame, text: &str) -> Result<()> {
+        let restricted = |name: &str| restricted_column(customers, name);
+        Segment::parse_restricted(text, customers.schema(), &restricted).map(|_| ())
+    }
+}
+
+/// Why a filter over the API may not name `name`, if it may not.
+fn restricted_column(customers: &DataFrame, name: &str) -> Option<String> {
+    if IDENTIFYING.contains(&name) {
+        return Some(format!("'{name}' identifies a person or a place"));
+    }
+    let known = crate::io::schema::Table::Customers.columns().iter().any(|c| c.name == name);
+    if known {
+        return None;
+    }
+    let column = customers.column(name).ok()?;
+    let n = column.len();
+    if n < 2 || matches!(column.dtype(), DataType::Boolean) {
+        return None;
+    }
+    let distinct = column.n_unique().ok()?;
+    (distinct as f64 > NEAR_UNIQUE_SHARE * n as f64)
+        .then(|| format!("'{name}' has a distinct value for most customers ({distinct} of {n}), so it identifies them"))
+}
+
+/// Minimum number of customers a published cell must hold (default 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct KFloor(u32);
+
+impl KFloor {
+    /// ```
+    /// use custmap_engine::analytics::KFloor;
+    /// assert_eq!(KFloor::new(5).unwrap().get(), 5);
+    /// assert!(KFloor::new(0).is_err());
+    /// ```
+    pub fn new(k: u32) -> Result<Self> {
+        if k >= 1 {
+            Ok(KFloor(k))
+        } else {
+            Err(Error::bad_input("k must be at least 1"))
+        }
+    }
+
+    #[must_use]
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for KFloor {
+    fn default() -> Self {
+        KFloor(5)
+    }
+}
+
+/// What the floor did to a table: cells folded into their parents, and cells dropped because
+/// even the coarsest allowed parent held fewer than `k` customers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Suppressed {
+    pub merged: u64,
+    pub dropped: u64,
+    /// Published cells with some figure withheld (null) because it counts fewer than `k` people.
+    pub withheld: u64,
+}

@@ -1,0 +1,211 @@
+//! The attack suite (SPEC §3): an anonymous caller and an analyst try to locate one customer, a
+//! victim living alone 80 km outside the city with a budget no one else has, by isolation (an id,
+//! a coordinate box), a floor below the server's, differencing two thresholds, and parents
+//! against children across resolutions. The public must learn nothing; analysts never see a
+//! figure under the floor.
+
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use custmap::http::{app, AppState, Config, Registry};
+use custmap_engine::demo::{generate, DemoFormat, DemoParams};
+use custmap_engine::spatial::h3;
+use custmap_engine::spatial::Res;
+use custmap_engine::Dataset;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const ANALYST: &str = "analyst-token-1";
+const ADMIN: &str = "admin-token-1";
+const VICTIM: (f64, f64) = (31.2001, 115.0001);
+const VICTIM_BUDGET: &str = "8765432";
+
+fn state() -> AppState {
+    static STATE: OnceLock<(tempfile::TempDir, AppState)> = OnceLock::new();
+    STATE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let city = dir.path().join("city");
+            generate(&city, &DemoParams { customers: 3_000, seed: 8, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+            // The victim: one row appended to the customers, every known column filled by name.
+            let path = city.join("customers.csv");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+            let row: Vec<String> = header
+                .iter()
+                .map(|c| match *c {
+                    "customer_id" => "VICTIM".into(),
+                    "home_lat" | "work_lat" => VICTIM.0.to_string(),
+                    "home_lng" | "work_lng" => VICTIM.1.to_string(),
+                    "budget" => VICTIM_BUDGET.into(),
+                    _ => String::new(),
+                })
+                .collect();
+            std::fs::write(&path, format!("{text}{}\n", row.join(","))).unwrap();
+            let ds = Dataset::load(&city).unwrap();
+            assert_eq!(ds.customers.height(), 3_001, "the victim was accepted");
+            let config = Config { token: Some(ADMIN.into()), analyst_token: Some(ANALYST.into()), ..Config::default() };
+            (dir, AppState::with(Registry::in_memory(vec![ds]), config))
+        })
+        .1
+        .clone()
+}
+
+async fn call(uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::get(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let res = app(state()).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn enc(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+fn victim_cell(res: u8) -> String {
+    h3::hex_string(h3::cell(VICTIM.0, VICTIM.1, Res::new(res).unwrap()).unwrap())
+}
+
+/// Whether any returned cell is the victim's cell at its resolution or contains it.
+fn shows_victim(doc: &Value) -> bool {
+    doc["cells"].as_array().into_iter().flatten().any(|c| {
+        let res = c["res"].as_u64().unwrap() as u8;
+        c["hex_id"] == victim_cell(res)
+    })
+}
+
+/// Every count of every cell (and the totals) is absent, null, 0 for buyers, or at least k.
+fn holds_floor(doc: &Value, k: i64) -> bool {
+    let ok = |v: &Value, zero_ok: bool| v.as_i64().is_none_or(|n| n >= k || (zero_ok && n == 0));
+    let cells = doc["cells"].as_array().unwrap();
+    cells.iter().all(|c| ok(&c["customers"], false) && ok(&c["prospects"], true) && ok(&c["buyers"], true))
+        && ok(&doc["totals"]["customers"], false)
+        && ok(&doc["totals"]["prospects"], true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_isolation_attempts_are_refused() {
+    let attacks = [
+        format!("res=9&location=home&k=1&where={}", enc("customer_id = 'VICTIM'")),
+        format!("res=9&location=home&where={}", enc("home_lat BETWEEN 31.19 AND 31.21 AND home_lng > 114.99")),
+        format!("res=8&where={}", enc(&format!("budget >= {VICTIM_BUDGET}"))),
+        format!("res=8&where={}", enc(&format!("budget > {VICTIM_BUDGET}"))),
+        "res=15&location=home&k=1".to_string(),
+        "res=11&location=home".to_string(),
+    ];
+    for q in &attacks {
+        let (s, doc) = call(&format!("/api/v1/datasets/city/heatmap?{q}"), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{q}: {doc}");
+        assert!(doc["detail"].as_str().unwrap().contains("analyst token"), "{q}: {doc}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_lattice_never_shows_the_victim_and_states_its_noise() {
+    let lattice = Config::default().policy.public;
+    for &res in &lattice.resolutions {
+        for location in ["home", "work", "both"] {
+            // k is the caller's to send but changes nothing for the public.
+            for k in ["", "&k=1", "&k=4294967295"] {
+                let uri = format!("/api/v1/datasets/city/heatmap?res={res}&location={location}{k}");
+                let (s, doc) = call(&uri, None).await;
+                assert_eq!(s, StatusCode::OK, "{uri}: {doc}");
+                assert!(!shows_victim(&doc), "{uri}: the victim's cell was published");
+                assert_eq!(doc["access"], "public");
+                assert_eq!(doc["privacy"]["noised"], true);
+                assert!(doc["privacy"]["release"]["epsilon"].as_f64().unwrap() > 0.0);
+                assert!(doc.get("suppressed").is_none(), "no exact suppression counts for the public");
+                let threshold = doc["privacy"]["release"]["threshold"].as_i64().unwrap();
+                for c in doc["cells"].as_array().unwrap() {
+                    assert!(c["customers"].as_i64().unwrap() >= threshold);
+                    assert!(c.get("revenue").is_none() && c.get("deals").is_none());
+                }
+            }
+        }
+    }
+    // The same request twice gives the same noise (no averaging it away).
+    let uri = "/api/v1/datasets/city/heatmap?res=7&location=home";
+    assert_eq!(call(uri, None).await.1, call(uri, None).await.1);
+    // The map picture and GeoJSON are the same release.
+    let (s, geo) = call("/api/v1/datasets/city/heatmap?res=7&location=home&format=geojson", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(geo["privacy"]["noised"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyst_filters_may_not_name_identifiers_or_coordinates() {
+    for (filter, column) in [
+        ("customer_id = 'VICTIM'", "customer_id"),
+        ("home_lat BETWEEN 31.19 AND 31.21", "home_lat"),
+        ("work_lng > 114.99", "work_lng"),
+        ("referred_by IS NOT NULL", "referred_by"),
+    ] {
+        let (s, doc) = call(&format!("/api/v1/datasets/city/heatmap?res=9&where={}", enc(filter)), Some(ANALYST)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{filter}: {doc}");
+        assert!(doc["detail"].as_str().unwrap().contains(column), "{filter}: {doc}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyst_answers_hold_the_floor_on_every_count() {
+    let min_k = 5;
+    let exact = format!("budget >= {VICTIM_BUDGET}");
+    let above = format!("budget > {VICTIM_BUDGET}");
+    let not_victim = format!("budget < {VICTIM_BUDGET} OR budget > {VICTIM_BUDGET}");
+    for filter in
+        [None, Some(exact.as_str()), Some(above.as_str()), Some(not_victim.as_str()), Some("budget >= 3000000")]
+    {
+        for res in [7u8, 9, 11, 15] {
+            for location in ["home", "work", "both"] {
+                for k in [1, 2, 7] {
+                    let mut uri = format!("/api/v1/datasets/city/heatmap?res={res}&location={location}&k={k}");
+                    if let Some(f) = filter {
+                        uri.push_str(&format!("&where={}", enc(f)));
+                    }
+                    let (s, doc) = call(&uri, Some(ANALYST)).await;
+                    assert_eq!(s, StatusCode::OK, "{uri}: {doc}");
+                    let floor = i64::from(k.max(min_k));
+                    assert_eq!(doc["k"], floor, "{uri}: the server's floor, raised only");
+                    assert!(holds_floor(&doc, floor), "{uri}: a figure under {floor}: {doc}");
+                    assert!(!shows_victim(&doc), "{uri}: the victim's own cell was published");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_routes_need_a_token_and_metadata_names_no_one() {
+    for uri in ["/api/v1/datasets/city/attribution", "/api/v1/datasets/city/funnel"] {
+        let (s, doc) = call(uri, None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{uri}: {doc}");
+        let (s, doc) = call(uri, Some(ANALYST)).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {doc}");
+    }
+    let post = |token: Option<&str>| {
+        let mut req = Request::post("/api/v1/datasets/city/placement").header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("bearer {t}"));
+        }
+        req.body(Body::from(r#"{"budget": 200000}"#)).unwrap()
+    };
+    assert_eq!(app(state()).oneshot(post(None)).await.unwrap().status(), StatusCode::FORBIDDEN);
+    // The scheme is case-insensitive; the admin token reads what an analyst may.
+    assert_eq!(app(state()).oneshot(post(Some(ANALYST))).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(app(state()).oneshot(post(Some(ADMIN))).await.unwrap().status(), StatusCode::OK);
+    // A wrong token is a 401, never a silent public answer.
+    let (s, _) = call("/api/v1/datasets/city/heatmap?res=8", Some("guess")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The public report has totals but no reasons (which can quote a rejected value).
+    let (s, doc) = call("/api/v1/datasets/city", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["rejects"].get("by_reason").is_none(), "{doc}");
+    let (_, doc) = call("/api/v1/datasets/city", Some(ANALYST)).await;
+    assert!(doc["rejects"]["by_reason"].is_object(), "{doc}");
+}
