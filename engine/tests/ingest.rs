@@ -244,3 +244,33 @@ fn duplicates_in_sorted_ids_are_found_by_neighbours() {
     assert_eq!(rows, vec![2, 5, 6]);
     assert_accounting(&ds);
 }
+
+#[test]
+fn regression_time_zones_are_not_dropped() {
+    let customers = b"customer_id,home_lat,home_lng\nA,30.55,114.31\n";
+    let touchpoints = "customer_id,ts,channel\n\
+A,2025-01-05T10:00:00+08:00,web\n\
+A,2025-01-05T10:00:00-05:00,web\n\
+A,2025-01-05 10:00:00+0800,web\n\
+A,2025-01-05T10:00:00.250Z,web\n\
+A,2025-01-05 10:00:00,web\n\
+A,2025-01-05,web\n\
+A,2025-01-05 10:00:00 CST,web\n\
+A,2025-01-05 10:00:00 garbage,web\n";
+    let (_d, ds) = load(&[("customers.csv", customers), ("touchpoints.csv", touchpoints.as_bytes())]);
+    let ds = ds.unwrap();
+    assert_accounting(&ds);
+    let us = |h: u32, m: u32, ms: i64| {
+        let t = chrono::NaiveDate::from_ymd_opt(2025, 1, 5).unwrap().and_hms_opt(h, m, 0).unwrap();
+        t.and_utc().timestamp_micros() + ms * 1000
+    };
+    let tp = ds.touchpoints.as_ref().unwrap();
+    let got: Vec<i64> =
+        tp.column("ts").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().flatten().collect();
+    // Offsets are normalized to UTC; naive times and dates are read as UTC; the rest is rejected.
+    assert_eq!(got, [us(2, 0, 0), us(15, 0, 0), us(2, 0, 0), us(10, 0, 250), us(10, 0, 0), us(0, 0, 0)]);
+    let bad = reasons(&ds, "touchpoints");
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad.iter().all(|(_, column, reason)| column == "ts" && reason.contains("unparseable datetime")), "{bad:?}");
+    assert_eq!(bad.iter().map(|r| r.0).collect::<Vec<_>>(), [7, 8]);
+}

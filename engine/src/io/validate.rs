@@ -67,15 +67,48 @@ const DATETIME_FORMATS: [&str; 6] = [
     "%Y-%m-%d %H:%M",
 ];
 
+/// Parses text that [`normalize_timestamps`] left: a naive timestamp in one of
+/// [`DATETIME_FORMATS`] or a bare date (midnight). Nothing is truncated: any other text is null,
+/// and so a rejected row.
 fn parse_datetime(text: Expr) -> Expr {
-    // A trailing `Z` is read as naive UTC; other offsets are not accepted.
-    let text = text.str().strip_chars_end(lit("Z"));
     let mut tries: Vec<Expr> = DATETIME_FORMATS
         .iter()
         .map(|f| text.clone().str().to_datetime(Some(TimeUnit::Microseconds), None, date_opts(f), lit("raise")))
         .collect();
-    tries.push(parse_date(text).cast(DataType::Datetime(TimeUnit::Microseconds, None)));
+    for f in ["%Y-%m-%d", "%Y/%m/%d"] {
+        tries.push(text.clone().str().to_date(date_opts(f)).cast(DataType::Datetime(TimeUnit::Microseconds, None)));
+    }
     coalesce(&tries)
+}
+
+/// Timestamps with a UTC offset (`Z`, `+08:00`, `-0500`; ISO 8601 / RFC 3339) become naive UTC
+/// text; naive timestamps and dates are kept as they are (read as UTC); anything else becomes
+/// null so that its row is rejected as an unparseable datetime with the raw value kept.
+fn normalize_timestamps(column: &Column) -> Result<Column> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    const OFFSET_FORMATS: [&str; 4] =
+        ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z"];
+    let normalize = |s: &str| -> Option<String> {
+        let s = s.trim();
+        let utc = s.strip_suffix('Z').or_else(|| s.strip_suffix('z'));
+        if let Some(naive) = utc {
+            return DATETIME_FORMATS
+                .iter()
+                .any(|f| NaiveDateTime::parse_from_str(naive, f).is_ok())
+                .then(|| naive.to_string());
+        }
+        if DATETIME_FORMATS.iter().any(|f| NaiveDateTime::parse_from_str(s, f).is_ok())
+            || ["%Y-%m-%d", "%Y/%m/%d"].iter().any(|f| NaiveDate::parse_from_str(s, f).is_ok())
+        {
+            return Some(s.to_string());
+        }
+        OFFSET_FORMATS
+            .iter()
+            .find_map(|f| DateTime::parse_from_str(s, f).ok())
+            .map(|t| t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+    };
+    let out: StringChunked = column.str()?.iter().map(|v| v.and_then(normalize)).collect();
+    Ok(out.with_name(column.name().clone()).into_column())
 }
 
 fn parse_date(text: Expr) -> Expr {
@@ -99,7 +132,7 @@ fn convert(name: &str, dtype: &DataType, kind: Kind) -> Expr {
         Kind::Date if is_text => parse_date(c.str().strip_chars(lit(NULL))),
         Kind::Date if matches!(dtype, DataType::Date | DataType::Datetime(..)) => c.cast(DataType::Date),
         Kind::Date => lit(NULL).cast(DataType::Date),
-        Kind::Datetime if is_text => parse_datetime(c.str().strip_chars(lit(NULL))),
+        Kind::Datetime if is_text => parse_datetime(col(normalized_name(name))),
         Kind::Datetime if matches!(dtype, DataType::Date | DataType::Datetime(..)) => {
             c.cast(DataType::Datetime(TimeUnit::Microseconds, None))
         }
@@ -119,7 +152,23 @@ fn null_of(kind: Kind) -> Expr {
 
 /// Types the known columns of `raw`, adds absent optional ones as nulls, and returns the
 /// lazy frame with the parse-failure and required-value rules for them.
+/// Column holding a text timestamp column normalized by [`normalize_timestamps`] (dropped with
+/// the raw columns after validation).
+fn normalized_name(name: &str) -> String {
+    format!("{RAW_PREFIX}utc_{name}")
+}
+
 fn typed(table: Table, raw: &RawTable) -> Result<(LazyFrame, Vec<Rule>)> {
+    let mut frame = raw.frame.clone();
+    for spec in table.columns().iter().filter(|c| c.kind == Kind::Datetime) {
+        if let Ok(c) = frame.column(spec.name) {
+            if c.dtype() == &DataType::String {
+                let normalized = normalize_timestamps(c)?.with_name(normalized_name(spec.name).into());
+                frame.with_column(normalized)?;
+            }
+        }
+    }
+    let raw = &RawTable { frame, path: raw.path.clone(), read: raw.read, early_rejects: Vec::new() };
     let schema = raw.frame.schema();
     for spec in table.columns().iter().filter(|c| c.required) {
         if !schema.contains(spec.name) {
