@@ -185,7 +185,9 @@ function drawMap(cells, metric) {
   (feats.length ? feats : state.districts.features).forEach(grow);
   if (!Number.isFinite(box[0])) box = [114, 30, 115, 31];
   const k = Math.cos((((box[1] + box[3]) / 2) * Math.PI) / 180);
-  const project = (lng, lat) => [(lng - box[0]) * k * 1000, (box[3] - lat) * 1000];
+  // About 1000 units across whatever the extent, so labels keep their size (browsers clamp tiny fonts).
+  const scale = 1000 / Math.max(1e-9, (box[2] - box[0]) * k, box[3] - box[1]);
+  const project = (lng, lat) => [(lng - box[0]) * k * scale, (box[3] - lat) * scale];
   const [w, h] = project(box[2], box[1]);
   const pad = Math.max(w, h) * 0.04;
   const base = [-pad, -pad, w + 2 * pad, h + 2 * pad];
@@ -242,7 +244,10 @@ function drawLegend(metric, breaks, values) {
     const colour = RAMP[Math.round((c * (RAMP.length - 1)) / Math.max(1, breaks.length))];
     html += `<div class="row"><span class="swatch" style="background:${colour}"></span>${fmt(from)} – ${fmt(to)}</div>`;
   }
-  legend.innerHTML = html + `<div class="row"><span class="swatch" style="background:#fff;opacity:.55;border:1px solid #ccc"></span>faded: merged to a coarser cell</div>`;
+  legend.innerHTML =
+    html +
+    `<div class="row"><span class="swatch" style="background:#fff;opacity:.55;border:1px solid #ccc"></span>faded: merged to a coarser cell</div>` +
+    `<div class="row"><span class="swatch" style="background:#ddd"></span>grey: withheld (fewer than k people)</div>`;
 }
 
 const TIP_FIELDS = [
