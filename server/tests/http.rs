@@ -406,3 +406,25 @@ async fn regression_long_where_chain_is_a_400_not_a_crash() {
     let cells = json_of(&body)["cells"].as_array().unwrap().clone();
     assert!(!cells.is_empty() && cells.iter().all(|c| c["prospects"] == 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_query_404_and_405_errors_are_problem_json() {
+    for (uri, status, needle) in [
+        ("/api/v1/datasets/city/heatmap?res=abc", StatusCode::BAD_REQUEST, "res"),
+        ("/api/v1/datasets/city/heatmap?k=-1", StatusCode::BAD_REQUEST, "k"),
+        ("/api/v1/datasets/city/attribution?window=-3", StatusCode::BAD_REQUEST, "window"),
+        ("/api/v1/nothing/here", StatusCode::NOT_FOUND, "no such route"),
+    ] {
+        let (s, ct, body) = get(uri).await;
+        assert_eq!((s, ct.as_str()), (status, "application/problem+json"), "{uri}");
+        assert!(
+            json_of(&body)["detail"].as_str().unwrap().contains(needle),
+            "{uri}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let req = Request::delete("/api/v1/health").body(Body::empty()).unwrap();
+    let (s, h, body) = send(state(), req).await;
+    assert_eq!((s, h["content-type"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "application/problem+json"));
+    assert!(json_of(&body)["detail"].as_str().unwrap().contains("method"));
+}

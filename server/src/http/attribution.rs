@@ -1,5 +1,6 @@
 //! `GET /api/v1/datasets/{id}/attribution?model&by&window&format` and `GET .../funnel?by`.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -92,10 +93,11 @@ fn is_image(format: OutputFormat) -> bool {
 async fn attribution_route(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<AttributionQuery>,
+    q: Result<Query<AttributionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_exact(access(&headers, &state.config)?, "attribution")?;
+    let Query(q) = q?;
     let entry = state.registry.entry(&id)?;
     let ds = entry.dataset;
     let params = AttributionParams {
@@ -174,10 +176,11 @@ pub struct FunnelQuery {
 async fn funnel_route(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<FunnelQuery>,
+    q: Result<Query<FunnelQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_exact(access(&headers, &state.config)?, "the funnel")?;
+    let Query(q) = q?;
     let entry = state.registry.entry(&id)?;
     let ds = entry.dataset;
     let by = parse_by(q.by.as_deref())?;

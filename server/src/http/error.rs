@@ -58,6 +58,14 @@ impl ApiError {
     }
 }
 
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    /// A query string that does not parse (`res=abc`, `k=-1`) is a 400 problem, not plain text.
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        let detail: String = e.body_text().chars().take(300).collect();
+        ApiError::bad_request(detail.replace("Failed to deserialize query string: ", "query parameter: "))
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         if e.is_user_error() {

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
@@ -79,10 +80,11 @@ pub struct HeatmapQuery {
 async fn heatmap(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<HeatmapQuery>,
+    q: Result<Query<HeatmapQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let access = access(&headers, &state.config)?;
+    let Query(q) = q?;
     let entry = state.registry.entry(&id)?;
     let res = Res::new(q.res.unwrap_or(8)).map_err(|e| ApiError::bad_request(format!("res: {e}")))?;
     let location = q.location.as_deref().unwrap_or("work").parse::<Location>()?;

@@ -78,6 +78,13 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = api().split_for_parts();
     let x_request_id = HeaderName::from_static("x-request-id");
     router
+        .fallback(|| async { ApiError::not_found("no such route; the API is described at /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not take that method; see /api/v1/openapi.json",
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
