@@ -531,14 +531,32 @@ fn load(dir: &Path, tables: &[Table]) -> Result<Dataset, Error> {
     ds
 }
 
+/// Prints the ingest report whatever happens to the rejects file, then exits 0 only for a clean
+/// dataset: rejected rows are exit 2 (so `validate` can gate a pipeline), an unwritable rejects
+/// file with nothing rejected is a warning.
 fn run_validate(dir: &Path, json: bool, rejects: Option<PathBuf>) -> Result<(), Error> {
     let ds = load(dir, &Table::ALL)?;
     let rejects_path = rejects.unwrap_or_else(|| dir.join("rejects.csv"));
-    write_frame(&ds.rejects_frame()?, &rejects_path)?;
+    let written = write_frame(&ds.rejects_frame()?, &rejects_path);
+    report_validation(&ds, dir, json, &rejects_path);
+    match (ds.rejects.len(), written) {
+        (0, Ok(())) => Ok(()),
+        (0, Err(e)) => {
+            eprintln!("warning: no rows rejected, but the rejects file was not written: {e}");
+            Ok(())
+        }
+        (n, Ok(())) => Err(Error::BadInput(format!("{n} rows rejected; see {}", rejects_path.display()))),
+        (n, Err(e)) => Err(Error::BadInput(format!(
+            "{n} rows rejected, and the rejects file was not written ({e}); pass --rejects FILE"
+        ))),
+    }
+}
+
+fn report_validation(ds: &custmap_engine::Dataset, dir: &Path, json: bool, rejects_path: &Path) {
     if json {
         let doc = serde_json::json!({ "tables": ds.report.tables });
         println!("{doc}");
-        return Ok(());
+        return;
     }
     println!("dataset {}", dir.display());
     println!("{:<12} {:>10} {:>10} {:>10}", "table", "read", "accepted", "rejected");
@@ -553,7 +571,6 @@ fn run_validate(dir: &Path, json: bool, rejects: Option<PathBuf>) -> Result<(), 
         println!("  {table}: {n} x {reason}");
     }
     println!("rejects: {} rows -> {}", ds.rejects.len(), rejects_path.display());
-    Ok(())
 }
 
 fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, engine: &EngineArgs, out: &Path) -> Result<(), Error> {

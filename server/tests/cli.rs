@@ -59,7 +59,9 @@ fn validate_writes_rejects_next_to_the_data() {
     std::fs::write(tmp.path().join("customers.csv"), "customer_id,home_lat,home_lng\nA,30.5,114.3\nB,91,114.3\n")
         .unwrap();
     let o = custmap(&["validate", tmp.path().to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    // Rejected rows are exit 2 (a pipeline can gate on it), with the report printed all the same.
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 rows rejected"), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("customers") && text.contains("home_lat out of range"), "{text}");
     let rejects = std::fs::read_to_string(tmp.path().join("rejects.csv")).unwrap();
@@ -485,4 +487,23 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     let mut log = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
     assert!(log.contains("shutting down"), "{log}");
+}
+
+#[test]
+fn regression_validate_reports_even_when_the_rejects_file_cannot_be_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("customers.csv"), "customer_id,home_lat,home_lng\nA,30.5,114.3\nB,91,114.3\n")
+        .unwrap();
+    let blocked = tmp.path().join("not-a-dir");
+    std::fs::write(&blocked, "x").unwrap();
+    let target = blocked.join("rejects.csv");
+    let o = custmap(&["validate", tmp.path().to_str().unwrap(), "--rejects", target.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("customers") && text.contains("home_lat out of range"), "{text}");
+    assert!(stderr(&o).contains("was not written"), "{}", stderr(&o));
+    // A clean dataset is exit 0.
+    std::fs::write(tmp.path().join("customers.csv"), "customer_id,home_lat,home_lng\nA,30.5,114.3\n").unwrap();
+    let o = custmap(&["validate", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
