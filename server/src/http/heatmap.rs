@@ -138,10 +138,12 @@ async fn public_heatmap(
             format!("the public heatmap is released at res {lattice}; other resolutions need an analyst token"),
         ));
     }
-    if matches!(metric.as_str(), "deals" | "revenue") {
+    let image = matches!(format, OutputFormat::Png | OutputFormat::Svg);
+    if image && matches!(metric.as_str(), "deals" | "revenue") {
         return Err(ApiError::new(StatusCode::FORBIDDEN, format!("'{metric}' is not released to the public")));
     }
-    let key = format!("public heatmap {res:?} {location:?} {format:?} {metric}");
+    // The metric only colours a picture; other formats share one reply.
+    let key = format!("public heatmap {res:?} {location:?} {format:?} {}", if image { metric.as_str() } else { "" });
     let st = state.clone();
     cached(state, entry.version, key, move || {
         let release = public_release(&st, &entry, location, res)?;
@@ -196,7 +198,15 @@ fn public_release(
     if let Some(r) = state.public.get(&key) {
         return Ok(r);
     }
-    let fingerprint = public::fingerprint(&entry.dataset);
+    // One pass over the data per dataset version, shared by the lattice's releases.
+    let fingerprint = match state.fingerprints.get(&entry.version) {
+        Some(f) => *f,
+        None => {
+            let f = public::fingerprint(&entry.dataset);
+            state.fingerprints.insert(entry.version, Arc::new(f));
+            f
+        }
+    };
     let mut rng = ChaCha20Rng::from_seed(state.config.noise_key);
     let stream = fingerprint ^ (u64::from(res.get()) << 56) ^ (location as u64).rotate_left(48);
     rng.set_stream(stream);
