@@ -23,17 +23,17 @@ fn faults() -> u64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: stages DIR")?);
     let t = Instant::now();
-    let (path, format) = find_table_file(&dir, "customers").ok_or("no customers table")?;
+    let (path, format) = find_table_file(&dir, "customers")?.ok_or("no customers table")?;
     let raw = read_table(&path, format)?;
     println!("[{:>8} faults] read customers ", faults());
     println!("read customers      {:>8.3} s  ({} rows)", t.elapsed().as_secs_f64(), raw.read);
     let t = Instant::now();
-    let customers = validate(Table::Customers, raw, None)?;
+    let customers = validate(Table::Customers, raw, None, Default::default())?;
     println!("[{:>8} faults]", faults());
     println!("validate customers  {:>8.3} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let (path, format) = find_table_file(&dir, "deals").ok_or("no deals table")?;
-    let deals = validate(Table::Deals, read_table(&path, format)?, Some(&customers.frame))?;
+    let (path, format) = find_table_file(&dir, "deals")?.ok_or("no deals table")?;
+    let deals = validate(Table::Deals, read_table(&path, format)?, Some(&customers), Default::default())?;
     println!("[{:>8} faults]", faults());
     println!("read+validate deals {:>8.3} s  ({} rows)", t.elapsed().as_secs_f64(), deals.read);
     drop(deals);

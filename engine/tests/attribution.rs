@@ -23,6 +23,17 @@ fn journey(keys: &[u32], converted: Option<f64>) -> Journey {
     }
 }
 
+/// Conversions credited by each model of an attribution table.
+fn conversions_per_model(t: &polars::prelude::DataFrame) -> HashMap<String, f64> {
+    let models = t.column("model").unwrap().str().unwrap();
+    let conv = t.column("conversions").unwrap().f64().unwrap();
+    let mut per_model: HashMap<String, f64> = HashMap::new();
+    for (m, c) in models.iter().zip(conv.iter()) {
+        *per_model.entry(m.unwrap().to_string()).or_default() += c.unwrap();
+    }
+    per_model
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9 * b.abs().max(1.0)
 }
@@ -217,12 +228,7 @@ fn every_model_conserves_conversions_and_value_on_the_demo_city() {
         let params = AttributionParams { models: Model::ALL.to_vec(), by, ..AttributionParams::default() };
         let out = attribution(&ds, &params).unwrap();
         let t = &out.table;
-        let models = t.column("model").unwrap().str().unwrap();
-        let conv = t.column("conversions").unwrap().f64().unwrap();
-        let mut per_model: HashMap<&str, f64> = HashMap::new();
-        for (m, c) in models.iter().zip(conv.iter()) {
-            *per_model.entry(m.unwrap()).or_default() += c.unwrap();
-        }
+        let per_model = conversions_per_model(t);
         assert_eq!(per_model.len(), 7);
         for (m, total) in per_model {
             assert!(
@@ -482,4 +488,90 @@ X2,A,2025-01-05,300,signed\nX1,A,2025-01-05,100,cancelled\nY,C,2025-06-01,50,sig
     assert_eq!(again.keys, j.keys);
     assert_eq!(again.journeys, j.journeys);
     assert_eq!((again.leads.clone(), again.visits.clone()), (j.leads.clone(), j.visits.clone()));
+}
+
+/// A: web lead then a deal; B: a deal and no touchpoints; V: a visit only, then a deal; L: its
+/// only lead comes after its deal; W: web lead and a visit, no deal; N: portal lead, no deal.
+/// Campaigns: web K1 (1,000) and a TV campaign (500,000) whose leads were never tagged.
+fn reconciling_city() -> (tempfile::TempDir, Dataset) {
+    let customers = b"customer_id,home_lat,home_lng\nA,30.5,114.3\nB,30.5,114.3\nV,30.5,114.3\nL,30.5,114.3\nW,30.5,114.3\nN,30.5,114.3\n";
+    let touchpoints = b"customer_id,ts,channel,campaign_id,event\n\
+A,2025-01-01 10:00:00,web,K1,lead\n\
+V,2025-01-02 10:00:00,web,K1,visit\n\
+L,2025-06-01 10:00:00,web,K1,lead\n\
+W,2025-01-03 10:00:00,web,K1,lead\n\
+W,2025-01-04 10:00:00,web,K1,visit\n\
+N,2025-01-03 10:00:00,portal,,lead\n";
+    let deals = b"deal_id,customer_id,signed_at,price\nDA,A,2025-02-01,100\nDB,B,2025-02-01,200\nDV,V,2025-02-01,300\nDL,L,2025-03-01,400\n";
+    let campaigns = b"campaign_id,channel,cost,start_date,end_date\nK1,web,1000,,\nTV1,tv,500000,,\n";
+    let dir = crate::common::dataset_dir(&[
+        ("customers.csv", customers),
+        ("touchpoints.csv", touchpoints),
+        ("deals.csv", deals),
+        ("campaigns.csv", campaigns),
+    ]);
+    let ds = Dataset::load(dir.path()).unwrap();
+    (dir, ds)
+}
+
+#[test]
+fn regression_spend_without_touchpoints_keeps_its_row_with_roi_minus_one() {
+    let (_d, ds) = reconciling_city();
+    for (by, key) in [(By::Channel, "tv"), (By::Campaign, "TV1")] {
+        let params = AttributionParams { models: vec![Model::FirstTouch], by, ..AttributionParams::default() };
+        let out = attribution(&ds, &params).unwrap();
+        let t = &out.table;
+        let keys: Vec<&str> = t.column(by.column()).unwrap().str().unwrap().iter().flatten().collect();
+        let i = keys.iter().position(|k| *k == key).unwrap_or_else(|| panic!("no {key} row in {keys:?}"));
+        let f = |c: &str| t.column(c).unwrap().cast(&polars::prelude::DataType::Float64).unwrap().f64().unwrap().get(i);
+        assert_eq!(f("cost"), Some(500_000.0));
+        assert_eq!((f("conversions"), f("leads")), (Some(0.0), Some(0.0)));
+        assert_eq!(f("roi"), Some(-1.0));
+        let notes = t.column("notes").unwrap().str().unwrap().get(i).unwrap().to_string();
+        assert!(notes.contains("no touchpoint tagged"), "{notes}");
+    }
+}
+
+#[test]
+fn regression_unattributed_conversions_have_reasons_and_reconcile() {
+    let (_d, ds) = reconciling_city();
+    let params = AttributionParams { models: Model::ALL.to_vec(), ..AttributionParams::default() };
+    let out = attribution(&ds, &params).unwrap();
+    // Four first signed deals: A is attributed; B, V and L cannot be, each for its own reason.
+    assert_eq!(out.conversions, (4.0, 1000.0));
+    assert_eq!(out.unattributed, (3.0, 900.0));
+    let reasons: Vec<(&str, f64, f64)> = out.unattributed_reasons.clone();
+    assert_eq!(
+        reasons,
+        vec![
+            ("no touch in the window before the deal", 1.0, 400.0),
+            ("no touchpoints", 1.0, 200.0),
+            ("visits only (a visit is not a marketing touch)", 1.0, 300.0),
+        ]
+    );
+    // In every model, attributed + unattributed = conversions.
+    let per_model = conversions_per_model(&out.table);
+    assert_eq!(per_model.len(), 7);
+    for (m, attributed) in per_model {
+        assert!(close(attributed + out.unattributed.0, out.conversions.0), "{m}: {attributed}");
+    }
+}
+
+#[test]
+fn regression_funnel_deal_rate_never_exceeds_one() {
+    use custmap_engine::analytics::attribution::funnel::{funnel, journeys_for};
+    let (_d, ds) = reconciling_city();
+    let f = funnel(&journeys_for(&ds, &AttributionParams::default()).unwrap(), By::Channel).unwrap();
+    let keys: Vec<&str> = f.column("channel").unwrap().str().unwrap().iter().flatten().collect();
+    let w = keys.iter().position(|k| *k == "web").unwrap();
+    let get = |c: &str| f.column(c).unwrap().cast(&polars::prelude::DataType::Float64).unwrap().f64().unwrap().get(w);
+    // web leads A, L, W; W visited and did not buy; A and L bought without visiting.
+    assert_eq!(
+        (get("leads"), get("visited"), get("deals"), get("visited_deals")),
+        (Some(3.0), Some(1.0), Some(2.0), Some(0.0))
+    );
+    assert_eq!(get("deal_rate"), Some(0.0));
+    assert_eq!(get("lead_to_deal"), Some(2.0 / 3.0));
+    let rates = f.column("deal_rate").unwrap().f64().unwrap();
+    assert!(rates.iter().flatten().all(|r| (0.0..=1.0).contains(&r)));
 }

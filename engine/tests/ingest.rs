@@ -74,21 +74,26 @@ C9,30.55,114.31,,,1000,100,2025-01-02\n";
     let ds = ds.unwrap();
     let got = reasons(&ds, "customers");
     let want: Vec<(u64, &str, &str)> = vec![
-        (1, "budget", "unparseable number"),
         (2, "work_lat", "work_lat out of range [-90, 90]"),
         (3, "home_lat", "home at (0, 0)"),
-        (4, "budget", "budget negative"),
         (5, "home_lat", "no home or work location"),
-        (6, "created_at", "unparseable date"),
+        (7, "customer_id", "duplicate customer_id"),
         (8, "home_lng", "home_lng missing while home_lat is given"),
         (9, "customer_id", "missing customer_id"),
         (10, "work_lng", "work_lng out of range [-180, 180]"),
     ];
     let want: Vec<(u64, String, String)> = want.into_iter().map(|(r, c, m)| (r, c.into(), m.into())).collect();
-    // C1 at row 1 is rejected (bad budget), so the second C1 (row 7) is the first valid one and stays.
     assert_eq!(got, want);
+    // A bad optional value (budget, date) nulls that value and keeps the customer; so C1 at row 1
+    // stands and its repeat at row 7 is the duplicate.
+    let nulled: Vec<(u64, &str, &str)> =
+        ds.nulled.iter().map(|n| (n.row, n.column.as_str(), n.value.as_deref().unwrap_or(""))).collect();
+    assert_eq!(nulled, vec![(1, "budget", "abc"), (4, "budget", "-5"), (6, "created_at", "2025-13-45")]);
+    assert!(ds.nulled[1].reason.starts_with("budget negative"), "{:?}", ds.nulled[1]);
     let ids: Vec<&str> = ds.customers.column("customer_id").unwrap().str().unwrap().iter().flatten().collect();
-    assert_eq!(ids, vec!["C1", "C9"]);
+    assert_eq!(ids, vec!["C1", "C4", "C6", "C9"]);
+    let budget = ds.customers.column("budget").unwrap().f64().unwrap();
+    assert_eq!(budget.iter().collect::<Vec<_>>(), vec![None, None, Some(1000.0), Some(1000.0)]);
     assert_accounting(&ds);
 }
 
@@ -273,4 +278,278 @@ A,2025-01-05 10:00:00 garbage,web\n";
     assert_eq!(bad.len(), 2, "{bad:?}");
     assert!(bad.iter().all(|(_, column, reason)| column == "ts" && reason.contains("unparseable datetime")), "{bad:?}");
     assert_eq!(bad.iter().map(|r| r.0).collect::<Vec<_>>(), [7, 8]);
+}
+
+fn accepted_ids(ds: &Dataset) -> Vec<String> {
+    ds.customers.column("customer_id").unwrap().str().unwrap().iter().flatten().map(str::to_string).collect()
+}
+
+/// A customers CSV of `n` rows with a free-text `note` column; row i (1-based) is on line i + 1.
+fn customers_csv(n: usize) -> Vec<String> {
+    let mut lines = vec!["customer_id,home_lat,home_lng,note".to_string()];
+    for i in 1..=n {
+        lines.push(format!("C{i:05},30.{:04},114.3,note {i}", i % 10_000));
+    }
+    lines
+}
+
+#[test]
+fn regression_a_stray_quote_costs_only_its_row() {
+    let mut lines = customers_csv(1000);
+    lines[500] = "C00500,30.5,114.3,5\" screen".into();
+    lines[600] = "C00600,30.5,114.3,\"unterminated note".into();
+    lines[999] = "C00999,30.5,114.3,\"a quoted, multi\nline note\"".into();
+    let text = lines.join("\n") + "\n";
+    let (_d, ds) = load(&[("customers.csv", text.as_bytes())]);
+    let ds = ds.unwrap();
+    assert_accounting(&ds);
+    // The mid-field quote is a literal character; the unterminated quote costs its own row, and
+    // the multi-line quoted note is one value.
+    let got = reasons(&ds, "customers");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, 600);
+    assert!(got[0].2.contains("quote"), "{got:?}");
+    assert_eq!(ds.rejects[0].line, Some(601));
+    assert_eq!(ds.rejects[0].value.as_deref(), Some("C00600,30.5,114.3,\"unterminated note"));
+    assert_eq!(ds.customers.height(), 999);
+    let notes = ds.customers.column("note").unwrap().str().unwrap();
+    let ids = accepted_ids(&ds);
+    let at = |id: &str| ids.iter().position(|x| x == id).unwrap();
+    assert_eq!(notes.get(at("C00500")), Some("5\" screen"));
+    assert_eq!(notes.get(at("C00601")), Some("note 601"));
+    assert_eq!(notes.get(at("C00999")), Some("a quoted, multi\nline note"));
+}
+
+#[test]
+fn regression_cr_only_line_endings_are_read() {
+    for end in ["\r", "\r\n", "\n"] {
+        let text = customers_csv(5).join(end) + end;
+        let (_d, ds) = load(&[("customers.csv", text.as_bytes())]);
+        let ds = ds.unwrap();
+        assert_accounting(&ds);
+        assert_eq!(ds.customers.height(), 5, "line end {end:?}");
+        assert_eq!(ds.customers.column("note").unwrap().str().unwrap().get(4), Some("note 5"));
+    }
+}
+
+#[test]
+fn regression_rejects_show_the_value_and_the_file_line() {
+    let text = b"customer_id,home_lat,home_lng,note\nC1,30.5,114.3,\"two\nlines\"\nC2,95,114.3,x\nC3,30.5\n";
+    let (_d, ds) = load(&[("customers.csv", text)]);
+    let ds = ds.unwrap();
+    let r: Vec<(u64, Option<u64>, Option<&str>)> =
+        ds.rejects.iter().map(|r| (r.row, r.line, r.value.as_deref())).collect();
+    // Row 2 starts on line 4: row 1's note spans lines 2 and 3.
+    assert_eq!(r, vec![(2, Some(4), Some("95")), (3, Some(5), Some("C3,30.5"))]);
+    let frame = ds.rejects_frame().unwrap();
+    let names: Vec<&str> = frame.get_column_names().into_iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["table", "row", "line", "column", "reason", "value", "outcome"]);
+}
+
+#[test]
+fn regression_a_bad_optional_value_does_not_cascade() {
+    let customers = b"customer_id,home_lat,home_lng,budget,desired_area_sqm\nA,30.5,114.3,lots,90\nB,,,100,90\n";
+    let deals = b"deal_id,customer_id,signed_at,price,area_sqm\nD1,A,2025-03-01,100,big\nD2,B,2025-03-01,100,90\nD3,Z,2025-03-01,100,90\n";
+    let touchpoints = b"customer_id,ts,channel\nA,2025-01-01,web\nB,2025-01-01,web\n";
+    let (_d, ds) = load(&[("customers.csv", customers), ("deals.csv", deals), ("touchpoints.csv", touchpoints)]);
+    let ds = ds.unwrap();
+    assert_accounting(&ds);
+    // A's budget and D1's area are nulled; A, D1 and A's touchpoint stay.
+    assert_eq!(accepted_ids(&ds), ["A"]);
+    assert_eq!(ds.deals.as_ref().unwrap().height(), 1);
+    assert_eq!(ds.touchpoints.as_ref().unwrap().height(), 1);
+    let nulled: Vec<(&str, &str)> = ds.nulled.iter().map(|n| (n.table, n.column.as_str())).collect();
+    assert_eq!(nulled, [("customers", "budget"), ("deals", "area_sqm")]);
+    assert_eq!(ds.report.tables["customers"].values_nulled, 1);
+    // B is rejected for its own fault, and what refers to B says so; Z is truly unknown.
+    let d = reasons(&ds, "deals");
+    assert_eq!(d[0].2, "deal for a rejected customer (customers row 2: no home or work location)");
+    assert_eq!(d[1].2, "deal for unknown customer");
+    let t = reasons(&ds, "touchpoints");
+    assert!(t[0].2.starts_with("touchpoint for a rejected customer (customers row 2"), "{t:?}");
+}
+
+#[test]
+fn regression_zip_codes_keep_their_leading_zeros() {
+    let customers = b"customer_id,home_lat,home_lng,zip,beds,phone\nA,30.5,114.3,000100,3,+8613800000000\nB,30.5,114.3,430071,2,+8613800000001\n";
+    let (_d, ds) = load(&[("customers.csv", customers)]);
+    let ds = ds.unwrap();
+    let zip = ds.customers.column("zip").unwrap();
+    assert_eq!(zip.str().unwrap().get(0), Some("000100"));
+    assert_eq!(ds.customers.column("phone").unwrap().str().unwrap().get(0), Some("+8613800000000"));
+
+    // Plain numbers still become numbers, for --where comparisons.
+    assert_eq!(ds.customers.column("beds").unwrap().f64().unwrap().get(0), Some(3.0));
+    // So do integers a double cannot hold exactly (ID card numbers).
+    let ids =
+        b"customer_id,home_lat,home_lng,id_card\nA,30.5,114.3,420106199001011234\nB,30.5,114.3,420106199001011235\n";
+    let (_d, ds) = load(&[("customers.csv", ids)]);
+    let ds = ds.unwrap();
+    assert_eq!(ds.customers.column("id_card").unwrap().str().unwrap().get(1), Some("420106199001011235"));
+}
+
+#[test]
+fn regression_ambiguous_table_files_are_errors_naming_them() {
+    let (_d, ds) = load(&[("customers.csv", CUSTOMERS_OK), ("customers.parquet", b"PAR1")]);
+    let msg = ds.unwrap_err().to_string();
+    assert!(msg.contains("customers.csv") && msg.contains("customers.parquet"), "{msg}");
+    let (_d, ds) = load(&[("customers.csv", CUSTOMERS_OK), ("Deals.csv", b"deal_id\n")]);
+    let msg = ds.unwrap_err().to_string();
+    assert!(msg.contains("Deals.csv") && msg.contains("deals.csv"), "{msg}");
+    let dup = b"customer_id,home_lat,home_lng,home_lat\nA,30.5,114.3,31\n";
+    let (_d, ds) = load(&[("customers.csv", dup)]);
+    assert!(ds.unwrap_err().to_string().contains("'home_lat' twice"));
+}
+
+#[test]
+fn regression_sites_unknown_kinds_wkt_junk_null_island_and_two_locations() {
+    let sites = b"site_id,kind,cost,lat,lng,wkt,reach_m\n\
+S1,Cafe,1000,30.5,114.3,,\n\
+S2,kiosk,1000,30.5,114.3,,\n\
+S3,kiosk,1000,30.5,114.3,,200\n\
+S4,cafe,1000,,,POINT (0 0),\n\
+S5,cafe,1000,,,POINT (114.3 30.5) junk,\n\
+S6,cafe,1000,30.5,114.3,POINT (114.3 31.2),\n\
+S7,cafe,1000,30.5,114.3,POINT (114.3 30.5),\n";
+    let (_d, ds) = load(&[("customers.csv", CUSTOMERS_OK), ("sites.csv", sites)]);
+    let ds = ds.unwrap();
+    assert_accounting(&ds);
+    let got = reasons(&ds, "sites");
+    assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 4, 5, 6], "{got:?}");
+    assert!(got[0].2.contains("unknown site kind") && got[0].2.contains("office_lobby"), "{got:?}");
+    assert!(got[1].2.contains("(0, 0)"), "{got:?}");
+    assert!(got[2].2.contains("junk"), "{got:?}");
+    assert!(got[3].2.contains("disagree"), "{got:?}");
+    let kinds: Vec<&str> = ds.sites.as_ref().unwrap().column("kind").unwrap().str().unwrap().iter().flatten().collect();
+    assert_eq!(kinds, ["cafe", "kiosk", "cafe"]);
+}
+
+#[test]
+fn regression_naive_timestamps_are_read_in_the_dataset_time_zone() {
+    use custmap_engine::io::validate::IngestOptions;
+    let customers = b"customer_id,home_lat,home_lng\nA,30.55,114.31\n";
+    let touchpoints = b"customer_id,ts,channel\nA,2025-01-05 10:00:00,web\nA,2025-01-05T10:00:00Z,web\n";
+    let dir = dataset_dir(&[("customers.csv", customers), ("touchpoints.csv", touchpoints)]);
+    let opts = IngestOptions::parse_tz("+08:00").unwrap();
+    let ds = Dataset::load_with(dir.path(), &custmap_engine::io::schema::Table::ALL, opts).unwrap();
+    assert_eq!(ds.report.time_zone, "+08:00");
+    let ts = ds.touchpoints.as_ref().unwrap().column("ts").unwrap().cast(&DataType::Int64).unwrap();
+    let hour = |us: i64| (us / 3_600_000_000) % 24;
+    let got: Vec<i64> = ts.i64().unwrap().iter().flatten().map(hour).collect();
+    // 10:00 in +08:00 is 02:00 UTC; a timestamp with Z is read as written.
+    assert_eq!(got, [2, 10]);
+    for bad in ["Asia/Shanghai", "+25:00", "8"] {
+        assert!(IngestOptions::parse_tz(bad).is_err(), "{bad}");
+    }
+    assert_eq!(IngestOptions::parse_tz("-0530").unwrap().tz_name(), "-05:30");
+}
+
+#[test]
+fn regression_decimal_and_int128_parquet_columns_are_numbers_not_a_panic() {
+    let dir = dataset_dir(&[("customers.csv", CUSTOMERS_OK)]);
+    let price = Series::new("price".into(), [3_000_000.25f64, 1_500_000.5]).cast(&DataType::Decimal(18, 2)).unwrap();
+    let big = Series::new("external_id".into(), [1i128 << 80, 7]);
+    let small = Series::new("floor".into(), [12i128, 7]);
+    let mut deals = DataFrame::new(
+        2,
+        vec![
+            Column::new("deal_id".into(), ["D1", "D2"]),
+            Column::new("customer_id".into(), ["C1", "C2"]),
+            Column::new("signed_at".into(), ["2025-03-01", "2025-03-02"]),
+            price.into_column(),
+            big.into_column(),
+            small.into_column(),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(dir.path().join("deals.parquet")).unwrap();
+    ParquetWriter::new(file).finish(&mut deals).unwrap();
+    let ds = Dataset::load(dir.path()).unwrap();
+    assert_accounting(&ds);
+    let d = ds.deals.as_ref().unwrap();
+    assert_eq!(d.column("price").unwrap().f64().unwrap().get(0), Some(3_000_000.25));
+    // A 128-bit id beyond 2^53 stays exact as text; small ones become numbers.
+    assert_eq!(d.column("external_id").unwrap().str().unwrap().get(0), Some((1i128 << 80).to_string().as_str()));
+    assert_eq!(d.column("floor").unwrap().f64().unwrap().get(0), Some(12.0));
+}
+
+mod corruption {
+    //! Random byte-level corruption of a valid CSV: no panic, accepted + rejected = read, and
+    //! every row the corruption did not touch is accepted with its values.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Truncate(usize),
+        Insert(usize, Vec<u8>),
+        Delete(usize),
+        LineEnds(&'static str),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        let bytes = prop_oneof![
+            Just(b"\"".to_vec()),
+            Just(b"\xff\xfe".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b",".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\"\"".to_vec()),
+        ];
+        prop_oneof![
+            (0usize..10_000).prop_map(Damage::Truncate),
+            ((0usize..10_000), bytes).prop_map(|(at, b)| Damage::Insert(at, b)),
+            (0usize..10_000).prop_map(Damage::Delete),
+            prop_oneof![Just("\r"), Just("\r\n")].prop_map(Damage::LineEnds),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        #[test]
+        fn corruption_costs_only_the_rows_it_touches(d in damage()) {
+            let lines = customers_csv(60);
+            let header = lines[0].len() + 1;
+            let text = lines.join("\n") + "\n";
+            let mut bytes = text.clone().into_bytes();
+            let span = bytes.len() - header;
+            // Which data rows (1-based) the damage touches: the row of the damaged byte, and the
+            // next one when a line end is damaged (two rows joined). Truncation touches the row
+            // it cuts and drops the rest.
+            let row_at = |at: usize| text[..at].matches('\n').count();
+            let mut touched: Vec<usize> = Vec::new();
+            let mut kept_rows = 60;
+            match &d {
+                Damage::Truncate(at) => {
+                    let at = header + at % span;
+                    bytes.truncate(at);
+                    kept_rows = row_at(at) - 1;
+                    touched.push(row_at(at));
+                }
+                Damage::Insert(at, b) => {
+                    let at = header + at % span;
+                    touched.extend([row_at(at), row_at(at) + 1]);
+                    bytes.splice(at..at, b.iter().copied());
+                }
+                Damage::Delete(at) => {
+                    let at = header + at % span;
+                    touched.extend([row_at(at), row_at(at) + 1]);
+                    bytes.remove(at);
+                }
+                Damage::LineEnds(end) => bytes = text.replace('\n', end).into_bytes(),
+            }
+            let (_d, ds) = load(&[("customers.csv", &bytes)]);
+            let ds = ds.unwrap();
+            assert_accounting(&ds);
+            let ids = accepted_ids(&ds);
+            let notes = ds.customers.column("note").unwrap().str().unwrap();
+            for row in (1..=kept_rows).filter(|r| !touched.contains(r)) {
+                let id = format!("C{row:05}");
+                let at = ids.iter().position(|x| *x == id);
+                prop_assert!(at.is_some(), "untouched row {row} lost: {d:?}; rejects {:?}", ds.rejects);
+                let want = format!("note {row}");
+                prop_assert_eq!(notes.get(at.unwrap()), Some(want.as_str()));
+            }
+        }
+    }
 }

@@ -267,3 +267,26 @@ fn prospects_sharing_places_are_grouped_without_changing_the_answer() {
     let report = cov.plan(&PlacementParams { reach: ReachMode::Work, ..params(Weight::Count) }).unwrap();
     assert_eq!((report.prospects, report.reach), (30, at_work as f64));
 }
+
+#[test]
+fn regression_budget_weight_takes_a_buyers_deal_price_when_the_budget_is_missing() {
+    let customers = b"customer_id,home_lat,home_lng,budget\nP1,30.5,114.3,\nP2,30.5,114.3,1000000\nP3,30.5,114.3,\n";
+    let deals = b"deal_id,customer_id,signed_at,price,status\nD1,P1,2025-03-01,2000000,signed\nD2,P1,2025-04-01,2500000,signed\nD3,P3,2025-03-01,9000000,cancelled\n";
+    let sites = b"site_id,kind,cost,lat,lng\nS1,cafe,100,30.5,114.3\n";
+    let dir = crate::common::dataset_dir(&[("customers.csv", customers), ("deals.csv", deals), ("sites.csv", sites)]);
+    let ds = Dataset::load(dir.path()).unwrap();
+    let cov = Coverage::build(&ds, None, ReachMode::Home, Weight::Budget, &Default::default()).unwrap();
+    let params = PlacementParams {
+        budget: 100.0,
+        segment: None,
+        reach: ReachMode::Home,
+        weight: Weight::Budget,
+        must_include: vec![],
+        exclude: vec![],
+    };
+    let report = cov.plan(&params).unwrap();
+    // P1 weighs their largest signed deal, P2 their budget, P3 nothing (a cancelled deal is no price).
+    assert_eq!(report.reach, 3_500_000.0);
+    assert_eq!(report.total_weight, 3_500_000.0);
+    assert_eq!((report.prospects, report.weight), (3, Weight::Budget));
+}

@@ -3,7 +3,9 @@
 mod attribution;
 mod common;
 mod demo;
+mod fuzz;
 mod heatmap;
 mod ingest;
 mod placement;
 mod privacy;
+mod referrals;

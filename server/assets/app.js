@@ -76,6 +76,7 @@ for (const b of document.querySelectorAll(".tab")) {
     document.querySelectorAll(".panel").forEach((p) => p.classList.toggle("active", p.id === "tab-" + b.dataset.tab));
     if (b.dataset.tab === "attribution") loadAttribution();
     if (b.dataset.tab === "placement") loadPlan();
+    if (b.dataset.tab === "referrals") loadReferrals();
   });
 }
 
@@ -346,6 +347,42 @@ $("attr-controls").addEventListener("submit", (e) => {
   loadAttribution();
 });
 
+// ---- referrals ----------------------------------------------------------------------------
+
+const pct = (x) => (x == null ? "n/a" : `${(x * 100).toFixed(1)}%`);
+
+async function loadReferrals() {
+  if (isPublic()) {
+    $("ref-table").innerHTML = "";
+    $("ref-summary").textContent = "";
+    showError(`Referral chains ${NEEDS_TOKEN}`);
+    return;
+  }
+  const by = $("ref-by").value;
+  try {
+    const doc = await fetchJson(`${API}/datasets/${state.dataset}/referrals?by=${by}`);
+    const s = doc.summary;
+    $("ref-summary").textContent =
+      `${s.advocates} advocates referred ${s.referred_customers} of ${s.customers} customers; ` +
+      `referred buyers ${pct(s.referred_share_of_buyers)} of all buyers, ${pct(s.referred_share_of_revenue)} of revenue; ` +
+      `conversion referred ${pct(s.referred_conversion)} vs others ${pct(s.other_conversion)}; ` +
+      `chain depth ${s.depth_histogram.join(" / ")}; ${s.ignored_links} links ignored`;
+    const cols =
+      by === "channel"
+        ? ["channel", "customers", "buyers", "revenue", "referred_customers", "referred_buyers", "referred_revenue", "multiplier"]
+        : ["customer_id", "channel", "own_revenue", "direct_referrals", "direct_buyers", "chain_customers", "chain_buyers", "chain_revenue", "generations"];
+    table($("ref-table"), doc.rows.slice(0, 50), cols);
+    showError("");
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+$("ref-controls").addEventListener("submit", (e) => {
+  e.preventDefault();
+  loadReferrals();
+});
+
 // ---- placement ----------------------------------------------------------------------------
 
 function planBody(extra) {
@@ -416,6 +453,7 @@ $("token").addEventListener("change", () => {
   const tab = document.querySelector(".tab.active").dataset.tab;
   if (tab === "attribution") loadAttribution();
   if (tab === "placement") loadPlan();
+  if (tab === "referrals") loadReferrals();
 });
 
 showAccess();

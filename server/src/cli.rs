@@ -32,7 +32,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Fail (exit 2) when any input row was rejected, instead of going on without it.
+    #[arg(long, global = true)]
+    strict: bool,
+    /// Time zone of timestamps that carry none (`2025-01-05 10:00`): UTC (default) or a fixed
+    /// offset like +08:00. Timestamps with `Z` or an offset are read as written.
+    #[arg(long, global = true, default_value = "UTC", allow_hyphen_values = true)]
+    tz: String,
 }
+
+/// Set from `--tz` before the command runs.
+static INGEST: std::sync::OnceLock<custmap_engine::io::validate::IngestOptions> = std::sync::OnceLock::new();
+
+/// Set from `--strict` before the command runs.
+static STRICT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum FormatArg {
@@ -73,6 +86,12 @@ enum ByArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReferralsArg {
+    Referrer,
+    Channel,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum LocationArg {
     Home,
     Work,
@@ -82,6 +101,7 @@ enum LocationArg {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write a synthetic city dataset (all tables) plus truth.json with its planted effects.
+    #[command(allow_negative_numbers = true)]
     Demo {
         #[arg(long)]
         out: PathBuf,
@@ -96,15 +116,17 @@ enum Command {
     /// Ingest a dataset directory and report accepted and rejected rows per table.
     Validate {
         dir: PathBuf,
-        /// Print the report as JSON: {"tables": {NAME: {read, accepted, rejected}}}.
+        /// Print the report as JSON: {"tables": {NAME: {read, accepted, rejected, values_nulled}}, "time_zone"}.
         #[arg(long)]
         json: bool,
-        /// Where to write the rejects CSV (table, row, column, reason); default DIR/rejects.csv.
+        /// Where to write the rejects CSV (table, row, line, column, reason, value, outcome); default
+        /// DIR/rejects.csv.
         #[arg(long)]
         rejects: Option<PathBuf>,
     },
     /// Aggregate customers into H3 cells; format from --out's extension
     /// (.parquet .csv .geojson .arrow .json .png .svg).
+    #[command(allow_negative_numbers = true)]
     Heatmap {
         dir: PathBuf,
         #[arg(long, default_value_t = 8)]
@@ -133,6 +155,7 @@ enum Command {
     },
     /// Credit conversions and revenue to channels or campaigns; cost, CPL, CPA, ROI, ROAS.
     /// Format from --out's extension (.csv .parquet .arrow .json).
+    #[command(allow_negative_numbers = true)]
     Attribution {
         dir: PathBuf,
         /// first_touch, last_touch, linear, time_decay, position_based, markov, shapley, or all.
@@ -182,9 +205,24 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Referral chains: each advocate's direct and chain referrals, buyers and revenue
+    /// (--by referrer), or what each acquisition channel is worth once the customers its
+    /// customers referred are counted (--by channel). Format from --out's extension (.csv
+    /// .parquet .arrow .json; .json adds the member-value summary and the ignored links).
+    Referrals {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "referrer")]
+        by: ReferralsArg,
+        /// Privacy floor of --by channel: minimum root customers per row.
+        #[arg(long, default_value_t = 5)]
+        k: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Choose ad sites within a budget to reach the most target prospects (each counted once
     /// across home, work and commute). .json gets the full report; .csv/.parquet/.arrow the
     /// chosen sites (or, with --compare-kinds, the whole budget on one kind at a time).
+    #[command(allow_negative_numbers = true)]
     Placement {
         dir: PathBuf,
         #[arg(long)]
@@ -219,6 +257,7 @@ enum Command {
     /// Serve the dashboard and the HTTP API (SPEC §7) for a dataset directory; with no DIR, for
     /// a demo city generated at start (10,000 customers, seed 42). Uploads (POST
     /// /api/v1/datasets) need CUSTMAP_TOKEN set and are kept in --data-dir.
+    #[command(allow_negative_numbers = true)]
     Serve {
         dir: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -343,18 +382,44 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: bad usage").trim_start_matches("error: ");
-            eprintln!("error: {first} (see custmap --help)");
+            eprintln!("error: {} (see custmap --help)", usage_error(&e.render().to_string()));
             return ExitCode::from(2);
         }
     };
+    STRICT.store(cli.strict, std::sync::atomic::Ordering::Relaxed);
+    match custmap_engine::io::validate::IngestOptions::parse_tz(&cli.tz) {
+        Ok(opts) => {
+            let _ = INGEST.set(opts);
+        }
+        Err(e) => {
+            eprintln!("error: --tz: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e.to_string()));
             ExitCode::from(if e.is_user_error() { 2 } else { 1 })
         }
+    }
+}
+
+/// Clap's error as one line: the message and what it lists (the missing arguments, say), without
+/// the usage block and tips.
+fn usage_error(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("tip:"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines.join(" ");
+    let joined = joined.trim_start_matches("error: ");
+    if joined.is_empty() {
+        "bad usage".into()
+    } else {
+        joined.to_string()
     }
 }
 
@@ -405,6 +470,7 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
+        Command::Referrals { dir, by, k, out } => run_referrals(&dir, by, KFloor::new(k)?, &out),
         Command::Serve {
             dir,
             addr,
@@ -524,11 +590,48 @@ fn run_demo(out: &Path, customers: u64, seed: u64, format: FormatArg) -> Result<
     Ok(())
 }
 
+/// Loads a dataset for an analysis, saying on stderr how many rows of each table were rejected
+/// (and values nulled) and where to see why; with `--strict` any rejected row is exit 2.
 fn load(dir: &Path, tables: &[Table]) -> Result<Dataset, Error> {
     let pb = spinner("reading and validating tables");
-    let ds = Dataset::load_tables(dir, tables);
+    let ds = Dataset::load_with(dir, tables, INGEST.get().copied().unwrap_or_default());
     pb.finish_and_clear();
-    ds
+    let ds = ds?;
+    if let Some(line) = reject_line(&ds) {
+        eprintln!("{line} (why: custmap validate {})", dir.display());
+        let rejected: u64 = ds.report.tables.values().map(|t| t.rejected).sum();
+        if rejected > 0 && STRICT.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::BadInput(format!("--strict: {rejected} input rows were rejected")));
+        }
+    }
+    Ok(ds)
+}
+
+/// "rejected: 24 of 34 customers, 2 of 10 deals; values nulled: 3 customers", or `None` for a
+/// clean dataset.
+fn reject_line(ds: &Dataset) -> Option<String> {
+    let rejected: Vec<String> = ds
+        .report
+        .tables
+        .iter()
+        .filter(|(_, t)| t.rejected > 0)
+        .map(|(name, t)| format!("{} of {} {name}", t.rejected, t.read))
+        .collect();
+    let nulled: Vec<String> = ds
+        .report
+        .tables
+        .iter()
+        .filter(|(_, t)| t.values_nulled > 0)
+        .map(|(name, t)| format!("{} {name}", t.values_nulled))
+        .collect();
+    let mut parts = Vec::new();
+    if !rejected.is_empty() {
+        parts.push(format!("rejected: {}", rejected.join(", ")));
+    }
+    if !nulled.is_empty() {
+        parts.push(format!("values nulled: {}", nulled.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Prints the ingest report whatever happens to the rejects file, then exits 0 only for a clean
@@ -554,23 +657,30 @@ fn run_validate(dir: &Path, json: bool, rejects: Option<PathBuf>) -> Result<(), 
 
 fn report_validation(ds: &custmap_engine::Dataset, dir: &Path, json: bool, rejects_path: &Path) {
     if json {
-        let doc = serde_json::json!({ "tables": ds.report.tables });
+        let doc = serde_json::json!({ "tables": ds.report.tables, "time_zone": ds.report.time_zone });
         println!("{doc}");
         return;
     }
-    println!("dataset {}", dir.display());
+    println!("dataset {} (timestamps without an offset read as {})", dir.display(), ds.report.time_zone);
     println!("{:<12} {:>10} {:>10} {:>10}", "table", "read", "accepted", "rejected");
     for (name, t) in &ds.report.tables {
         println!("{name:<12} {:>10} {:>10} {:>10}", t.read, t.accepted, t.rejected);
     }
     let mut reasons: std::collections::BTreeMap<(String, String), u64> = std::collections::BTreeMap::new();
-    for r in &ds.rejects {
+    for r in ds.rejects.iter().chain(&ds.nulled) {
         *reasons.entry((r.table.to_string(), r.reason.clone())).or_default() += 1;
     }
     for ((table, reason), n) in &reasons {
         println!("  {table}: {n} x {reason}");
     }
-    println!("rejects: {} rows -> {}", ds.rejects.len(), rejects_path.display());
+    if !ds.nulled.is_empty() {
+        println!("values nulled (rows kept): {}", ds.nulled.len());
+    }
+    println!(
+        "rejects: {} rows -> {} (table, row, line, column, reason, value, outcome)",
+        ds.rejects.len(),
+        rejects_path.display()
+    );
 }
 
 fn run_heatmap(dir: &Path, params: &HeatmapParams, metric: &str, engine: &EngineArgs, out: &Path) -> Result<(), Error> {
@@ -861,26 +971,21 @@ fn write_attribution(
     out: &Path,
 ) -> Result<(), Error> {
     if OutputFormat::from_path(out)? == OutputFormat::Json {
-        let doc = serde_json::json!({
-            "dataset": name,
-            "model": params.models.iter().map(|m| m.name()).collect::<Vec<_>>(),
-            "by": params.by,
-            "window": params.window_days,
-            "unattributed": {"conversions": result.unattributed.0, "revenue": result.unattributed.1},
-            "shapley_std_error": result.shapley_std_error,
-            "rows": custmap_engine::io::write::frame_to_json_rows(&result.table)?,
-        });
+        let doc = views::attribution_json(name, result)?;
         custmap_engine::io::write::write_atomic(out, |w| {
             serde_json::to_writer(w, &doc).map_err(|e| Error::Internal(e.to_string()))
         })?;
     } else {
         write_frame(&result.table, out)?;
     }
+    let why: Vec<String> = result.unattributed_reasons.iter().map(|(reason, n, _)| format!("{n} {reason}")).collect();
     println!(
-        "wrote {} rows to {} ({} conversions with no touch in the {}-day window left unattributed)",
+        "wrote {} rows to {} ({} of {} conversions left unattributed{}; window {} days)",
         result.table.height(),
         out.display(),
         result.unattributed.0,
+        result.conversions.0,
+        if why.is_empty() { String::new() } else { format!(": {}", why.join(", ")) },
         params.window_days
     );
     if let Some(se) = result.shapley_std_error {
@@ -979,13 +1084,18 @@ fn run_placement(
                 .map_err(|e| Error::Internal(e.to_string()))?;
         write_frame(&custmap_engine::io::write::json_rows_to_frame(&rows)?, out)?;
     }
+    let reach = match report.weight {
+        Weight::Count => format!("reach {:.0} of {} prospects", report.reach, report.prospects),
+        Weight::Budget => format!(
+            "reach {:.0} of {:.0} yuan of purchasing power ({} prospects)",
+            report.reach, report.total_weight, report.prospects
+        ),
+    };
     println!(
-        "plan: {} sites, cost {:.0} of {:.0}, reach {:.0} of {} prospects (upper bound {:.1}, gap at most {:.2}%) -> {}",
+        "plan: {} sites, cost {:.0} of {:.0}, {reach} (upper bound {:.1}, gap at most {:.2}%) -> {}",
         report.sites.len(),
         report.cost,
         report.budget,
-        report.reach,
-        report.prospects,
         report.upper_bound,
         report.gap * 100.0,
         out.display()
@@ -1044,6 +1154,46 @@ fn run_funnel(dir: &Path, by: By, out: &Path) -> Result<(), Error> {
         write_frame(&table, out)?;
     }
     println!("wrote the funnel of {} {}s to {}", table.height(), by.column(), out.display());
+    Ok(())
+}
+
+fn run_referrals(dir: &Path, by: ReferralsArg, k: KFloor, out: &Path) -> Result<(), Error> {
+    use custmap_engine::analytics::referrals::{referrals, ReferralsBy};
+    let format = OutputFormat::from_path(out)?;
+    let ds = load(dir, &[Table::Touchpoints, Table::Deals])?;
+    let by = match by {
+        ReferralsArg::Referrer => ReferralsBy::Referrer,
+        ReferralsArg::Channel => ReferralsBy::Channel,
+    };
+    let result = referrals(&ds, by, k)?;
+    match format {
+        OutputFormat::Json => {
+            let doc = views::referrals_json(&ds.name, &result, k.get())?;
+            custmap_engine::io::write::write_atomic(out, |w| {
+                serde_json::to_writer_pretty(w, &doc).map_err(|e| Error::Internal(e.to_string()))
+            })?;
+        }
+        OutputFormat::Png | OutputFormat::Svg | OutputFormat::GeoJson => {
+            return Err(Error::BadInput("referrals are written as .csv, .parquet, .arrow or .json".into()));
+        }
+        _ => write_frame(&result.table, out)?,
+    }
+    let s = &result.summary;
+    let pct = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |v| format!("{:.1}%", v * 100.0));
+    println!(
+        "wrote {} rows to {}: {} advocates referred {} of {} customers; referred buyers {} of all buyers, \
+         revenue {}; conversion referred {} vs others {}; {} referral links ignored",
+        result.table.height(),
+        out.display(),
+        s.advocates,
+        s.referred_customers,
+        s.customers,
+        pct(s.referred_share_of_buyers),
+        pct(s.referred_share_of_revenue),
+        pct(s.referred_conversion),
+        pct(s.other_conversion),
+        s.ignored_links
+    );
     Ok(())
 }
 

@@ -49,6 +49,52 @@ pub enum ChartChoice {
     Monthly,
 }
 
+/// The JSON document of an attribution result, for the CLI's `--out x.json` and the HTTP reply
+/// alike: the rows, and every conversion accounted for (attributed + unattributed = total, in
+/// each model), the unattributed split by reason.
+pub fn attribution_json(dataset: &str, result: &AttributionResult) -> Result<serde_json::Value, Error> {
+    let params = &result.params;
+    let (total, total_revenue) = result.conversions;
+    let (lost, lost_revenue) = result.unattributed;
+    let reasons: Vec<serde_json::Value> = result
+        .unattributed_reasons
+        .iter()
+        .map(|(reason, n, value)| serde_json::json!({"reason": reason, "conversions": n, "revenue": value}))
+        .collect();
+    Ok(serde_json::json!({
+        "dataset": dataset,
+        "model": params.models.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "by": params.by,
+        "window": params.window_days,
+        "conversions": {
+            "total": total,
+            "revenue": total_revenue,
+            "attributed": total - lost,
+            "attributed_revenue": total_revenue - lost_revenue,
+        },
+        "unattributed": {"conversions": lost, "revenue": lost_revenue, "by_reason": reasons},
+        "shapley_std_error": result.shapley_std_error,
+        "rows": custmap_engine::io::write::frame_to_json_rows(&result.table)?,
+    }))
+}
+
+/// The JSON document of a referrals result (CLI `--out x.json` and the HTTP reply alike).
+pub fn referrals_json(
+    dataset: &str,
+    result: &custmap_engine::analytics::referrals::ReferralsResult,
+    k: u32,
+) -> Result<serde_json::Value, Error> {
+    Ok(serde_json::json!({
+        "dataset": dataset,
+        "by": result.by,
+        "k": k,
+        "summary": result.summary,
+        "suppressed": {"dropped": result.dropped, "withheld": result.withheld},
+        "ignored_links": result.problems,
+        "rows": custmap_engine::io::write::frame_to_json_rows(&result.table)?,
+    }))
+}
+
 pub fn map_title(metric: &str, params: &HeatmapParams) -> String {
     let metric = metric.replace('_', " ");
     let mut metric_cap = metric.clone();

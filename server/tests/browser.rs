@@ -286,4 +286,14 @@ fn dashboard_in_headless_chromium() {
     let status = cdp.eval("document.getElementById('plan-status').textContent");
     assert!(status.as_str().unwrap().contains("prospects"), "{status}");
     cdp.screenshot("placement");
+
+    // Referrals tab: the channel multiplier table and the member-value summary.
+    cdp.eval("document.querySelector('.tab[data-tab=referrals]').click()");
+    cdp.wait_for(
+        "the referrals table",
+        "document.querySelectorAll('#ref-table tr').length > 1 && document.getElementById('ref-summary').textContent.includes('advocates')",
+    );
+    let header = cdp.eval("document.querySelector('#ref-table tr').innerText");
+    assert!(header.as_str().unwrap().contains("multiplier"), "{header}");
+    cdp.screenshot("referrals");
 }

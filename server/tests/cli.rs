@@ -50,7 +50,7 @@ fn validate_reports_every_table_as_json() {
     }
     assert_eq!(doc["tables"]["customers"]["read"], 3000);
     let header = std::fs::read_to_string(rejects).unwrap();
-    assert_eq!(header.lines().next(), Some("table,row,column,reason"));
+    assert_eq!(header.lines().next(), Some("table,row,line,column,reason,value,outcome"));
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn validate_writes_rejects_next_to_the_data() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("customers") && text.contains("home_lat out of range"), "{text}");
     let rejects = std::fs::read_to_string(tmp.path().join("rejects.csv")).unwrap();
-    assert!(rejects.contains("customers,2,home_lat,\"home_lat out of range [-90, 90]\""), "{rejects}");
+    assert!(rejects.contains("customers,2,3,home_lat,\"home_lat out of range [-90, 90]\",91,rejected"), "{rejects}");
 }
 
 #[test]
@@ -319,7 +319,7 @@ fn attribution_and_funnel_charts() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(std::fs::read_to_string(out)
         .unwrap()
-        .starts_with("channel,leads,visited,deals,revenue,visit_rate,deal_rate"));
+        .starts_with("channel,leads,visited,deals,visited_deals,revenue,visit_rate,deal_rate"));
 }
 
 #[test]
@@ -506,4 +506,64 @@ fn regression_validate_reports_even_when_the_rejects_file_cannot_be_written() {
     std::fs::write(tmp.path().join("customers.csv"), "customer_id,home_lat,home_lng\nA,30.5,114.3\n").unwrap();
     let o = custmap(&["validate", tmp.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn regression_analysis_commands_say_what_was_rejected_and_strict_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut text = String::from("customer_id,home_lat,home_lng,budget\n");
+    for i in 0..30 {
+        text.push_str(&format!("C{i},30.5{i},114.3,1000000\n"));
+    }
+    text.push_str("BAD1,91,114.3,1\nBAD2,,,1\nNUL,30.5,114.3,lots\n");
+    std::fs::write(data.join("customers.csv"), text).unwrap();
+    let out = out_path(&tmp, "cells.csv");
+    let args = ["heatmap", data.to_str().unwrap(), "--res", "7", "--out", out.to_str().unwrap()];
+    let o = custmap(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("rejected: 2 of 33 customers") && err.contains("values nulled: 1 customers"), "{err}");
+    assert!(err.contains("custmap validate"), "{err}");
+    let strict: Vec<&str> = std::iter::once("--strict").chain(args).collect();
+    let o = custmap(&strict);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--strict: 2 input rows were rejected"), "{}", stderr(&o));
+}
+
+#[test]
+fn regression_usage_errors_name_the_argument() {
+    let o = custmap(&["placement", city().to_str().unwrap()]);
+    assert_user_error(&o, "--budget");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(&tmp, "plan.json");
+    let o = custmap(&["placement", city().to_str().unwrap(), "--budget", "-5", "--out", out.to_str().unwrap()]);
+    assert_user_error(&o, "budget must be a number >= 0, got -5");
+    let o = custmap(&["--tz", "Asia/Shanghai", "validate", city().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("named zones are not supported"), "{}", stderr(&o));
+}
+
+#[test]
+fn regression_attribution_json_reconciles_conversions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(&tmp, "attr.json");
+    let o = custmap(&["attribution", city().to_str().unwrap(), "--model", "all", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let total = doc["conversions"]["total"].as_f64().unwrap();
+    let lost = doc["unattributed"]["conversions"].as_f64().unwrap();
+    assert!(total > 0.0);
+    let by_reason: f64 =
+        doc["unattributed"]["by_reason"].as_array().unwrap().iter().map(|r| r["conversions"].as_f64().unwrap()).sum();
+    assert!((by_reason - lost).abs() < 1e-9, "{doc}");
+    let mut per_model = std::collections::HashMap::<String, f64>::new();
+    for row in doc["rows"].as_array().unwrap() {
+        *per_model.entry(row["model"].as_str().unwrap().into()).or_default() += row["conversions"].as_f64().unwrap();
+    }
+    assert_eq!(per_model.len(), 7);
+    for (m, attributed) in per_model {
+        assert!((attributed + lost - total).abs() < 1e-6, "{m}: {attributed} + {lost} != {total}");
+    }
 }

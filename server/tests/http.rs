@@ -195,6 +195,7 @@ async fn openapi_describes_exactly_the_routes_served() {
         "GET /api/v1/datasets/{id}/heatmap",
         "GET /api/v1/datasets/{id}/attribution",
         "GET /api/v1/datasets/{id}/funnel",
+        "GET /api/v1/datasets/{id}/referrals",
         "POST /api/v1/datasets/{id}/placement",
     ];
     want.sort_unstable();
@@ -427,4 +428,23 @@ async fn regression_query_404_and_405_errors_are_problem_json() {
     let (s, h, body) = send(state(), req).await;
     assert_eq!((s, h["content-type"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "application/problem+json"));
     assert!(json_of(&body)["detail"].as_str().unwrap().contains("method"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrals_route_by_referrer_and_channel() {
+    let (s, ct, body) = get("/api/v1/datasets/city/referrals").await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert!(ct.starts_with("application/json"));
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["by"], "referrer");
+    let rows = doc["rows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "the demo city has referrals");
+    assert!(rows[0]["chain_customers"].as_u64().unwrap() >= rows[0]["direct_referrals"].as_u64().unwrap());
+    assert!(doc["summary"]["referred_customers"].as_u64().unwrap() > 0);
+    let (s, _, body) = get("/api/v1/datasets/city/referrals?by=channel&format=csv").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).starts_with("channel,customers,buyers,revenue,referred_customers"));
+    let (s, _, body) = get("/api/v1/datasets/city/referrals?by=cousin").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("by 'cousin'"));
 }

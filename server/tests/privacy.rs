@@ -182,7 +182,8 @@ async fn analyst_answers_hold_the_floor_on_every_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_routes_need_a_token_and_metadata_names_no_one() {
-    for uri in ["/api/v1/datasets/city/attribution", "/api/v1/datasets/city/funnel"] {
+    for uri in ["/api/v1/datasets/city/attribution", "/api/v1/datasets/city/funnel", "/api/v1/datasets/city/referrals"]
+    {
         let (s, doc) = call(uri, None).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{uri}: {doc}");
         let (s, doc) = call(uri, Some(ANALYST)).await;

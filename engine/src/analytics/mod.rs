@@ -5,6 +5,7 @@ pub mod attribution;
 pub mod heatmap;
 pub mod placement;
 pub mod privacy;
+pub mod referrals;
 pub mod segment;
 
 pub use attribution::{attribution, AttributionParams, AttributionResult, By, Model};

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::read::{find_table_file, read_table};
 use super::schema::Table;
-use super::validate::{rejects_frame, validate, Reject};
+use super::validate::{rejects_frame, validate, IngestOptions, Reject};
 use crate::error::{Error, Result};
 use crate::spatial::Districts;
 
@@ -18,12 +18,17 @@ pub struct TableReport {
     pub read: u64,
     pub accepted: u64,
     pub rejected: u64,
+    /// Accepted rows with one optional value read as missing (listed in the rejects file with
+    /// outcome `value nulled`).
+    pub values_nulled: u64,
 }
 
 /// The ingest report of a dataset.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestReport {
     pub tables: BTreeMap<&'static str, TableReport>,
+    /// The zone naive timestamps were read in (`UTC` or `+08:00`).
+    pub time_zone: String,
 }
 
 /// Optional district outlines a dataset may carry, drawn on maps.
@@ -44,6 +49,8 @@ pub struct Dataset {
     pub districts: Option<Districts>,
     pub report: IngestReport,
     pub rejects: Vec<Reject>,
+    /// Values nulled in accepted rows (bad optional values), each with its reason.
+    pub nulled: Vec<Reject>,
 }
 
 impl Dataset {
@@ -56,18 +63,25 @@ impl Dataset {
     /// others are left unread. A heatmap needs customers and deals only, and skipping the
     /// touchpoints is most of the work at scale.
     pub fn load_tables(dir: &Path, tables: &[Table]) -> Result<Dataset> {
+        Self::load_with(dir, tables, IngestOptions::default())
+    }
+
+    /// [`Dataset::load_tables`] with ingest options (the time zone of naive timestamps).
+    pub fn load_with(dir: &Path, tables: &[Table], opts: IngestOptions) -> Result<Dataset> {
         let meta = std::fs::metadata(dir).map_err(|source| Error::Read { path: dir.into(), source })?;
         if !meta.is_dir() {
             return Err(Error::Schema { path: dir.into(), message: "not a directory".into() });
         }
-        let mut report = IngestReport::default();
+        let mut report = IngestReport { time_zone: opts.tz_name(), ..IngestReport::default() };
         let mut rejects = Vec::new();
+        let mut nulled = Vec::new();
         let mut frames: BTreeMap<Table, DataFrame> = BTreeMap::new();
+        let mut customers: Option<super::validate::Validated> = None;
         for table in Table::ALL {
             if table != Table::Customers && !tables.contains(&table) {
                 continue;
             }
-            let Some((path, format)) = find_table_file(dir, table.name()) else {
+            let Some((path, format)) = find_table_file(dir, table.name())? else {
                 if table == Table::Customers {
                     return Err(Error::Schema {
                         path: dir.into(),
@@ -77,18 +91,26 @@ impl Dataset {
                 continue;
             };
             let raw = read_table(&path, format)?;
-            let v = validate(table, raw, frames.get(&Table::Customers))?;
+            let mut v = validate(table, raw, customers.as_ref(), opts)?;
             report.tables.insert(
                 table.name(),
-                TableReport { read: v.read, accepted: v.frame.height() as u64, rejected: v.rejects.len() as u64 },
+                TableReport {
+                    read: v.read,
+                    accepted: v.frame.height() as u64,
+                    rejected: v.rejects.len() as u64,
+                    values_nulled: v.nulled.len() as u64,
+                },
             );
-            rejects.extend(v.rejects);
-            frames.insert(table, v.frame);
+            rejects.append(&mut v.rejects);
+            nulled.append(&mut v.nulled);
+            if table == Table::Customers {
+                customers = Some(v);
+            } else {
+                frames.insert(table, v.frame);
+            }
         }
         let districts = load_districts(dir)?;
-        let customers = frames
-            .remove(&Table::Customers)
-            .ok_or_else(|| Error::Internal("customers vanished after validation".into()))?;
+        let customers = customers.ok_or_else(|| Error::Internal("customers vanished after validation".into()))?.frame;
         Ok(Dataset {
             name: dir.file_name().map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned()),
             dir: dir.into(),
@@ -101,6 +123,7 @@ impl Dataset {
             districts,
             report,
             rejects,
+            nulled,
         })
     }
 
@@ -111,14 +134,18 @@ impl Dataset {
         if matches!(table, Table::Customers | Table::Deals | Table::Touchpoints) {
             return Err(Error::Internal(format!("{} refers to customers; load the dataset", table.name())));
         }
-        let Some((path, format)) = find_table_file(dir, table.name()) else { return Ok(None) };
-        let v = validate(table, read_table(&path, format)?, None)?;
+        let Some((path, format)) = find_table_file(dir, table.name())? else { return Ok(None) };
+        let v = validate(table, read_table(&path, format)?, None, IngestOptions::default())?;
         Ok(Some((v.frame, v.rejects)))
     }
 
-    /// The rejects as a frame (`table, row, column, reason`).
+    /// The rejects and the nulled values as one frame (`table, row, line, column, reason, value,
+    /// outcome`), in table order then row order.
     pub fn rejects_frame(&self) -> Result<DataFrame> {
-        rejects_frame(&self.rejects)
+        let order = |t: &str| Table::ALL.iter().position(|x| x.name() == t).unwrap_or(usize::MAX);
+        let mut all: Vec<Reject> = self.rejects.iter().chain(&self.nulled).cloned().collect();
+        all.sort_by_key(|r| (order(r.table), r.row));
+        rejects_frame(&all)
     }
 
     /// Row counts of the accepted tables, by table name.

@@ -16,11 +16,15 @@ use crate::error::{Error, Result};
 /// Name of the 1-based data-row number column every raw frame carries.
 pub const ROW: &str = "_row";
 
-/// A row rejected before typing (ragged or undecodable).
+/// A row rejected before typing (ragged, undecodable, or broken quoting).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EarlyReject {
     pub row: u64,
+    /// 1-based line in the file where the record starts (the header is line 1).
+    pub line: u64,
     pub reason: String,
+    /// The record's first line as read (lossy UTF-8, shortened).
+    pub value: String,
 }
 
 /// A table as read: its frame (with [`ROW`]), the rows read, and the rows already rejected.
@@ -30,6 +34,30 @@ pub struct RawTable {
     pub frame: DataFrame,
     pub read: u64,
     pub early_rejects: Vec<EarlyReject>,
+    pub lines: Lines,
+}
+
+/// Where each data row sits in its file, so a reject can name the line an editor shows.
+#[derive(Debug, Clone)]
+pub enum Lines {
+    /// Not a text file (Parquet): rows have no lines.
+    None,
+    /// Data row `r` is on line `r + 1` (no multi-line fields, no blank lines).
+    Plain,
+    /// The line of every data row, indexed by row - 1 (multi-line fields or blank lines moved them).
+    Listed(Vec<u64>),
+}
+
+impl RawTable {
+    /// The file line of data row `row` (1-based), when the file has lines.
+    #[must_use]
+    pub fn line_of(&self, row: u64) -> Option<u64> {
+        match &self.lines {
+            Lines::None => None,
+            Lines::Plain => Some(row + 1),
+            Lines::Listed(lines) => usize::try_from(row).ok().and_then(|r| lines.get(r.checked_sub(1)?)).copied(),
+        }
+    }
 }
 
 /// File format of a table, from its extension.
@@ -39,15 +67,34 @@ pub enum TableFormat {
     Parquet,
 }
 
-/// Finds `NAME.parquet` or `NAME.csv` in `dir` (Parquet wins when both exist).
-#[must_use]
-pub fn find_table_file(dir: &Path, name: &str) -> Option<(PathBuf, TableFormat)> {
-    let parquet = dir.join(format!("{name}.parquet"));
-    if parquet.is_file() {
-        return Some((parquet, TableFormat::Parquet));
+/// Finds `NAME.parquet` or `NAME.csv` in `dir`. Ambiguity is an error naming the files: both
+/// formats present, or a file that differs only in case (`Deals.csv`), which would otherwise be
+/// ignored on one file system and read on another.
+pub fn find_table_file(dir: &Path, name: &str) -> Result<Option<(PathBuf, TableFormat)>> {
+    let wanted = [(format!("{name}.parquet"), TableFormat::Parquet), (format!("{name}.csv"), TableFormat::Csv)];
+    let entries = fs::read_dir(dir).map_err(|source| Error::Read { path: dir.into(), source })?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        for (want, format) in &wanted {
+            if file.eq_ignore_ascii_case(want) && entry.path().is_file() {
+                if file != *want {
+                    return Err(schema_error(
+                        &entry.path(),
+                        format!("table file names are lower case: rename '{file}' to '{want}'"),
+                    ));
+                }
+                found.push((entry.path(), *format));
+            }
+        }
     }
-    let csv = dir.join(format!("{name}.csv"));
-    csv.is_file().then_some((csv, TableFormat::Csv))
+    if found.len() > 1 {
+        return Err(schema_error(
+            dir,
+            format!("both {name}.csv and {name}.parquet are present; keep one (custmap will not choose)"),
+        ));
+    }
+    Ok(found.pop())
 }
 
 /// Reads one table file.
@@ -66,27 +113,126 @@ fn schema_error(path: &Path, message: impl Into<String>) -> Error {
 }
 
 fn read_parquet(path: &Path) -> Result<RawTable> {
-    let file = fs::File::open(path).map_err(|source| Error::Read { path: path.into(), source })?;
-    let frame = ParquetReader::new(file)
-        .with_row_index(Some(RowIndex { name: ROW.into(), offset: 1 }))
-        .finish()
-        .map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?;
+    let open = || fs::File::open(path).map_err(|source| Error::Read { path: path.into(), source });
+    let read = |columns: Option<Vec<String>>, slice: Option<(usize, usize)>| -> Result<DataFrame> {
+        let file = open()?;
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ParquetReader::new(file)
+                .with_columns(columns)
+                .with_slice(slice)
+                .with_row_index(Some(RowIndex { name: ROW.into(), offset: 1 }))
+                .finish()
+        }));
+        match attempt {
+            Ok(Ok(frame)) => Ok(frame),
+            Ok(Err(e)) => Err(schema_error(path, format!("not a readable Parquet file ({e})"))),
+            Err(_) => Err(schema_error(path, "the Parquet reader failed on this file")),
+        }
+    };
+    // Types known to stop the reader are named before it runs (the catch below is the last resort).
+    if let Ok(schema) = ParquetReader::new(open()?).schema() {
+        let bad: Vec<String> = schema
+            .iter()
+            .filter(|(_, f)| matches!(f.dtype(), ArrowDataType::UInt128))
+            .map(|(name, f)| format!("'{name}' ({:?})", f.dtype()))
+            .collect();
+        if !bad.is_empty() {
+            return Err(schema_error(
+                path,
+                format!(
+                    "column {} has a Parquet type custmap cannot read; write it as a 64-bit integer, a double or text",
+                    bad.join(", ")
+                ),
+            ));
+        }
+    }
+    let frame = match read(None, None) {
+        Ok(frame) => frame,
+        Err(whole) => return Err(unreadable_columns(path, &read).unwrap_or(whole)),
+    };
+    let frame = numbers_from_wide_types(frame)?;
     let frame = frame.lazy().with_column(col(ROW).cast(DataType::UInt64)).collect()?;
-    Ok(RawTable { path: path.into(), read: frame.height() as u64, frame, early_rejects: Vec::new() })
+    Ok(RawTable {
+        path: path.into(),
+        read: frame.height() as u64,
+        frame,
+        early_rejects: Vec::new(),
+        lines: Lines::None,
+    })
+}
+
+/// When a Parquet file fails to read, reads its columns one by one to name those of a type
+/// custmap cannot read (rather than calling the whole file unreadable).
+fn unreadable_columns(
+    path: &Path,
+    read: &dyn Fn(Option<Vec<String>>, Option<(usize, usize)>) -> Result<DataFrame>,
+) -> Option<Error> {
+    let file = fs::File::open(path).ok()?;
+    let schema = ParquetReader::new(file).schema().ok()?;
+    let bad: Vec<String> = schema
+        .iter()
+        .filter(|(name, _)| read(Some(vec![name.to_string()]), Some((0, 1))).is_err())
+        .map(|(name, field)| format!("'{name}' ({:?})", field.dtype()))
+        .collect();
+    (!bad.is_empty()).then(|| {
+        schema_error(
+            path,
+            format!(
+                "column {} has a Parquet type custmap cannot read; write it as a 64-bit integer, a double or text",
+                bad.join(", ")
+            ),
+        )
+    })
+}
+
+/// Decimal columns (money exported from databases) become doubles; 128-bit integers become
+/// doubles when every value is exact in one (|x| <= 2^53), text otherwise (ids).
+fn numbers_from_wide_types(mut frame: DataFrame) -> Result<DataFrame> {
+    const EXACT: i128 = 1 << 53;
+    let wide: Vec<(PlSmallStr, DataType)> = frame
+        .columns()
+        .iter()
+        .filter(|c| matches!(c.dtype(), DataType::Decimal(..) | DataType::Int128))
+        .map(|c| (c.name().clone(), c.dtype().clone()))
+        .collect();
+    for (name, dtype) in wide {
+        let column = frame.column(&name)?.as_materialized_series().clone();
+        // A Decimal without decimals is an integer (ids exported as NUMERIC(38)): judged as one.
+        let column = match dtype {
+            DataType::Decimal(_, 0) => column.cast(&DataType::Int128)?,
+            _ => column,
+        };
+        let to = match column.dtype() {
+            DataType::Int128 => {
+                let exact = column.i128()?.iter().flatten().all(|v| (-EXACT..=EXACT).contains(&v));
+                if exact {
+                    DataType::Float64
+                } else {
+                    DataType::String
+                }
+            }
+            _ => DataType::Float64,
+        };
+        let converted = column.cast(&to)?;
+        frame.with_column(converted.into_column())?;
+    }
+    Ok(frame)
 }
 
 /// Parses CSV bytes (header row required). `path` only names the source in errors.
+///
+/// LF, CRLF and CR-only line ends are all read. A malformed record costs at most its own row:
+/// a record with the wrong field count, bytes that are not UTF-8, or a quote opened and never
+/// closed is rejected with its line, and reading resumes on the next line.
 pub fn read_csv_bytes(path: &Path, bytes: Vec<u8>) -> Result<RawTable> {
     let bytes = strip_bom(bytes);
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(schema_error(path, "file is empty (no header row)"));
     }
     let scan = scan_records(path, &bytes)?;
-    let (frame_bytes, row_numbers) = if scan.rejects.is_empty() {
-        (bytes, None)
-    } else {
-        let (clean, rows) = rewrite_without(&bytes, &scan)?;
-        (clean, Some(rows))
+    let frame_bytes = match scan.clean {
+        Some(clean) => clean,
+        None => bytes,
     };
     let mut frame = CsvReadOptions::default()
         .with_has_header(true)
@@ -96,21 +242,17 @@ pub fn read_csv_bytes(path: &Path, bytes: Vec<u8>) -> Result<RawTable> {
         .into_reader_with_file_handle(Cursor::new(frame_bytes))
         .finish()
         .map_err(|e| schema_error(path, format!("not a readable CSV file ({e})")))?;
-    let rows: Vec<u64> = match row_numbers {
-        Some(rows) => rows,
-        None => (1..=frame.height() as u64).collect(),
-    };
-    if rows.len() != frame.height() {
+    if scan.good_rows.len() != frame.height() {
         return Err(Error::Internal(format!(
             "{}: CSV pre-pass counted {} good rows, parser {}",
             path.display(),
-            rows.len(),
+            scan.good_rows.len(),
             frame.height()
         )));
     }
-    frame.with_column(Column::new(ROW.into(), rows))?;
+    frame.with_column(Column::new(ROW.into(), scan.good_rows))?;
     check_header(path, &frame)?;
-    Ok(RawTable { path: path.into(), frame, read: scan.records, early_rejects: scan.rejects })
+    Ok(RawTable { path: path.into(), frame, read: scan.records, early_rejects: scan.rejects, lines: scan.lines })
 }
 
 fn strip_bom(mut bytes: Vec<u8>) -> Vec<u8> {
@@ -135,63 +277,176 @@ fn check_header(path: &Path, frame: &DataFrame) -> Result<()> {
 
 struct Scan {
     records: u64,
-    header_len: usize,
     rejects: Vec<EarlyReject>,
+    /// Data-row numbers of the records handed to polars, in order.
+    good_rows: Vec<u64>,
+    lines: Lines,
+    /// The good records re-serialised, when the file cannot go to polars as it is.
+    clean: Option<Vec<u8>>,
 }
 
-fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes)
+fn reader_at(bytes: &[u8], headers: bool) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().has_headers(headers).flexible(true).from_reader(bytes)
 }
 
+/// Line terminators in `bytes`: `\n`, `\r\n` and a lone `\r` count one each.
+fn terminators(bytes: &[u8]) -> u64 {
+    let mut n = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Byte offset just past the first line terminator in `bytes`, if any.
+fn after_first_line(bytes: &[u8]) -> Option<usize> {
+    let i = bytes.iter().position(|&b| b == b'\n' || b == b'\r')?;
+    Some(if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') { i + 2 } else { i + 1 })
+}
+
+/// The first line of a record, for a reject's `value` (at most 200 characters).
+fn first_line_text(raw: &[u8]) -> String {
+    let end = raw.iter().position(|&b| b == b'\n' || b == b'\r').unwrap_or(raw.len());
+    shorten(&String::from_utf8_lossy(&raw[..end]))
+}
+
+/// `text` cut to 200 characters (with an ellipsis), so a huge field never floods a report.
+#[must_use]
+pub fn shorten(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// True when a quote in this single-line record opens a field (at its start or after a comma)
+/// and is not matched: the field ran to the end of the file.
+fn opens_unclosed_quote(raw: &[u8]) -> bool {
+    let quotes = raw.iter().filter(|&&b| b == b'"').count();
+    if quotes % 2 == 0 {
+        return false;
+    }
+    raw.iter().enumerate().any(|(i, &b)| b == b'"' && (i == 0 || raw[i - 1] == b','))
+}
+
+/// One pass over the records with the `csv` crate. Files with quotes or CR-only line ends are
+/// re-serialised as they are read (polars then sees clean RFC 4180); others go to polars as they
+/// are unless a row was rejected.
 fn scan_records(path: &Path, bytes: &[u8]) -> Result<Scan> {
-    let mut reader = csv_reader(bytes);
+    let mut reader = reader_at(bytes, true);
     let header = reader.byte_headers().map_err(|e| schema_error(path, format!("unreadable header ({e})")))?.clone();
     if std::str::from_utf8(header.as_slice()).is_err() {
         return Err(schema_error(path, "header is not valid UTF-8"));
     }
     let header_len = header.len();
-    let mut records = 0u64;
-    let mut rejects = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                records += 1;
-                if record.len() != header_len {
-                    rejects.push(EarlyReject {
-                        row: records,
-                        reason: format!("row has {} fields, header has {header_len}", record.len()),
-                    });
-                } else if std::str::from_utf8(record.as_slice()).is_err() {
-                    rejects.push(EarlyReject { row: records, reason: "invalid UTF-8 bytes".into() });
-                }
-            }
-            Err(e) => return Err(schema_error(path, format!("CSV structure broken after row {records} ({e})"))),
+    let mut seen = std::collections::HashSet::new();
+    for name in header.iter() {
+        let name = String::from_utf8_lossy(name);
+        if name.trim().is_empty() {
+            return Err(schema_error(path, "header has an empty column name"));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(schema_error(path, format!("header names column '{name}' twice")));
         }
     }
-    Ok(Scan { records, header_len, rejects })
+    // Quotes, CR-only line ends and blank lines (which the csv crate skips and polars would
+    // read as a row) all need the re-serialised copy.
+    let careful = bytes.contains(&b'"')
+        || bytes.windows(2).any(|w| (w[0] == b'\r' && w[1] != b'\n') || w == b"\n\n")
+        || bytes.windows(3).any(|w| w == b"\n\r\n")
+        || bytes.last() == Some(&b'\r');
+    let mut writer =
+        careful.then(|| csv::WriterBuilder::new().flexible(false).from_writer(Vec::with_capacity(bytes.len())));
+    let internal = |e: csv::Error| Error::Internal(format!("re-serialising CSV: {e}"));
+    if let Some(w) = writer.as_mut() {
+        w.write_byte_record(&header).map_err(internal)?;
+    }
+    let mut scan = Scan { records: 0, rejects: Vec::new(), good_rows: Vec::new(), lines: Lines::Plain, clean: None };
+    let mut all_lines: Vec<u64> = Vec::new();
+    let mut drift = false;
+    // Where the current reader's slice starts in `bytes`, and line counting so far.
+    let mut base = 0usize;
+    let mut counted_to = 0usize;
+    let mut line = 1u64;
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let more = reader
+            .read_byte_record(&mut record)
+            .map_err(|e| schema_error(path, format!("CSV structure broken after row {} ({e})", scan.records)))?;
+        if !more {
+            break;
+        }
+        let mut start = base + record.position().map_or(0, |p| p.byte() as usize);
+        while start < bytes.len() && matches!(bytes[start], b'\n' | b'\r') {
+            start += 1;
+        }
+        let end = (base + reader.position().byte() as usize).min(bytes.len());
+        let start = start.min(end);
+        line += terminators(&bytes[counted_to.min(start)..start]);
+        counted_to = start;
+        scan.records += 1;
+        let row = scan.records;
+        all_lines.push(line);
+        drift |= line != row + 1;
+        let raw = &bytes[start..end];
+        let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        let multi_line = body.iter().any(|&b| b == b'\n' || b == b'\r');
+        let odd_quotes = body.iter().filter(|&&b| b == b'"').count() % 2 == 1;
+        let reject = |reason: String| EarlyReject { row, line, reason, value: first_line_text(raw) };
+        if careful && multi_line && (record.len() != header_len || odd_quotes) {
+            // A quote opened and not closed swallowed the lines after it: reject the line it
+            // opened on and read on from the next line.
+            scan.rejects.push(reject("broken quoting: a quote opened on this line is not closed".into()));
+            let Some(next) = after_first_line(raw).map(|n| start + n) else { break };
+            reader = reader_at(&bytes[next..], false);
+            base = next;
+            continue;
+        }
+        if record.len() != header_len {
+            scan.rejects.push(reject(format!("row has {} fields, header has {header_len}", record.len())));
+        } else if std::str::from_utf8(record.as_slice()).is_err() {
+            scan.rejects.push(reject("invalid UTF-8 bytes".into()));
+        } else if careful && opens_unclosed_quote(body) {
+            scan.rejects.push(reject("broken quoting: a quote opened on this line is not closed".into()));
+        } else {
+            if let Some(w) = writer.as_mut() {
+                w.write_byte_record(&record).map_err(internal)?;
+            }
+            scan.good_rows.push(row);
+        }
+    }
+    if drift {
+        scan.lines = Lines::Listed(all_lines);
+    }
+    scan.clean = match writer {
+        Some(w) => Some(w.into_inner().map_err(|e| Error::Internal(format!("re-serialising CSV: {e}")))?),
+        None if !scan.rejects.is_empty() => Some(rewrite_without(bytes, &scan)?),
+        None => None,
+    };
+    Ok(scan)
 }
 
-/// Re-serialises the good records so the parser never sees a bad one; returns their row numbers.
-fn rewrite_without(bytes: &[u8], scan: &Scan) -> Result<(Vec<u8>, Vec<u64>)> {
+/// Re-serialises the good records of a file without quotes (so without multi-line records),
+/// so the parser never sees a bad one.
+fn rewrite_without(bytes: &[u8], scan: &Scan) -> Result<Vec<u8>> {
     let bad: std::collections::HashSet<u64> = scan.rejects.iter().map(|r| r.row).collect();
-    let mut reader = csv_reader(bytes);
+    let mut reader = reader_at(bytes, true);
     let mut writer = csv::WriterBuilder::new().flexible(false).from_writer(Vec::with_capacity(bytes.len()));
     let internal = |e: csv::Error| Error::Internal(format!("re-serialising CSV: {e}"));
     writer.write_byte_record(reader.byte_headers().map_err(internal)?).map_err(internal)?;
-    let mut rows = Vec::with_capacity(scan.records as usize - bad.len());
     let mut record = csv::ByteRecord::new();
     let mut row = 0u64;
     while reader.read_byte_record(&mut record).map_err(internal)? {
         row += 1;
-        if !bad.contains(&row) && record.len() == scan.header_len {
+        if !bad.contains(&row) {
             writer.write_byte_record(&record).map_err(internal)?;
-            rows.push(row);
         }
     }
-    let clean = writer.into_inner().map_err(|e| Error::Internal(format!("re-serialising CSV: {e}")))?;
-    Ok((clean, rows))
+    writer.into_inner().map_err(|e| Error::Internal(format!("re-serialising CSV: {e}")))
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
 //! The tables of SPEC §2: names, columns, types.
 
+/// Site kinds with a default reach radius (`sites.kind`, any case). Other kinds need `reach_m`.
+pub const SITE_KINDS: [&str; 7] =
+    ["office_lobby", "cafe", "bar", "billboard", "bus_route", "metro_line", "metro_station"];
+
 /// Logical type a column is converted to at ingest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

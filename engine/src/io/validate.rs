@@ -8,7 +8,7 @@
 use polars::prelude::*;
 
 use super::read::{RawTable, ROW};
-use super::schema::{Kind, Table, DEAL_STATUSES, EVENTS};
+use super::schema::{Kind, Table, DEAL_STATUSES, EVENTS, SITE_KINDS};
 use crate::error::{Error, Result};
 
 /// One reason a row may be rejected.
@@ -25,25 +25,59 @@ impl Rule {
     }
 }
 
-/// A rejected row.
+/// What happened to a row with a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The row is not used (its own required value, type or range is wrong).
+    Rejected,
+    /// The row is kept and the one bad optional value (budget, area, a date) is read as missing.
+    Nulled,
+}
+
+impl Outcome {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Rejected => "rejected",
+            Outcome::Nulled => "value nulled",
+        }
+    }
+}
+
+/// A rejected row, or a kept row with one value nulled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reject {
     pub table: &'static str,
+    /// 1-based data row (the header is not a row).
     pub row: u64,
+    /// 1-based line in the file where the row starts (CSV only; multi-line fields move it).
+    pub line: Option<u64>,
     pub column: String,
     pub reason: String,
+    /// The offending value as read (shortened); `None` when the row has no single bad value.
+    pub value: Option<String>,
+    pub outcome: Outcome,
 }
 
-/// A validated table: typed accepted rows and the rejects.
+/// Ids of rejected customers, each with where and why, so a deal or touchpoint that refers to one
+/// says so rather than calling the customer unknown.
+pub type RejectedIds = std::collections::HashMap<String, String>;
+
+/// A validated table: typed accepted rows, the rejects, and the values nulled in kept rows.
 #[derive(Debug)]
 pub struct Validated {
     pub frame: DataFrame,
     pub read: u64,
     pub rejects: Vec<Reject>,
+    pub nulled: Vec<Reject>,
+    /// For `customers`: the ids of rejected rows (empty for other tables).
+    pub rejected_ids: RejectedIds,
 }
 
 const RAW_PREFIX: &str = "__raw_";
 const RULE_COL: &str = "__rule";
+const VALUE_COL: &str = "__value";
+const SOFT_PREFIX: &str = "__soft_";
 const DUP_COL: &str = "__dup";
 
 /// Column of `deals` and `touchpoints`: the row of the referenced customer in the accepted
@@ -81,11 +115,63 @@ fn parse_datetime(text: Expr) -> Expr {
     coalesce(&tries)
 }
 
+/// How ingest reads values whose meaning the file does not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestOptions {
+    /// The dataset's time zone as an offset from UTC in minutes: naive timestamps (no `Z`, no
+    /// offset) are local times there. 0 = UTC.
+    pub utc_offset_minutes: i32,
+}
+
+impl IngestOptions {
+    /// Parses `UTC`, `Z`, or an offset `+08:00` / `-0500` / `+8` (fixed offsets: named zones
+    /// with daylight saving are not supported).
+    pub fn parse_tz(text: &str) -> Result<IngestOptions> {
+        let t = text.trim();
+        let bad = || {
+            Error::bad_input(format!(
+                "time zone '{text}' is not UTC or a fixed offset like +08:00 (named zones are not supported)"
+            ))
+        };
+        if t.eq_ignore_ascii_case("utc") || t == "Z" || t.eq_ignore_ascii_case("gmt") {
+            return Ok(IngestOptions::default());
+        }
+        let sign = match t.as_bytes().first() {
+            Some(b'+') => 1,
+            Some(b'-') => -1,
+            _ => return Err(bad()),
+        };
+        let digits = t[1..].replace(':', "");
+        let (h, m) = match digits.len() {
+            1 | 2 => (digits.parse::<i32>().map_err(|_| bad())?, 0),
+            4 => (digits[..2].parse::<i32>().map_err(|_| bad())?, digits[2..].parse::<i32>().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        };
+        if h > 14 || m > 59 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        Ok(IngestOptions { utc_offset_minutes: sign * (h * 60 + m) })
+    }
+
+    /// The zone as text: `UTC` or `+08:00`.
+    #[must_use]
+    pub fn tz_name(&self) -> String {
+        let m = self.utc_offset_minutes;
+        if m == 0 {
+            "UTC".into()
+        } else {
+            format!("{}{:02}:{:02}", if m < 0 { '-' } else { '+' }, m.abs() / 60, m.abs() % 60)
+        }
+    }
+}
+
 /// Timestamps with a UTC offset (`Z`, `+08:00`, `-0500`; ISO 8601 / RFC 3339) become naive UTC
-/// text; naive timestamps and dates are kept as they are (read as UTC); anything else becomes
-/// null so that its row is rejected as an unparseable datetime with the raw value kept.
-fn normalize_timestamps(column: &Column) -> Result<Column> {
+/// text; naive timestamps and dates are local times of `opts`' zone, moved to UTC; anything else
+/// becomes null so that its row is rejected as an unparseable datetime with the raw value kept.
+fn normalize_timestamps(column: &Column, opts: IngestOptions) -> Result<Column> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let offset = chrono::Duration::minutes(i64::from(opts.utc_offset_minutes));
+    let to_utc = move |local: NaiveDateTime| (local - offset).format("%Y-%m-%dT%H:%M:%S%.f").to_string();
     const OFFSET_FORMATS: [&str; 4] =
         ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z"];
     let normalize = |s: &str| -> Option<String> {
@@ -97,10 +183,11 @@ fn normalize_timestamps(column: &Column) -> Result<Column> {
                 .any(|f| NaiveDateTime::parse_from_str(naive, f).is_ok())
                 .then(|| naive.to_string());
         }
-        if DATETIME_FORMATS.iter().any(|f| NaiveDateTime::parse_from_str(s, f).is_ok())
-            || ["%Y-%m-%d", "%Y/%m/%d"].iter().any(|f| NaiveDate::parse_from_str(s, f).is_ok())
-        {
-            return Some(s.to_string());
+        if let Some(local) = DATETIME_FORMATS.iter().find_map(|f| NaiveDateTime::parse_from_str(s, f).ok()) {
+            return Some(if offset.is_zero() { s.to_string() } else { to_utc(local) });
+        }
+        if let Some(day) = ["%Y-%m-%d", "%Y/%m/%d"].iter().find_map(|f| NaiveDate::parse_from_str(s, f).ok()) {
+            return Some(if offset.is_zero() { s.to_string() } else { to_utc(day.and_hms_opt(0, 0, 0)?) });
         }
         OFFSET_FORMATS
             .iter()
@@ -158,17 +245,23 @@ fn normalized_name(name: &str) -> String {
     format!("{RAW_PREFIX}utc_{name}")
 }
 
-fn typed(table: Table, raw: &RawTable) -> Result<(LazyFrame, Vec<Rule>)> {
+fn typed(table: Table, raw: &RawTable, opts: IngestOptions) -> Result<(LazyFrame, Vec<Rule>)> {
     let mut frame = raw.frame.clone();
     for spec in table.columns().iter().filter(|c| c.kind == Kind::Datetime) {
         if let Ok(c) = frame.column(spec.name) {
             if c.dtype() == &DataType::String {
-                let normalized = normalize_timestamps(c)?.with_name(normalized_name(spec.name).into());
+                let normalized = normalize_timestamps(c, opts)?.with_name(normalized_name(spec.name).into());
                 frame.with_column(normalized)?;
             }
         }
     }
-    let raw = &RawTable { frame, path: raw.path.clone(), read: raw.read, early_rejects: Vec::new() };
+    let raw = &RawTable {
+        frame,
+        path: raw.path.clone(),
+        read: raw.read,
+        early_rejects: Vec::new(),
+        lines: super::read::Lines::None,
+    };
     let schema = raw.frame.schema();
     for spec in table.columns().iter().filter(|c| c.required) {
         if !schema.contains(spec.name) {
@@ -309,18 +402,104 @@ pub fn apply_rules(table: Table, lf: LazyFrame, rules: &[Rule]) -> Result<(DataF
     for (i, rule) in rules.iter().enumerate().rev() {
         which = when(rule.bad.clone().fill_null(lit(false))).then(lit(i as u32)).otherwise(which);
     }
-    let rejected = flagged.filter(&mask)?.lazy().select([col(ROW), which.alias(RULE_COL)]).collect()?;
+    let schema = flagged.schema().clone();
+    let mut value = lit(NULL).cast(DataType::String);
+    for rule in rules.iter().rev() {
+        value = when(rule.bad.clone().fill_null(lit(false))).then(value_of(&schema, &rule.column)).otherwise(value);
+    }
+    let rejected =
+        flagged.filter(&mask)?.lazy().select([col(ROW), which.alias(RULE_COL), value.alias(VALUE_COL)]).collect()?;
     let rows = rejected.column(ROW)?.u64()?;
     let rule_ix = rejected.column(RULE_COL)?.u32()?;
+    let values = rejected.column(VALUE_COL)?.str()?;
     let mut rejects = Vec::with_capacity(rejected.height());
-    for (row, i) in rows.iter().zip(rule_ix.iter()) {
+    for ((row, i), v) in rows.iter().zip(rule_ix.iter()).zip(values.iter()) {
         let (Some(row), Some(i)) = (row, i) else {
             return Err(Error::Internal(format!("{}: a flagged row broke no rule", table.name())));
         };
         let rule = &rules[i as usize];
-        rejects.push(Reject { table: table.name(), row, column: rule.column.clone(), reason: rule.reason.clone() });
+        rejects.push(Reject {
+            table: table.name(),
+            row,
+            line: None,
+            column: rule.column.clone(),
+            reason: rule.reason.clone(),
+            value: v.map(super::read::shorten),
+            outcome: Outcome::Rejected,
+        });
     }
     Ok((accepted, rejects))
+}
+
+/// The value a rule on `column` judged, as text: the raw value when the column was converted.
+fn value_of(schema: &Schema, column: &str) -> Expr {
+    let raw = raw_name(column);
+    if schema.contains(&raw) {
+        col(raw).cast(DataType::String)
+    } else if schema.contains(column) {
+        col(column).cast(DataType::String)
+    } else {
+        lit(NULL).cast(DataType::String)
+    }
+}
+
+/// Optional values whose problems null the value instead of rejecting the row (and with it
+/// every deal and touchpoint of a customer): a budget typed as `abc` says nothing against the
+/// customer's location or purchases.
+fn soft_columns(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Customers => &["budget", "desired_area_sqm", "created_at"],
+        Table::Deals => &["area_sqm"],
+        Table::Campaigns => &["name"],
+        Table::Sites => &["name"],
+        Table::Touchpoints | Table::Projects => &[],
+    }
+}
+
+/// Nulls the values that break a soft rule (typed and raw), and returns them as `Nulled` rows.
+fn null_soft_values(table: Table, lf: LazyFrame, soft: &[Rule]) -> Result<(LazyFrame, Vec<Reject>)> {
+    if soft.is_empty() {
+        return Ok((lf, Vec::new()));
+    }
+    let frame = lf.collect()?;
+    let (_, mut nulled) = apply_rules(table, frame.clone().lazy(), soft)?;
+    if nulled.is_empty() {
+        return Ok((frame.lazy(), nulled));
+    }
+    let mut columns: Vec<&str> = Vec::new();
+    for r in soft {
+        if !columns.contains(&r.column.as_str()) {
+            columns.push(&r.column);
+        }
+    }
+    let schema = frame.schema().clone();
+    let masks: Vec<Expr> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let bad = soft
+                .iter()
+                .filter(|r| r.column == *c)
+                .fold(lit(false), |acc, r| acc.or(r.bad.clone().fill_null(lit(false))));
+            bad.alias(format!("{SOFT_PREFIX}{i}"))
+        })
+        .collect();
+    let mut nulling = Vec::new();
+    for (i, c) in columns.iter().enumerate() {
+        let mask = col(format!("{SOFT_PREFIX}{i}"));
+        for name in [c.to_string(), raw_name(c)] {
+            if schema.contains(&name) {
+                nulling.push(when(mask.clone()).then(lit(NULL)).otherwise(col(&name)).alias(&name));
+            }
+        }
+    }
+    let helpers: Vec<String> = (0..columns.len()).map(|i| format!("{SOFT_PREFIX}{i}")).collect();
+    let lf = frame.lazy().with_columns(masks).with_columns(nulling).drop(cols(helpers));
+    for n in &mut nulled {
+        n.outcome = Outcome::Nulled;
+        n.reason = format!("{}; value read as missing", n.reason);
+    }
+    Ok((lf, nulled))
 }
 
 /// True on rows whose id repeats an earlier row's. Sorted ids (most exports) are checked by
@@ -364,19 +543,30 @@ fn id_column(table: Table) -> &'static str {
     }
 }
 
-/// Validates one raw table. `customers` are the accepted customer ids, needed by tables that
+/// Validates one raw table. `customers` is the validated customers table, needed by tables that
 /// refer to customers.
-pub fn validate(table: Table, raw: RawTable, customers: Option<&DataFrame>) -> Result<Validated> {
+pub fn validate(table: Table, raw: RawTable, customers: Option<&Validated>, opts: IngestOptions) -> Result<Validated> {
     let mut rejects: Vec<Reject> = raw
         .early_rejects
         .iter()
-        .map(|r| Reject { table: table.name(), row: r.row, column: String::new(), reason: r.reason.clone() })
+        .map(|r| Reject {
+            table: table.name(),
+            row: r.row,
+            line: Some(r.line),
+            column: String::new(),
+            reason: r.reason.clone(),
+            value: Some(r.value.clone()),
+            outcome: Outcome::Rejected,
+        })
         .collect();
 
-    // Pass 1: types, required values, ranges.
-    let (lf, mut rules) = typed(table, &raw)?;
+    // Pass 1: types, required values, ranges; bad optional values are nulled, not rejected.
+    let (lf, mut rules) = typed(table, &raw, opts)?;
     rules.extend(table_rules(table));
-    let (mut frame, pass1) = apply_rules(table, lf, &rules)?;
+    let (soft, hard): (Vec<Rule>, Vec<Rule>) =
+        rules.into_iter().partition(|r| soft_columns(table).contains(&r.column.as_str()));
+    let (lf, mut nulled) = null_soft_values(table, lf, &soft)?;
+    let (mut frame, pass1) = apply_rules(table, lf, &hard)?;
     rejects.extend(pass1);
 
     // Pass 2: uniqueness of the table's own id among the rows that passed.
@@ -393,24 +583,30 @@ pub fn validate(table: Table, raw: RawTable, customers: Option<&DataFrame>) -> R
     if matches!(table, Table::Touchpoints | Table::Deals) {
         let customers = customers.ok_or_else(|| Error::Internal("customers must be validated first".into()))?;
         let rows = super::refs::resolve(
-            customers.column("customer_id")?.str()?,
+            customers.frame.column("customer_id")?.str()?,
             frame.column("customer_id")?.str()?,
             CUSTOMER_ROW,
         )?;
         frame.with_column(rows.into_column())?;
         let what = if table == Table::Deals { "deal" } else { "touchpoint" };
         let rule = Rule::new("customer_id", format!("{what} for unknown customer"), col(CUSTOMER_ROW).is_null());
-        let (kept, orphans) = apply_rules(table, frame.lazy(), &[rule])?;
+        let (kept, mut orphans) = apply_rules(table, frame.lazy(), &[rule])?;
+        for orphan in &mut orphans {
+            if let Some(why) = orphan.value.as_ref().and_then(|id| customers.rejected_ids.get(id)) {
+                orphan.reason = format!("{what} for a rejected customer ({why})");
+            }
+        }
         frame = kept;
         rejects.extend(orphans);
     }
 
     if table == Table::Sites {
-        let (kept, bad_wkt) = check_wkt(frame)?;
+        let (kept, bad_sites) = check_sites(frame)?;
         frame = kept;
-        rejects.extend(bad_wkt);
+        rejects.extend(bad_sites);
     }
 
+    let rejected_ids = if table == Table::Customers { rejected_ids(&raw, &rejects)? } else { RejectedIds::new() };
     frame = finish(table, frame)?;
     let accepted = frame.height() as u64;
     if accepted + rejects.len() as u64 != raw.read {
@@ -421,8 +617,35 @@ pub fn validate(table: Table, raw: RawTable, customers: Option<&DataFrame>) -> R
             raw.read
         )));
     }
+    // A nulled value in a row rejected for another reason is not news.
+    let rejected_rows: std::collections::HashSet<u64> = rejects.iter().map(|r| r.row).collect();
+    nulled.retain(|n| !rejected_rows.contains(&n.row));
+    for r in rejects.iter_mut().chain(nulled.iter_mut()) {
+        r.line = r.line.or_else(|| raw.line_of(r.row));
+    }
     rejects.sort_by_key(|r| r.row);
-    Ok(Validated { frame, read: raw.read, rejects })
+    nulled.sort_by_key(|r| r.row);
+    Ok(Validated { frame, read: raw.read, rejects, nulled, rejected_ids })
+}
+
+/// The customer ids of rejected customer rows (a repeated id is not listed: its first row
+/// stands), each with "customers row N: reason".
+fn rejected_ids(raw: &RawTable, rejects: &[Reject]) -> Result<RejectedIds> {
+    let mut out = RejectedIds::new();
+    if rejects.is_empty() {
+        return Ok(out);
+    }
+    let why: std::collections::HashMap<u64, &Reject> = rejects.iter().map(|r| (r.row, r)).collect();
+    let ids = raw.frame.column("customer_id")?.cast(&DataType::String)?;
+    let rows = raw.frame.column(ROW)?.u64()?.clone();
+    for (id, row) in ids.str()?.iter().zip(rows.iter()) {
+        if let (Some(id), Some(r)) = (id, row.and_then(|row| why.get(&row))) {
+            if !r.reason.starts_with("duplicate") {
+                out.entry(id.to_string()).or_insert_with(|| format!("customers row {}: {}", r.row, r.reason));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Drops helper columns and fills documented defaults.
@@ -454,8 +677,8 @@ fn numeric_attributes(table: Table, mut frame: DataFrame) -> Result<DataFrame> {
     for name in extras {
         let text = frame.column(&name)?.clone();
         // Cheap look at the first values before converting a whole column.
-        let looks_numeric = text.str()?.iter().flatten().take(1000).all(|v| v.trim().parse::<f64>().is_ok());
-        if !looks_numeric {
+        let looks_numeric = text.str()?.iter().flatten().take(1000).all(reads_as_number);
+        if !looks_numeric || !text.str()?.iter().flatten().all(reads_as_number) {
             continue;
         }
         let trimmed = text.str()?.apply_values(|s| std::borrow::Cow::Owned(s.trim().to_string())).into_column();
@@ -467,32 +690,95 @@ fn numeric_attributes(table: Table, mut frame: DataFrame) -> Result<DataFrame> {
     Ok(frame)
 }
 
-/// Site geometries must be POINT or LINESTRING WKT; parsed per row (sites tables are small).
-fn check_wkt(frame: DataFrame) -> Result<(DataFrame, Vec<Reject>)> {
+/// True when `v` is a number whose text a conversion would not change in meaning: `000100` (a
+/// zip code), `+86…` (a phone number) and integers beyond 2^53 (ids) stay text.
+fn reads_as_number(v: &str) -> bool {
+    let t = v.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let leading_zero = digits.len() > 1 && digits.starts_with('0') && digits.as_bytes()[1].is_ascii_digit();
+    // An integer beyond 2^53 (an 18-digit ID card number, a 128-bit id) is not exact as a double.
+    let long_integer =
+        digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u64>().map_or(true, |v| v > 1 << 53);
+    !leading_zero && !long_integer && !t.starts_with('+') && t.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
+/// Farthest a site's lat/lng may sit from its WKT geometry (metres) before the row is ambiguous.
+const SITE_AGREEMENT_M: f64 = 100.0;
+
+/// Per-row site checks (sites tables are small): the kind is a known one (any case; stored lower
+/// case) or comes with its own `reach_m`; the WKT parses whole as a POINT or LINESTRING, not at
+/// (0, 0); and a row giving both lat/lng and WKT gives the same place.
+fn check_sites(frame: DataFrame) -> Result<(DataFrame, Vec<Reject>)> {
+    use crate::spatial::geometry::{distance_to_m, parse_site_wkt};
     let wkts = frame.column("wkt")?.str()?;
+    let kinds = frame.column("kind")?.str()?;
+    let reach = frame.column("reach_m")?.f64()?;
+    let lat = frame.column("lat")?.f64()?;
+    let lng = frame.column("lng")?.f64()?;
     let rows = frame.column(ROW)?.u64()?;
     let mut keep = Vec::with_capacity(frame.height());
+    let mut normalized: Vec<Option<String>> = Vec::with_capacity(frame.height());
     let mut rejects = Vec::new();
-    for (text, row) in wkts.iter().zip(rows.into_no_null_iter()) {
-        let problem = text.and_then(|t| crate::spatial::geometry::parse_site_wkt(t).err());
+    for i in 0..frame.height() {
+        let kind = kinds.get(i).map(|k| k.trim().to_lowercase());
+        let known = kind.as_deref().is_some_and(|k| SITE_KINDS.contains(&k));
+        let problem: Option<(&str, String, Option<String>)> = if !known && reach.get(i).is_none() {
+            Some((
+                "kind",
+                format!("unknown site kind with no reach_m (known kinds: {}; or give reach_m)", SITE_KINDS.join(", ")),
+                kinds.get(i).map(str::to_string),
+            ))
+        } else if let Some(text) = wkts.get(i) {
+            match parse_site_wkt(text) {
+                Err(reason) => Some(("wkt", reason, Some(text.to_string()))),
+                Ok(geometry) => match (lat.get(i), lng.get(i)) {
+                    (Some(la), Some(lo)) if distance_to_m(&geometry, (lo, la)) > SITE_AGREEMENT_M => Some((
+                        "wkt",
+                        format!(
+                            "lat/lng and wkt disagree ({:.0} m apart); give one location",
+                            distance_to_m(&geometry, (lo, la))
+                        ),
+                        Some(format!("{la}, {lo} vs {text}")),
+                    )),
+                    _ => None,
+                },
+            }
+        } else {
+            None
+        };
         keep.push(problem.is_none());
-        if let Some(reason) = problem {
-            rejects.push(Reject { table: "sites", row, column: "wkt".into(), reason });
+        normalized.push(kind);
+        if let (Some((column, reason, value)), Some(row)) = (problem, rows.get(i)) {
+            rejects.push(Reject {
+                table: "sites",
+                row,
+                line: None,
+                column: column.into(),
+                reason,
+                value: value.as_deref().map(super::read::shorten),
+                outcome: Outcome::Rejected,
+            });
         }
     }
+    let mut frame = frame;
+    frame.with_column(Column::new("kind".into(), normalized))?;
     let mask = BooleanChunked::from_slice("keep".into(), &keep);
     Ok((frame.filter(&mask)?, rejects))
 }
 
-/// The rejects as a frame with columns `table, row, column, reason`.
+/// Rejects (and nulled values) as a frame with columns `table, row, line, column, reason, value,
+/// outcome`.
 pub fn rejects_frame(rejects: &[Reject]) -> Result<DataFrame> {
     Ok(DataFrame::new(
         rejects.len(),
         vec![
             Column::new("table".into(), rejects.iter().map(|r| r.table).collect::<Vec<_>>()),
             Column::new("row".into(), rejects.iter().map(|r| r.row).collect::<Vec<_>>()),
+            Column::new("line".into(), rejects.iter().map(|r| r.line).collect::<Vec<_>>()),
             Column::new("column".into(), rejects.iter().map(|r| r.column.as_str()).collect::<Vec<_>>()),
             Column::new("reason".into(), rejects.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>()),
+            Column::new("value".into(), rejects.iter().map(|r| r.value.as_deref()).collect::<Vec<_>>()),
+            Column::new("outcome".into(), rejects.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>()),
         ],
     )?)
 }

@@ -199,16 +199,13 @@ pub fn cells_geojson(frame: &DataFrame) -> Result<Value> {
         .zip(rows)
         .map(|(id, props)| {
             let cell = id.and_then(|s| u64::from_str_radix(s, 16).ok()).unwrap_or(0);
-            let mut ring: Vec<[f64; 2]> = h3::boundary(cell).into_iter().map(|(x, y)| [x, y]).collect();
-            if let Some(first) = ring.first().copied() {
-                ring.push(first);
-            }
-            json!({
-                "type": "Feature",
-                "id": id,
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
-                "properties": props,
-            })
+            let rings: Vec<Vec<[f64; 2]>> =
+                h3::outline(cell).into_iter().map(|r| r.into_iter().map(|(x, y)| [x, y]).collect()).collect();
+            let geometry = match rings.len() {
+                1 => json!({"type": "Polygon", "coordinates": rings}),
+                _ => json!({"type": "MultiPolygon", "coordinates": rings.into_iter().map(|r| vec![r]).collect::<Vec<_>>()}),
+            };
+            json!({"type": "Feature", "id": id, "geometry": geometry, "properties": props})
         })
         .collect();
     Ok(json!({"type": "FeatureCollection", "features": features}))

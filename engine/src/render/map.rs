@@ -58,12 +58,18 @@ impl Layer {
             .map_err(|_| Error::bad_input(format!("no metric column '{}' to map", spec.metric)))?
             .cast(&DataType::Float64)?;
         let values = metric.f64()?;
-        let mut hexes = Vec::with_capacity(hex.len());
-        for (id, v) in hex.iter().zip(values.iter()) {
-            let Some(cell) = id.and_then(|s| u64::from_str_radix(s, 16).ok()) else {
-                continue;
-            };
-            hexes.push((h3::boundary(cell), v.unwrap_or(0.0), h3::res_of(cell)));
+        let cells: Vec<(u64, f64)> = hex
+            .iter()
+            .zip(values.iter())
+            .filter_map(|(id, v)| Some((id.and_then(|s| u64::from_str_radix(s, 16).ok())?, v.unwrap_or(0.0))))
+            .collect();
+        // Longitudes are drawn continuous around the cells' mean direction, so a map of Fiji
+        // (both sides of 180°) is one place, not two edges of the world joined by a line.
+        let centre = mean_longitude(cells.iter().filter_map(|(c, _)| h3::center(*c)).map(|p| p.0));
+        let mut hexes = Vec::with_capacity(cells.len());
+        for (cell, v) in cells {
+            let ring = h3::boundary(cell).into_iter().map(|(x, y)| (near(x, centre), y)).collect();
+            hexes.push((ring, v, h3::res_of(cell)));
         }
         // Cells coarser than the finest present are privacy-floor merges: sums over a larger
         // area, so they are faded and kept out of the colour classes.
@@ -89,6 +95,21 @@ impl Layer {
         let pad_y = ((y1 - y0) * 0.06).max(0.01);
         Ok(Layer { hexes, breaks, bounds: (x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y) })
     }
+}
+
+/// The circular mean of longitudes (degrees), 0 when there are none.
+fn mean_longitude(lngs: impl Iterator<Item = f64>) -> f64 {
+    let (s, c) = lngs.fold((0.0, 0.0), |(s, c), x: f64| (s + x.to_radians().sin(), c + x.to_radians().cos()));
+    if s == 0.0 && c == 0.0 {
+        0.0
+    } else {
+        s.atan2(c).to_degrees()
+    }
+}
+
+/// `lng` moved by whole turns to within 180° of `centre`.
+fn near(lng: f64, centre: f64) -> f64 {
+    centre + (lng - centre + 180.0).rem_euclid(360.0) - 180.0
 }
 
 /// Extent of the cells that hold 95% of the metric (all cells when it is zero everywhere), so

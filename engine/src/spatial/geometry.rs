@@ -18,7 +18,11 @@ pub enum SiteGeometry {
 /// ```
 pub fn parse_site_wkt(text: &str) -> Result<SiteGeometry, String> {
     use std::str::FromStr;
-    let parsed = wkt::Wkt::<f64>::from_str(text.trim()).map_err(|e| format!("invalid WKT ({e})"))?;
+    let text = text.trim();
+    if let Some(rest) = after_geometry(text).filter(|rest| !rest.trim().is_empty()) {
+        return Err(format!("invalid WKT (text after the geometry: '{}')", rest.trim()));
+    }
+    let parsed = wkt::Wkt::<f64>::from_str(text).map_err(|e| format!("invalid WKT ({e})"))?;
     let geometry: Geometry<f64> = parsed.try_into().map_err(|_| "invalid WKT (empty geometry)".to_string())?;
     let site = match geometry {
         Geometry::Point(p) => SiteGeometry::Point(p),
@@ -31,10 +35,49 @@ pub fn parse_site_wkt(text: &str) -> Result<SiteGeometry, String> {
         SiteGeometry::Point(p) => in_range(p.0),
         SiteGeometry::Line(l) => l.coords().all(|c| in_range(*c)),
     };
-    if ok {
-        Ok(site)
-    } else {
+    let null_island = match &site {
+        SiteGeometry::Point(p) => p.x() == 0.0 && p.y() == 0.0,
+        SiteGeometry::Line(l) => l.coords().any(|c| c.x == 0.0 && c.y == 0.0),
+    };
+    if !ok {
         Err("WKT coordinates out of range (expected lng lat in WGS84)".into())
+    } else if null_island {
+        Err("site at (0, 0) (a missing location, not a place)".into())
+    } else {
+        Ok(site)
+    }
+}
+
+/// What follows the parenthesis that closes the geometry's first one (`None` without parentheses).
+fn after_geometry(text: &str) -> Option<&str> {
+    let open = text.find('(')?;
+    let mut depth = 0usize;
+    for (i, c) in text[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some(&text[open + i + 1..]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Great-circle distance in metres from a (lng, lat) point to a site geometry (to a line's
+/// nearest point).
+#[must_use]
+pub fn distance_to_m(geometry: &SiteGeometry, at: (f64, f64)) -> f64 {
+    use geo::{Closest, ClosestPoint};
+    match geometry {
+        SiteGeometry::Point(p) => haversine_m((p.x(), p.y()), at),
+        SiteGeometry::Line(l) => match l.closest_point(&Point::new(at.0, at.1)) {
+            Closest::Intersection(p) | Closest::SinglePoint(p) => haversine_m((p.x(), p.y()), at),
+            Closest::Indeterminate => f64::INFINITY,
+        },
     }
 }
 

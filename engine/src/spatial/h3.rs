@@ -114,6 +114,93 @@ pub fn boundary(cell: u64) -> Vec<(f64, f64)> {
     CellIndex::try_from(cell).map(|c| c.boundary().iter().map(|p| (p.lng(), p.lat())).collect()).unwrap_or_default()
 }
 
+/// A cell's outline as RFC 7946 polygons, (lng, lat) rings closed and counter-clockwise: one
+/// polygon for most cells; two for a cell that crosses the antimeridian (split at ±180°, so no
+/// edge spans the globe); a cell around a pole is closed along the pole's latitude.
+#[must_use]
+pub fn outline(cell: u64) -> Vec<Vec<(f64, f64)>> {
+    let vertices = boundary(cell);
+    if vertices.len() < 3 {
+        return Vec::new();
+    }
+    // Longitudes made continuous: each step is the short way round.
+    let mut ring: Vec<(f64, f64)> = Vec::with_capacity(vertices.len() + 4);
+    ring.push(vertices[0]);
+    for &(lng, lat) in &vertices[1..] {
+        let prev = ring[ring.len() - 1].0;
+        ring.push((prev + wrap180(lng - prev), lat));
+    }
+    let back = ring[ring.len() - 1].0 + wrap180(vertices[0].0 - ring[ring.len() - 1].0);
+    let winding = back - ring[0].0;
+    if winding.abs() > 180.0 {
+        // The outline goes once round a pole: close it along the pole.
+        let mean_lat = vertices.iter().map(|v| v.1).sum::<f64>() / vertices.len() as f64;
+        let pole = if mean_lat > 0.0 { 90.0 } else { -90.0 };
+        ring.push((back, vertices[0].1));
+        ring.push((back, pole));
+        ring.push((ring[0].0, pole));
+    }
+    let mut pieces = Vec::new();
+    for shift in [-360.0, 0.0, 360.0] {
+        let piece = clip_lng(&ring, -180.0 + shift, 180.0 + shift);
+        if piece.len() >= 3 && area2(&piece).abs() > 1e-18 {
+            let mut piece: Vec<(f64, f64)> = piece.into_iter().map(|(x, y)| (x - shift, y)).collect();
+            if area2(&piece) < 0.0 {
+                piece.reverse();
+            }
+            piece.push(piece[0]);
+            pieces.push(piece);
+        }
+    }
+    pieces
+}
+
+/// `d` brought into (-180, 180].
+fn wrap180(d: f64) -> f64 {
+    let w = (d + 180.0).rem_euclid(360.0) - 180.0;
+    if w == -180.0 {
+        180.0
+    } else {
+        w
+    }
+}
+
+/// Twice the signed (shoelace) area of an open ring: positive when counter-clockwise.
+fn area2(ring: &[(f64, f64)]) -> f64 {
+    (0..ring.len())
+        .map(|i| {
+            let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
+            a.0 * b.1 - b.0 * a.1
+        })
+        .sum()
+}
+
+/// Sutherland-Hodgman clip of an open ring to the longitudes `lo..=hi`.
+fn clip_lng(ring: &[(f64, f64)], lo: f64, hi: f64) -> Vec<(f64, f64)> {
+    let mut out = ring.to_vec();
+    for (edge, keep_above) in [(lo, true), (hi, false)] {
+        let inside = |p: (f64, f64)| if keep_above { p.0 >= edge } else { p.0 <= edge };
+        let input = std::mem::take(&mut out);
+        for i in 0..input.len() {
+            let (a, b) = (input[i], input[(i + 1) % input.len()]);
+            let cross = || {
+                let t = (edge - a.0) / (b.0 - a.0);
+                (edge, a.1 + t * (b.1 - a.1))
+            };
+            match (inside(a), inside(b)) {
+                (true, true) => out.push(b),
+                (true, false) => out.push(cross()),
+                (false, true) => {
+                    out.push(cross());
+                    out.push(b);
+                }
+                (false, false) => {}
+            }
+        }
+    }
+    out
+}
+
 /// Centre of a cell as (lng, lat).
 #[must_use]
 pub fn center(cell: u64) -> Option<(f64, f64)> {
@@ -143,6 +230,58 @@ mod tests {
             let cell = LatLng::new(lat, lng).unwrap().to_cell(Resolution::try_from(fine).unwrap());
             let want = cell.parent(Resolution::try_from(coarse).unwrap()).unwrap();
             prop_assert_eq!(parent_bits(u64::from(cell), Res(coarse)), u64::from(want));
+        }
+    }
+
+    fn cell_at(lat: f64, lng: f64, res: u8) -> u64 {
+        u64::from(LatLng::new(lat, lng).unwrap().to_cell(Resolution::try_from(res).unwrap()))
+    }
+
+    fn ccw_closed_in_range(piece: &[(f64, f64)]) -> bool {
+        let open = &piece[..piece.len() - 1];
+        piece.first() == piece.last()
+            && area2(open) > 0.0
+            && piece.iter().all(|(x, y)| (-180.0..=180.0).contains(x) && (-90.0..=90.0).contains(y))
+    }
+
+    #[test]
+    fn regression_antimeridian_cells_are_split_not_spanning_the_globe() {
+        // Fiji straddles 180°: a res-2 cell there crosses it.
+        let cell = cell_at(-17.0, 179.99, 2);
+        let pieces = outline(cell);
+        assert_eq!(pieces.len(), 2, "{pieces:?}");
+        for piece in &pieces {
+            assert!(ccw_closed_in_range(piece), "{piece:?}");
+            let xs: Vec<f64> = piece.iter().map(|p| p.0).collect();
+            let span = xs.iter().copied().fold(f64::MIN, f64::max) - xs.iter().copied().fold(f64::MAX, f64::min);
+            assert!(span < 10.0, "a piece spans {span} degrees: {piece:?}");
+        }
+        // The two pieces' areas add up to the unwrapped cell's.
+        let total: f64 = pieces.iter().map(|p| area2(&p[..p.len() - 1])).sum();
+        let ordinary = outline(cell_at(-17.0, 170.0, 2));
+        assert!(total > 0.3 * area2(&ordinary[0][..ordinary[0].len() - 1]));
+    }
+
+    #[test]
+    fn ordinary_cells_are_one_counter_clockwise_ring() {
+        for (lat, lng) in [(30.5, 114.3), (-33.9, 151.2), (51.5, -0.1), (40.7, -74.0)] {
+            let pieces = outline(cell_at(lat, lng, 9));
+            assert_eq!(pieces.len(), 1);
+            assert!(ccw_closed_in_range(&pieces[0]), "{:?}", pieces[0]);
+            assert_eq!(pieces[0].len(), 7);
+        }
+    }
+
+    #[test]
+    fn polar_cells_close_along_the_pole() {
+        for lat in [89.99, -89.99] {
+            let pieces = outline(cell_at(lat, 10.0, 1));
+            assert!(!pieces.is_empty());
+            for piece in &pieces {
+                assert!(ccw_closed_in_range(piece), "{piece:?}");
+            }
+            let pole = lat.signum() * 90.0;
+            assert!(pieces.iter().flatten().any(|p| p.1 == pole), "{pieces:?}");
         }
     }
 

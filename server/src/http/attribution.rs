@@ -51,7 +51,7 @@ fn parse_by(by: Option<&str>) -> Result<By, ApiError> {
     }
 }
 
-fn table_format(format: Option<&str>) -> Result<OutputFormat, ApiError> {
+pub(super) fn table_format(format: Option<&str>) -> Result<OutputFormat, ApiError> {
     match format.unwrap_or("json") {
         "json" => Ok(OutputFormat::Json),
         "csv" => Ok(OutputFormat::Csv),
@@ -63,7 +63,7 @@ fn table_format(format: Option<&str>) -> Result<OutputFormat, ApiError> {
 }
 
 /// A table as CSV or Arrow, or a chart as PNG or SVG.
-fn table_response(frame: &DataFrame, format: OutputFormat) -> Result<Reply, ApiError> {
+pub(super) fn table_response(frame: &DataFrame, format: OutputFormat) -> Result<Reply, ApiError> {
     let ct = if format == OutputFormat::Csv { "text/csv" } else { "application/vnd.apache.arrow.file" };
     Ok(Reply::new(ct, frame_bytes(frame, format)?))
 }
@@ -74,7 +74,7 @@ fn chart_response(chart: &Chart, format: OutputFormat) -> Result<Reply, ApiError
     Ok(Reply::new(ct, render_chart(chart, image)?))
 }
 
-fn is_image(format: OutputFormat) -> bool {
+pub(super) fn is_image(format: OutputFormat) -> bool {
     matches!(format, OutputFormat::Png | OutputFormat::Svg)
 }
 
@@ -124,16 +124,7 @@ async fn attribution_route(
         if format != OutputFormat::Json {
             return table_response(&result.table, format);
         }
-        let doc = serde_json::json!({
-            "dataset": id,
-            "model": params.models.iter().map(|m| m.name()).collect::<Vec<_>>(),
-            "by": params.by,
-            "window": params.window_days,
-            "unattributed": {"conversions": result.unattributed.0, "revenue": result.unattributed.1},
-            "shapley_std_error": result.shapley_std_error,
-            "rows": frame_to_json_rows(&result.table)?,
-        });
-        Ok(Reply::json(&doc))
+        Ok(Reply::json(&views::attribution_json(&id, &result)?))
     })
     .await
 }

@@ -9,6 +9,7 @@ mod datasets;
 mod error;
 mod heatmap;
 mod placement;
+mod referrals;
 pub mod state;
 
 use std::sync::OnceLock;
@@ -64,6 +65,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(heatmap::router())
         .merge(attribution::router())
         .merge(placement::router())
+        .merge(referrals::router())
         .merge(dashboard::router())
 }
 

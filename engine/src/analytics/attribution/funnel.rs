@@ -1,9 +1,12 @@
 //! The lead -> visit -> deal funnel per first-touch channel (or campaign).
 //!
 //! A customer is a lead of the key of their first touch (a referral counts as `referral`); a
-//! visit is any `visit` touchpoint of theirs; a deal is their first signed deal. Rates with a zero
-//! denominator are null, with the reason in `notes`. Median days are between the first touch and
-//! the first visit, and between the first visit and the deal.
+//! visit is any `visit` touchpoint of theirs; a deal is their first signed deal. The stages nest:
+//! `visited` are leads who visited, `visited_deals` are those of them who signed, so
+//! `visit_rate` and `deal_rate` (= visited_deals / visited) are shares of the stage before and
+//! never exceed 1. `deals` counts every lead's deal, visit or not, and `lead_to_deal` =
+//! deals / leads. Rates with a zero denominator are null, with the reason in `notes`. Median days
+//! are between the first touch and the first visit, and between the first visit and the deal.
 
 use polars::prelude::*;
 
@@ -26,13 +29,14 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(if v.len() % 2 == 0 { (v[m - 1] + v[m]) / 2.0 } else { v[m] })
 }
 
-/// Funnel table: key, leads, visited, deals, revenue, visit_rate, deal_rate, lead_to_deal,
+/// Funnel table: key, leads, visited, deals, visited_deals, revenue, visit_rate, deal_rate, lead_to_deal,
 /// median_days_to_visit, median_days_to_deal, notes.
 pub fn funnel(j: &Journeys, by: By) -> Result<DataFrame> {
     let n = j.keys.len();
     let mut leads = vec![0u64; n];
     let mut visited = vec![0u64; n];
     let mut deals = vec![0u64; n];
+    let mut visited_deals = vec![0u64; n];
     let mut revenue = vec![0.0; n];
     let mut to_visit: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut to_deal: Vec<Vec<f64>> = vec![Vec::new(); n];
@@ -43,6 +47,7 @@ pub fn funnel(j: &Journeys, by: By) -> Result<DataFrame> {
             visited[k] += 1;
             to_visit[k].push((v - l.lead_ts).max(0) as f64 / DAY_US);
             if let Some((d, _)) = l.deal {
+                visited_deals[k] += 1;
                 to_deal[k].push((d - v).max(0) as f64 / DAY_US);
             }
         }
@@ -69,7 +74,7 @@ pub fn funnel(j: &Journeys, by: By) -> Result<DataFrame> {
             .collect()
     };
     let visit_rate = rate(&visited, &leads, "visit_rate", &mut notes);
-    let deal_rate = rate(&deals, &visited, "deal_rate", &mut notes);
+    let deal_rate = rate(&visited_deals, &visited, "deal_rate", &mut notes);
     let lead_to_deal = rate(&deals, &leads, "lead_to_deal", &mut notes);
     let df = DataFrame::new(
         n,
@@ -78,6 +83,7 @@ pub fn funnel(j: &Journeys, by: By) -> Result<DataFrame> {
             Column::new("leads".into(), leads),
             Column::new("visited".into(), visited),
             Column::new("deals".into(), deals),
+            Column::new("visited_deals".into(), visited_deals),
             Column::new("revenue".into(), revenue),
             Column::new("visit_rate".into(), visit_rate),
             Column::new("deal_rate".into(), deal_rate),

@@ -89,6 +89,11 @@ pub struct Journeys {
     /// Whether touches carry their real times (false for journeys rebuilt from path counts,
     /// which the time-decay model cannot use).
     pub timed: bool,
+    /// Converted customers with no journey at all, (conversions, value) each: no touchpoints
+    /// (and not referred), and visits only. No model can credit them; they count in the totals
+    /// and as unattributed with that reason.
+    pub no_touchpoints: (f64, f64),
+    pub visit_only: (f64, f64),
 }
 
 /// A customer's way through the funnel, keyed by their first touch.
@@ -136,10 +141,11 @@ impl Journeys {
         )?)
     }
 
-    /// Total conversions and their value.
+    /// Total conversions and their value: every first signed deal, journey or not.
     #[must_use]
     pub fn totals(&self) -> (f64, f64) {
-        conversions(self.journeys.iter())
+        let (n, v) = conversions(self.journeys.iter());
+        (n + self.no_touchpoints.0 + self.visit_only.0, v + self.no_touchpoints.1 + self.visit_only.1)
     }
 
     /// Journeys rebuilt from reduced path counts (what a cluster returns): one weighted journey
@@ -189,6 +195,8 @@ impl Journeys {
             period,
             leads_detail: Vec::new(),
             timed: false,
+            no_touchpoints: (0.0, 0.0),
+            visit_only: (0.0, 0.0),
         })
     }
 }
@@ -279,6 +287,8 @@ struct Part {
     visits: Vec<u64>,
     start: i64,
     used_referral: bool,
+    no_touchpoints: (f64, f64),
+    visit_only: (f64, f64),
 }
 
 /// Builds the journeys of `ds` keyed by `by`, with a lookback window of `window_days`.
@@ -405,6 +415,10 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
                 let mine = &bucketed[offsets[row]..offsets[row + 1]];
                 let referral = referrals.get(&(row as u32));
                 if mine.is_empty() && referral.is_none() {
+                    if let Some((_, value)) = conversions.get(&(row as u32)) {
+                        part.no_touchpoints.0 += 1.0;
+                        part.no_touchpoints.1 += value;
+                    }
                     continue;
                 }
                 let mut touches = Vec::with_capacity(mine.len() + usize::from(referral.is_some()));
@@ -427,7 +441,13 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
                         part.used_referral = true;
                     }
                 }
-                let Some(first) = touches.first() else { continue };
+                let Some(first) = touches.first() else {
+                    if let Some((_, value)) = conversions.get(&(row as u32)) {
+                        part.visit_only.0 += 1.0;
+                        part.visit_only.1 += value;
+                    }
+                    continue;
+                };
                 part.leads[first.key as usize] += 1;
                 let conversion = conversions.get(&(row as u32)).copied();
                 part.leads_detail.push(Lead {
@@ -464,6 +484,10 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         }
         out.period.0 = out.period.0.min(part.start);
         used_referral |= part.used_referral;
+        out.no_touchpoints.0 += part.no_touchpoints.0;
+        out.no_touchpoints.1 += part.no_touchpoints.1;
+        out.visit_only.0 += part.visit_only.0;
+        out.visit_only.1 += part.visit_only.1;
     }
     if used_referral && referral_key as usize == keys.len() {
         keys.push(referral_name.to_string());

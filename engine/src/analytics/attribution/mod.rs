@@ -118,8 +118,12 @@ pub struct AttributionResult {
     /// Columns of SPEC §9: model, channel|campaign, conversions, revenue, cost, leads, visits,
     /// cpl, cpa, roi, roas, then `notes` (why a ratio is null).
     pub table: DataFrame,
-    /// Conversions (and value) with no touch in the window: credited to nothing, by every model.
+    /// Every conversion (first signed deal) and its value: attributed + unattributed.
+    pub conversions: (f64, f64),
+    /// Conversions (and value) no model can credit: credited to nothing, by every model.
     pub unattributed: (f64, f64),
+    /// The unattributed split by reason: (reason, conversions, value), reasons with none left out.
+    pub unattributed_reasons: Vec<(&'static str, f64, f64)>,
     /// Standard error of sampled Shapley credits (None when exact or not run).
     pub shapley_std_error: Option<f64>,
 }
@@ -147,7 +151,7 @@ pub fn attribution_of(
         ));
     }
     let keys = j.keys.len();
-    let cost = costs(campaigns, j, params.by)?;
+    let (cost, spend_only) = costs(campaigns, j, params.by)?;
     let mut frames = Vec::new();
     let mut shapley_std_error = None;
     for model in &params.models {
@@ -168,15 +172,27 @@ pub fn attribution_of(
                 s.credit
             }
         };
-        frames.push(model_table(*model, params.by, j, &credit, &cost)?);
+        frames.push(model_table(*model, params.by, j, &credit, &cost, &spend_only)?);
     }
     let table = concat(frames.into_iter().map(IntoLazy::lazy).collect::<Vec<_>>(), UnionArgs::default())?.collect()?;
     let (all_conv, all_value) = j.totals();
     let (att_conv, att_value) = journeys::conversions(j.journeys.iter().filter(|x| !x.touches.is_empty()));
+    let outside = journeys::conversions(j.journeys.iter().filter(|x| x.touches.is_empty()));
+    let unattributed_reasons = [
+        ("no touch in the window before the deal", outside),
+        ("no touchpoints", j.no_touchpoints),
+        ("visits only (a visit is not a marketing touch)", j.visit_only),
+    ]
+    .into_iter()
+    .filter(|(_, (n, _))| *n > 0.0)
+    .map(|(reason, (n, v))| (reason, n, v))
+    .collect();
     Ok(AttributionResult {
         params: params.clone(),
         table,
+        conversions: (all_conv, all_value),
         unattributed: (all_conv - att_conv, all_value - att_value),
+        unattributed_reasons,
         shapley_std_error,
     })
 }
@@ -213,13 +229,31 @@ fn ratio(num: f64, den: f64, what: &str, reason: &str, notes: &mut Vec<String>) 
     }
 }
 
-fn model_table(model: Model, by: By, j: &Journeys, credit: &[(f64, f64)], cost: &[f64]) -> Result<DataFrame> {
-    let n = j.keys.len();
+/// One model's table: a row per key with touches, then a row per key with spend but no touches
+/// (cost, nothing credited, ROI -1: spend that brought no tagged lead must not vanish).
+fn model_table(
+    model: Model,
+    by: By,
+    j: &Journeys,
+    credit: &[(f64, f64)],
+    cost: &[f64],
+    spend_only: &[(String, f64, String)],
+) -> Result<DataFrame> {
+    let n = j.keys.len() + spend_only.len();
+    let keys: Vec<String> = j.keys.iter().cloned().chain(spend_only.iter().map(|s| s.0.clone())).collect();
+    let credit: Vec<(f64, f64)> =
+        credit.iter().take(j.keys.len()).copied().chain(spend_only.iter().map(|_| (0.0, 0.0))).collect();
+    let cost: Vec<f64> = cost.iter().copied().chain(spend_only.iter().map(|s| s.1)).collect();
+    let leads: Vec<u64> = j.leads.iter().copied().chain(spend_only.iter().map(|_| 0)).collect();
+    let visits: Vec<u64> = j.visits.iter().copied().chain(spend_only.iter().map(|_| 0)).collect();
     let (mut cpl, mut cpa, mut roi, mut roas, mut notes) = (vec![], vec![], vec![], vec![], vec![]);
     for k in 0..n {
         let mut why = Vec::new();
+        if let Some(note) = k.checked_sub(j.keys.len()).map(|i| &spend_only[i].2) {
+            why.push(note.clone());
+        }
         let (conv, revenue) = credit[k];
-        cpl.push(ratio(cost[k], j.leads[k] as f64, "cpl", "no leads", &mut why));
+        cpl.push(ratio(cost[k], leads[k] as f64, "cpl", "no leads", &mut why));
         cpa.push(ratio(cost[k], conv, "cpa", "no attributed conversions", &mut why));
         roi.push(ratio(revenue - cost[k], cost[k], "roi", "no cost", &mut why));
         roas.push(ratio(revenue, cost[k], "roas", "no cost", &mut why));
@@ -229,12 +263,12 @@ fn model_table(model: Model, by: By, j: &Journeys, credit: &[(f64, f64)], cost: 
         n,
         vec![
             Column::new("model".into(), vec![model.name(); n]),
-            Column::new(by.column().into(), j.keys.clone()),
+            Column::new(by.column().into(), keys),
             Column::new("conversions".into(), credit.iter().map(|c| c.0).collect::<Vec<_>>()),
             Column::new("revenue".into(), credit.iter().map(|c| c.1).collect::<Vec<_>>()),
-            Column::new("cost".into(), cost.to_vec()),
-            Column::new("leads".into(), j.leads.clone()),
-            Column::new("visits".into(), j.visits.clone()),
+            Column::new("cost".into(), cost),
+            Column::new("leads".into(), leads),
+            Column::new("visits".into(), visits),
             Column::new("cpl".into(), cpl),
             Column::new("cpa".into(), cpa),
             Column::new("roi".into(), roi),
@@ -246,11 +280,16 @@ fn model_table(model: Model, by: By, j: &Journeys, credit: &[(f64, f64)], cost: 
     Ok(df)
 }
 
+/// Cost per key with touches, and the keys with spend but no touches: (key, cost, note).
+type Costs = (Vec<f64>, Vec<(String, f64, String)>);
+
 /// Cost per key: the campaigns' costs, each prorated to the days its run overlaps the analysis
-/// period (the journeys' first to last day). A campaign without dates counts in full.
-fn costs(campaigns: Option<&DataFrame>, j: &Journeys, by: By) -> Result<Vec<f64>> {
+/// period (the journeys' first to last day). A campaign without dates counts in full. Keys with
+/// spend and no touchpoint come back on their own, sorted, so they get a row too.
+fn costs(campaigns: Option<&DataFrame>, j: &Journeys, by: By) -> Result<Costs> {
     let mut out = vec![0.0; j.keys.len()];
-    let Some(campaigns) = campaigns else { return Ok(out) };
+    let mut spend_only: std::collections::BTreeMap<String, (f64, bool)> = std::collections::BTreeMap::new();
+    let Some(campaigns) = campaigns else { return Ok((out, Vec::new())) };
     let day = |us: i64| us.div_euclid(DAY_US) as i32;
     let (p0, p1) = (day(j.period.0), day(j.period.1));
     let c = campaigns
@@ -277,7 +316,6 @@ fn costs(campaigns: Option<&DataFrame>, j: &Journeys, by: By) -> Result<Vec<f64>
             By::Campaign => ids.get(i),
         };
         let (Some(key), Some(amount)) = (key, cost.get(i)) else { continue };
-        let Some(&k) = index.get(key) else { continue };
         let share = match (start.get(i), end.get(i)) {
             (Some(a), Some(b)) if b >= a => {
                 let overlap = (b.min(p1) - a.max(p0) + 1).max(0);
@@ -285,7 +323,25 @@ fn costs(campaigns: Option<&DataFrame>, j: &Journeys, by: By) -> Result<Vec<f64>
             }
             _ => 1.0,
         };
-        out[k] += amount * share;
+        match index.get(key) {
+            Some(&k) => out[k] += amount * share,
+            None if amount > 0.0 => {
+                let e = spend_only.entry(key.to_string()).or_insert((0.0, false));
+                e.0 += amount * share;
+                e.1 |= share == 0.0;
+            }
+            None => {}
+        }
     }
-    Ok(out)
+    let spend_only = spend_only
+        .into_iter()
+        .map(|(key, (cost, outside))| {
+            let mut note = format!("no touchpoint tagged with this {}", by.column());
+            if outside {
+                note.push_str("; a campaign ran outside the analysis period (its cost prorated to 0)");
+            }
+            (key, cost, note)
+        })
+        .collect();
+    Ok((out, spend_only))
 }

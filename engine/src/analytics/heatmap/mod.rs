@@ -671,3 +671,40 @@ pub fn heatmap(ds: &Dataset, params: &HeatmapParams) -> Result<HeatmapResult> {
     params.check()?;
     HeatmapBase::build(ds, params.location, params.segment.as_deref(), params.res)?.at(params)
 }
+
+/// Each customer's largest signed deal price, in customers-frame row order (`None` for
+/// customers who signed nothing): a buyer's purchasing power when they gave no budget.
+pub fn largest_signed_deal(ds: &crate::io::Dataset) -> Result<Vec<Option<f64>>> {
+    let mut out = vec![None; ds.customers.height()];
+    if let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) {
+        let top = deals
+            .clone()
+            .lazy()
+            .filter(col("status").eq(lit("signed")))
+            .group_by([col(CUSTOMER_ROW)])
+            .agg([col("price").max().alias("__max_price")])
+            .collect()?;
+        let rows = top.column(CUSTOMER_ROW)?.idx()?;
+        let price = top.column("__max_price")?.f64()?;
+        for (r, p) in rows.iter().zip(price.iter()) {
+            if let Some(slot) = r.and_then(|r| out.get_mut(r as usize)) {
+                *slot = Some(p.unwrap_or(0.0));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Each customer's purchasing power, in customers-frame row order: their budget, or for a buyer
+/// with no budget, their largest signed deal's price; null when neither is known. The rule the
+/// heatmap's `purchasing_power` applies, shared with placement's `--weight budget`.
+pub fn purchasing_power(ds: &crate::io::Dataset) -> Result<Float64Chunked> {
+    let budget = ds.customers.column("budget")?.f64()?;
+    let largest = largest_signed_deal(ds)?;
+    Ok(budget
+        .iter()
+        .zip(largest)
+        .map(|(b, d)| b.or(d))
+        .collect::<Float64Chunked>()
+        .with_name("purchasing_power".into()))
+}

@@ -24,6 +24,9 @@ use reach::{coverage, Anchor, Prospect};
 /// A prospect's (home, work) places as exact coordinate bits, the key prospects are grouped by.
 type PlaceBits = (Option<(u64, u64)>, Option<(u64, u64)>);
 
+/// Column of a prospect's weight while coverage is built.
+const PP: &str = "__weight";
+
 /// Reach radius (m) of a site kind when the site has no `reach_m`: the walk-in catchment of a
 /// lobby, café or bar, the sight lines of a billboard, the corridor of a bus or metro line.
 #[must_use]
@@ -81,6 +84,8 @@ pub struct Coverage {
     pub weights: Vec<f64>,
     /// Target prospects (customers in the segment), before grouping.
     pub prospects: usize,
+    /// What reach is measured in.
+    pub weight: Weight,
 }
 
 impl Coverage {
@@ -103,15 +108,22 @@ impl Coverage {
             .map(|w| Segment::parse(w, ds.customers.schema()))
             .transpose()?;
         let prospect = seg.map_or(lit(true), |s| s.expr);
-        let c = ds
-            .customers
-            .clone()
+        let mut customers = ds.customers.clone();
+        if weight == Weight::Budget {
+            // The heatmap's rule: a buyer without a budget weighs their largest signed deal.
+            customers.with_column(
+                crate::analytics::heatmap::purchasing_power(ds)?.with_name(PP.into()).into_series().into_column(),
+            )?;
+        } else {
+            customers.with_column(Column::new(PP.into(), vec![1.0; customers.height()]))?;
+        }
+        let c = customers
             .lazy()
             .filter(prospect)
-            .select([col("home_lat"), col("home_lng"), col("work_lat"), col("work_lng"), col("budget")])
+            .select([col("home_lat"), col("home_lng"), col("work_lat"), col("work_lng"), col(PP)])
             .collect()?;
         let f = |n: &str| -> Result<&Float64Chunked> { Ok(c.column(n)?.f64()?) };
-        let (hl, hg, wl, wg, budget) = (f("home_lat")?, f("home_lng")?, f("work_lat")?, f("work_lng")?, f("budget")?);
+        let (hl, hg, wl, wg, budget) = (f("home_lat")?, f("home_lng")?, f("work_lat")?, f("work_lng")?, f(PP)?);
         // Only the places the mode reaches people at matter (a home is irrelevant to reach at work).
         let use_home = matches!(mode, ReachMode::Home | ReachMode::Both | ReachMode::Commute);
         let use_work = matches!(mode, ReachMode::Work | ReachMode::Both | ReachMode::Commute);
@@ -127,10 +139,7 @@ impl Coverage {
         let works = wl.iter().zip(wg.iter());
         for (((hl, hg), (wl, wg)), b) in homes.zip(works).zip(budget.iter()) {
             let p = Prospect { home: pair(use_home, hl, hg), work: pair(use_work, wl, wg) };
-            let w = match weight {
-                Weight::Count => 1.0,
-                Weight::Budget => b.unwrap_or(0.0),
-            };
+            let w = b.unwrap_or(0.0);
             let next = prospects.len() as u32;
             let g = *index.entry((bits(p.home), bits(p.work))).or_insert(next);
             if g == next {
@@ -175,7 +184,16 @@ impl Coverage {
                 Candidate { cost: c.unwrap_or(0.0), covers }
             })
             .collect();
-        Ok(Coverage { site_ids: ids, kinds, candidates, anchors, geometries: geoms, weights, prospects: c.height() })
+        Ok(Coverage {
+            site_ids: ids,
+            kinds,
+            candidates,
+            anchors,
+            geometries: geoms,
+            weights,
+            prospects: c.height(),
+            weight,
+        })
     }
 
     fn index(&self, names: &[String], what: &str) -> Result<Vec<usize>> {
@@ -310,6 +328,8 @@ impl Coverage {
             baselines,
             curve,
             prospects: self.prospects,
+            weight: self.weight,
+            total_weight: self.weights.iter().sum(),
         }
     }
 }
@@ -333,6 +353,10 @@ pub struct PlacementReport {
     pub baselines: Vec<Baseline>,
     pub curve: Vec<CurvePoint>,
     pub prospects: usize,
+    /// What `reach` counts: prospects (`count`) or their purchasing power in yuan (`budget`).
+    pub weight: Weight,
+    /// The whole segment in that unit: the reach of a plan that reached everyone.
+    pub total_weight: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -32,7 +32,6 @@ use super::noise::{discrete_laplace, tail, Ratio};
 use crate::analytics::heatmap::groups::F64s;
 use crate::analytics::Location;
 use crate::error::{Error, Result};
-use crate::io::validate::CUSTOMER_ROW;
 use crate::io::Dataset;
 use crate::spatial::h3::{self, Res};
 
@@ -156,23 +155,7 @@ fn exact_cells(ds: &Dataset, location: Location, res: Res, cap_units: u64) -> Re
         |lat: &str, lng: &str| -> Result<(F64s, F64s)> { Ok((F64s::new(c.column(lat)?)?, F64s::new(c.column(lng)?)?)) };
     let (home, work) = (coords("home_lat", "home_lng")?, coords("work_lat", "work_lng")?);
     // Largest signed deal per buyer (the heatmap's rule for a missing budget).
-    let mut max_price: Vec<Option<f64>> = vec![None; n];
-    if let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) {
-        let per = deals
-            .clone()
-            .lazy()
-            .filter(col("status").eq(lit("signed")))
-            .group_by([col(CUSTOMER_ROW)])
-            .agg([col("price").max().alias("__max")])
-            .collect()?;
-        let rows = per.column(CUSTOMER_ROW)?.idx()?;
-        let prices = per.column("__max")?.f64()?;
-        for (r, p) in rows.iter().zip(prices.iter()) {
-            if let Some(slot) = r.and_then(|r| max_price.get_mut(r as usize)) {
-                *slot = Some(p.unwrap_or(0.0));
-            }
-        }
-    }
+    let max_price = crate::analytics::heatmap::largest_signed_deal(ds)?;
     let cap = cap_units as f64;
     let mut cells: HashMap<u64, [i64; 3]> = HashMap::new();
     for i in 0..n {

@@ -1,0 +1,460 @@
+//! Referral chains (老带新): which customers bring buyers, how deep chains run, and what an
+//! acquisition channel is worth once the customers its customers referred are counted.
+//!
+//! `customers.referred_by` links form a forest. A link to an unknown customer, a self-referral,
+//! or a link closing a cycle is reported ([`LinkProblem`]) and ignored; the customer is kept (as a
+//! root). In a cycle the link of the member that comes last in the file is the one dropped, so
+//! the answer never depends on where a walk started.
+//!
+//! Money is signed deals only (cancelled deals never count): a customer's revenue is the sum of
+//! their signed deals' prices, a buyer is a customer with at least one.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::io::validate::CUSTOMER_ROW;
+use crate::io::Dataset;
+
+/// Channel name of roots with no touchpoint.
+pub const NO_CHANNEL: &str = "(no touchpoint)";
+
+/// A `referred_by` link that was ignored, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkProblem {
+    pub customer_id: String,
+    pub referred_by: String,
+    pub reason: String,
+}
+
+/// The referral forest of a dataset, by customer row.
+#[derive(Debug, Clone)]
+pub struct Forest {
+    pub ids: Vec<String>,
+    /// The referrer's row, for customers with a valid link.
+    pub parent: Vec<Option<u32>>,
+    /// Signed revenue per customer, and whether they signed at all.
+    pub revenue: Vec<f64>,
+    pub buyer: Vec<bool>,
+    /// Channel of each customer's first touch (non-visit), if any.
+    pub channel: Vec<Option<String>>,
+    pub problems: Vec<LinkProblem>,
+}
+
+/// Per-customer aggregates over their subtree (the customer excluded).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Chain {
+    pub direct_referrals: u64,
+    pub direct_buyers: u64,
+    pub chain_customers: u64,
+    pub chain_buyers: u64,
+    pub chain_revenue: f64,
+    /// Depth of the subtree below the customer: 0 for a customer who referred nobody, 1 when
+    /// only direct referrals, and so on.
+    pub generations: u32,
+}
+
+impl Forest {
+    /// Reads the forest of `ds`: links, signed revenue, first-touch channels.
+    pub fn of(ds: &Dataset) -> Result<Forest> {
+        let n = ds.customers.height();
+        let ids: Vec<String> =
+            ds.customers.column("customer_id")?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect();
+        let row_of: HashMap<&str, u32> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
+        let referred = ds.customers.column("referred_by")?.str()?;
+        let mut parent = vec![None; n];
+        let mut problems = Vec::new();
+        for (i, r) in referred.iter().enumerate() {
+            let Some(r) = r.map(str::trim).filter(|r| !r.is_empty()) else { continue };
+            let problem = |reason: &str| LinkProblem {
+                customer_id: ids[i].clone(),
+                referred_by: r.to_string(),
+                reason: reason.to_string(),
+            };
+            match row_of.get(r) {
+                None => problems.push(problem("referrer is not an accepted customer")),
+                Some(&p) if p as usize == i => problems.push(problem("self-referral")),
+                Some(&p) => parent[i] = Some(p),
+            }
+        }
+        break_cycles(&ids, &mut parent, &mut problems);
+        let (revenue, buyer) = signed_revenue(ds, n)?;
+        let channel = first_channels(ds, n)?;
+        Ok(Forest { ids, parent, revenue, buyer, channel, problems })
+    }
+
+    /// Children of each customer, in row order.
+    #[must_use]
+    pub fn children(&self) -> Vec<Vec<u32>> {
+        let mut kids = vec![Vec::new(); self.parent.len()];
+        for (i, p) in self.parent.iter().enumerate() {
+            if let Some(p) = p {
+                kids[*p as usize].push(i as u32);
+            }
+        }
+        kids
+    }
+
+    /// Subtree aggregates of every customer, computed bottom-up without recursion.
+    #[must_use]
+    pub fn chains(&self) -> Vec<Chain> {
+        let kids = self.children();
+        let order = self.post_order(&kids);
+        let mut out = vec![Chain::default(); self.parent.len()];
+        for &v in &order {
+            let v = v as usize;
+            let mut c = Chain::default();
+            for &k in &kids[v] {
+                let k = k as usize;
+                let below = out[k];
+                c.direct_referrals += 1;
+                c.direct_buyers += u64::from(self.buyer[k]);
+                c.chain_customers += 1 + below.chain_customers;
+                c.chain_buyers += u64::from(self.buyer[k]) + below.chain_buyers;
+                c.chain_revenue += self.revenue[k] + below.chain_revenue;
+                c.generations = c.generations.max(1 + below.generations);
+            }
+            out[v] = c;
+        }
+        out
+    }
+
+    /// Every customer, children before parents.
+    fn post_order(&self, kids: &[Vec<u32>]) -> Vec<u32> {
+        let mut order = Vec::with_capacity(self.parent.len());
+        let mut stack: Vec<(u32, bool)> = Vec::new();
+        for root in (0..self.parent.len()).filter(|i| self.parent[*i].is_none()) {
+            stack.push((root as u32, false));
+            while let Some((v, expanded)) = stack.pop() {
+                if expanded {
+                    order.push(v);
+                } else {
+                    stack.push((v, true));
+                    stack.extend(kids[v as usize].iter().map(|k| (*k, false)));
+                }
+            }
+        }
+        order
+    }
+
+    /// Each customer's root (the first ancestor not referred) and depth below it.
+    #[must_use]
+    pub fn roots(&self) -> Vec<(u32, u32)> {
+        let kids = self.children();
+        let mut out = vec![(0u32, 0u32); self.parent.len()];
+        let mut stack: Vec<u32> = Vec::new();
+        for root in (0..self.parent.len()).filter(|i| self.parent[*i].is_none()) {
+            out[root] = (root as u32, 0);
+            stack.push(root as u32);
+            while let Some(v) = stack.pop() {
+                let (r, d) = out[v as usize];
+                for &k in &kids[v as usize] {
+                    out[k as usize] = (r, d + 1);
+                    stack.push(k);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Drops one link per cycle (the one of the member latest in the file) and reports it.
+fn break_cycles(ids: &[String], parent: &mut [Option<u32>], problems: &mut Vec<LinkProblem>) {
+    // 0 = unvisited, 1 = on the current walk, 2 = done (leads to a root).
+    let mut state = vec![0u8; parent.len()];
+    for start in 0..parent.len() {
+        let mut path = Vec::new();
+        let mut v = start;
+        while state[v] == 0 {
+            state[v] = 1;
+            path.push(v);
+            match parent[v] {
+                Some(p) => v = p as usize,
+                None => break,
+            }
+        }
+        if state[v] == 1 && parent[v].is_some() && path.contains(&v) {
+            // `v` is on this walk and its parent chain came back to it: a cycle.
+            let at = path.iter().position(|x| *x == v).unwrap_or(0);
+            let cycle = &path[at..];
+            let last = *cycle.iter().max().unwrap_or(&v);
+            let members: Vec<&str> = cycle.iter().map(|i| ids[*i].as_str()).collect();
+            if let Some(p) = parent[last].take() {
+                problems.push(LinkProblem {
+                    customer_id: ids[last].clone(),
+                    referred_by: ids[p as usize].clone(),
+                    reason: format!("referral cycle ({}); this link ignored", members.join(" -> ")),
+                });
+            }
+        }
+        for i in path {
+            state[i] = 2;
+        }
+    }
+}
+
+/// Sum of signed deal prices per customer row, and whether they signed any.
+fn signed_revenue(ds: &Dataset, n: usize) -> Result<(Vec<f64>, Vec<bool>)> {
+    let mut revenue = vec![0.0; n];
+    let mut buyer = vec![false; n];
+    if let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) {
+        let signed = deals.clone().lazy().filter(col("status").eq(lit("signed"))).collect()?;
+        let rows = signed.column(CUSTOMER_ROW)?.idx()?;
+        let price = signed.column("price")?.f64()?;
+        for (r, p) in rows.iter().zip(price.iter()) {
+            if let Some(r) = r.map(|r| r as usize).filter(|r| *r < n) {
+                revenue[r] += p.unwrap_or(0.0);
+                buyer[r] = true;
+            }
+        }
+    }
+    Ok((revenue, buyer))
+}
+
+/// Channel of each customer's earliest non-visit touchpoint (ties by channel name).
+fn first_channels(ds: &Dataset, n: usize) -> Result<Vec<Option<String>>> {
+    let mut out: Vec<Option<(i64, String)>> = vec![None; n];
+    if let Some(tp) = ds.touchpoints.as_ref().filter(|t| t.height() > 0) {
+        let rows = tp.column(CUSTOMER_ROW)?.idx()?;
+        let ts = tp.column("ts")?.datetime()?.physical();
+        let channel = tp.column("channel")?.str()?;
+        let event = tp.column("event")?.str()?;
+        for (((r, t), c), e) in rows.iter().zip(ts.iter()).zip(channel.iter()).zip(event.iter()) {
+            let (Some(r), Some(t), Some(c)) = (r, t, c) else { continue };
+            if e == Some("visit") || r as usize >= n {
+                continue;
+            }
+            let slot = &mut out[r as usize];
+            if slot.as_ref().is_none_or(|(t0, c0)| (t, c) < (*t0, c0.as_str())) {
+                *slot = Some((t, c.to_string()));
+            }
+        }
+    }
+    Ok(out.into_iter().map(|s| s.map(|(_, c)| c)).collect())
+}
+
+/// One row per customer who referred anyone: `customer_id, channel, own_revenue,
+/// direct_referrals, direct_buyers, chain_customers, chain_buyers, chain_revenue, generations`,
+/// sorted by chain revenue (then chain customers, then id).
+pub fn by_referrer(f: &Forest) -> Result<DataFrame> {
+    let chains = f.chains();
+    let mut rows: Vec<usize> = (0..chains.len()).filter(|i| chains[*i].direct_referrals > 0).collect();
+    rows.sort_by(|a, b| {
+        let (x, y) = (&chains[*a], &chains[*b]);
+        y.chain_revenue
+            .total_cmp(&x.chain_revenue)
+            .then(y.chain_customers.cmp(&x.chain_customers))
+            .then(f.ids[*a].cmp(&f.ids[*b]))
+    });
+    let pick = |g: &dyn Fn(&Chain) -> u64| rows.iter().map(|i| g(&chains[*i])).collect::<Vec<u64>>();
+    Ok(DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("customer_id".into(), rows.iter().map(|i| f.ids[*i].as_str()).collect::<Vec<_>>()),
+            Column::new("channel".into(), rows.iter().map(|i| f.channel[*i].as_deref()).collect::<Vec<_>>()),
+            Column::new("own_revenue".into(), rows.iter().map(|i| f.revenue[*i]).collect::<Vec<_>>()),
+            Column::new("direct_referrals".into(), pick(&|c| c.direct_referrals)),
+            Column::new("direct_buyers".into(), pick(&|c| c.direct_buyers)),
+            Column::new("chain_customers".into(), pick(&|c| c.chain_customers)),
+            Column::new("chain_buyers".into(), pick(&|c| c.chain_buyers)),
+            Column::new("chain_revenue".into(), rows.iter().map(|i| chains[*i].chain_revenue).collect::<Vec<_>>()),
+            Column::new("generations".into(), rows.iter().map(|i| chains[*i].generations).collect::<Vec<_>>()),
+        ],
+    )?)
+}
+
+/// One row per acquisition channel of the trees' roots: `channel, customers` (roots), `buyers`,
+/// `revenue` (theirs), `referred_customers, referred_buyers, referred_revenue` (all their
+/// descendants), `multiplier` = (revenue + referred_revenue) / revenue, null with a note when the
+/// roots signed nothing. Sorted by revenue plus referred revenue.
+pub fn by_channel(f: &Forest) -> Result<DataFrame> {
+    let chains = f.chains();
+    let mut groups: HashMap<&str, (u64, u64, f64, Chain)> = HashMap::new();
+    for (i, p) in f.parent.iter().enumerate() {
+        if p.is_some() {
+            continue;
+        }
+        let key = f.channel[i].as_deref().unwrap_or(NO_CHANNEL);
+        let g = groups.entry(key).or_default();
+        g.0 += 1;
+        g.1 += u64::from(f.buyer[i]);
+        g.2 += f.revenue[i];
+        g.3.chain_customers += chains[i].chain_customers;
+        g.3.chain_buyers += chains[i].chain_buyers;
+        g.3.chain_revenue += chains[i].chain_revenue;
+    }
+    let mut keys: Vec<&str> = groups.keys().copied().collect();
+    keys.sort_by(|a, b| {
+        let total = |k: &str| groups[k].2 + groups[k].3.chain_revenue;
+        total(b).total_cmp(&total(a)).then(a.cmp(b))
+    });
+    let g = |k: &&str| groups[*k];
+    let multiplier: Vec<Option<f64>> =
+        keys.iter().map(|k| (g(k).2 > 0.0).then(|| (g(k).2 + g(k).3.chain_revenue) / g(k).2)).collect();
+    let notes: Vec<&str> = multiplier
+        .iter()
+        .map(|m| if m.is_none() { "multiplier: the channel's own customers signed nothing" } else { "" })
+        .collect();
+    Ok(DataFrame::new(
+        keys.len(),
+        vec![
+            Column::new("channel".into(), keys.clone()),
+            Column::new("customers".into(), keys.iter().map(|k| g(k).0).collect::<Vec<_>>()),
+            Column::new("buyers".into(), keys.iter().map(|k| g(k).1).collect::<Vec<_>>()),
+            Column::new("revenue".into(), keys.iter().map(|k| g(k).2).collect::<Vec<_>>()),
+            Column::new("referred_customers".into(), keys.iter().map(|k| g(k).3.chain_customers).collect::<Vec<_>>()),
+            Column::new("referred_buyers".into(), keys.iter().map(|k| g(k).3.chain_buyers).collect::<Vec<_>>()),
+            Column::new("referred_revenue".into(), keys.iter().map(|k| g(k).3.chain_revenue).collect::<Vec<_>>()),
+            Column::new("multiplier".into(), multiplier),
+            Column::new("notes".into(), notes),
+        ],
+    )?)
+}
+
+/// What membership is worth beyond each member's own purchase.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MemberValue {
+    pub customers: u64,
+    pub referred_customers: u64,
+    pub advocates: u64,
+    /// Share of buyers and of signed revenue that came through a referral.
+    pub referred_share_of_buyers: Option<f64>,
+    pub referred_share_of_revenue: Option<f64>,
+    /// Buyers / customers among referred customers and among the others.
+    pub referred_conversion: Option<f64>,
+    pub other_conversion: Option<f64>,
+    /// Customers at each depth below their root: `[roots, first generation, second, ...]`.
+    pub depth_histogram: Vec<u64>,
+    pub ignored_links: usize,
+}
+
+/// The member-value summary of a forest.
+#[must_use]
+pub fn member_value(f: &Forest) -> MemberValue {
+    let roots = f.roots();
+    let n = f.parent.len();
+    let referred: Vec<bool> = f.parent.iter().map(Option::is_some).collect();
+    let count = |pred: &dyn Fn(usize) -> bool| (0..n).filter(|i| pred(*i)).count() as u64;
+    let buyers = count(&|i| f.buyer[i]);
+    let referred_buyers = count(&|i| referred[i] && f.buyer[i]);
+    let referred_n = count(&|i| referred[i]);
+    let revenue: f64 = f.revenue.iter().sum();
+    let referred_revenue: f64 = (0..n).filter(|i| referred[*i]).map(|i| f.revenue[i]).sum();
+    let share = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+    let mut depth_histogram = Vec::new();
+    for (_, d) in &roots {
+        let d = *d as usize;
+        if depth_histogram.len() <= d {
+            depth_histogram.resize(d + 1, 0);
+        }
+        depth_histogram[d] += 1;
+    }
+    let mut is_advocate = vec![false; n];
+    for p in f.parent.iter().flatten() {
+        is_advocate[*p as usize] = true;
+    }
+    MemberValue {
+        customers: n as u64,
+        referred_customers: referred_n,
+        advocates: is_advocate.iter().filter(|a| **a).count() as u64,
+        referred_share_of_buyers: share(referred_buyers as f64, buyers as f64),
+        referred_share_of_revenue: share(referred_revenue, revenue),
+        referred_conversion: share(referred_buyers as f64, referred_n as f64),
+        other_conversion: share((buyers - referred_buyers) as f64, (n as u64 - referred_n) as f64),
+        depth_histogram,
+        ignored_links: f.problems.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forest(parent: Vec<Option<u32>>) -> Forest {
+        let n = parent.len();
+        Forest {
+            ids: (0..n).map(|i| format!("C{i}")).collect(),
+            parent,
+            revenue: vec![0.0; n],
+            buyer: vec![false; n],
+            channel: vec![None; n],
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn cycles_lose_the_link_of_their_last_member() {
+        // 0 -> 1 -> 2 -> 0 is a cycle; 3 hangs off 2.
+        let mut f = forest(vec![Some(1), Some(2), Some(0), Some(2)]);
+        break_cycles(&f.ids.clone(), &mut f.parent, &mut f.problems);
+        assert_eq!(f.parent, vec![Some(1), Some(2), None, Some(2)]);
+        assert_eq!(f.problems.len(), 1);
+        assert_eq!(f.problems[0].customer_id, "C2");
+        // And from any start the same link goes.
+        let mut g = forest(vec![Some(2), Some(0), Some(1)]);
+        break_cycles(&g.ids.clone(), &mut g.parent, &mut g.problems);
+        assert_eq!(g.parent, vec![Some(2), Some(0), None]);
+    }
+
+    #[test]
+    fn a_long_chain_does_not_recurse() {
+        let n = 200_000u32;
+        let f = forest((0..n).map(|i| i.checked_sub(1)).collect());
+        let chains = f.chains();
+        assert_eq!(chains[0].chain_customers, u64::from(n - 1));
+        assert_eq!(chains[0].generations, n - 1);
+        assert_eq!(f.roots()[(n - 1) as usize], (0, n - 1));
+    }
+}
+
+/// What a referrals table is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReferralsBy {
+    /// One row per advocate (a person: analysts only over HTTP).
+    Referrer,
+    /// One row per acquisition channel of the trees' roots.
+    Channel,
+}
+
+/// A referrals table with its summary and the links that were ignored.
+#[derive(Debug, Clone)]
+pub struct ReferralsResult {
+    pub by: ReferralsBy,
+    pub table: DataFrame,
+    pub summary: MemberValue,
+    pub problems: Vec<LinkProblem>,
+    /// Channel rows dropped (fewer than k root customers) and rows whose referred figures were
+    /// withheld (1 to k-1 referred customers).
+    pub dropped: usize,
+    pub withheld: usize,
+}
+
+/// Referral chains of `ds` keyed by `by`. Channel rows follow the privacy floor `k`: a channel
+/// of fewer than `k` root customers is dropped, and referred figures over 1 to k-1 customers are
+/// withheld (null), as the heatmap does.
+pub fn referrals(ds: &Dataset, by: ReferralsBy, k: crate::analytics::KFloor) -> Result<ReferralsResult> {
+    let forest = Forest::of(ds)?;
+    let summary = member_value(&forest);
+    let (table, dropped, withheld) = match by {
+        ReferralsBy::Referrer => (by_referrer(&forest)?, 0, 0),
+        ReferralsBy::Channel => floor_channels(by_channel(&forest)?, u64::from(k.get()))?,
+    };
+    Ok(ReferralsResult { by, table, summary, problems: forest.problems, dropped, withheld })
+}
+
+fn floor_channels(table: DataFrame, k: u64) -> Result<(DataFrame, usize, usize)> {
+    let roots = table.column("customers")?.u64()?.clone();
+    let keep = roots.iter().map(|c| c.unwrap_or(0) >= k).collect::<BooleanChunked>();
+    let dropped = table.height() - keep.sum().unwrap_or(0) as usize;
+    let kept = table.filter(&keep)?;
+    let small = col("referred_customers").gt(lit(0u64)).and(col("referred_customers").lt(lit(k)));
+    let withheld =
+        kept.column("referred_customers")?.u64()?.iter().filter(|r| r.is_some_and(|r| r > 0 && r < k)).count();
+    let nulled = ["referred_customers", "referred_buyers", "referred_revenue", "multiplier"]
+        .map(|c| when(small.clone()).then(lit(NULL)).otherwise(col(c)).alias(c));
+    let out = kept.lazy().with_columns(nulled).collect()?;
+    Ok((out, dropped, withheld))
+}
