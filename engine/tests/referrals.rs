@@ -2,9 +2,10 @@
 //! against a brute-force descendant walk on random forests.
 
 use custmap_engine::analytics::referrals::{
-    by_channel, by_referrer, member_value, referrals, Chain, Forest, ReferralsBy, NO_CHANNEL,
+    by_channel, by_referrer, member_value, referrals, Chain, Forest, ReferralsBy, ReferralsParams, NO_CHANNEL,
 };
-use custmap_engine::analytics::KFloor;
+use custmap_engine::analytics::{KFloor, Location};
+use custmap_engine::spatial::Res;
 use custmap_engine::Dataset;
 use polars::prelude::*;
 use proptest::prelude::*;
@@ -85,7 +86,13 @@ fn hand_made_forest_by_channel_and_member_value() {
 
     // The floor: with k = 2 the one-root web and tv rows go; the (no touchpoint) row keeps its
     // roots and withholds its single referred customer.
-    let r = referrals(&ds, ReferralsBy::Channel, KFloor::new(2).unwrap()).unwrap();
+    let params = ReferralsParams {
+        by: ReferralsBy::Channel,
+        k: KFloor::new(2).unwrap(),
+        res: Res::new(8).unwrap(),
+        location: Location::Home,
+    };
+    let r = referrals(&ds, &params).unwrap();
     assert_eq!(strings(&r.table, "channel"), [NO_CHANNEL]);
     assert_eq!(floats(&r.table, "referred_customers"), [None]);
     assert_eq!((r.dropped, r.withheld), (2, 1));
@@ -139,4 +146,37 @@ proptest! {
         };
         prop_assert_eq!(f.chains(), brute(&parent, &revenue, &buyer));
     }
+}
+
+#[test]
+fn planted_advocate_districts_hold_the_top_referral_cells() {
+    use custmap_engine::demo::{generate, DemoFormat, DemoParams};
+    let dir = tempfile::tempdir().unwrap();
+    let city = dir.path().join("city");
+    generate(&city, &DemoParams { customers: 20_000, seed: 7, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(city.join("truth.json")).unwrap()).unwrap();
+    let advocates: Vec<&str> =
+        truth["advocate_home_districts"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    let ds = Dataset::load(&city).unwrap();
+    let params = ReferralsParams {
+        by: ReferralsBy::Cell,
+        k: KFloor::new(5).unwrap(),
+        res: Res::new(7).unwrap(),
+        location: Location::Home,
+    };
+    let r = referrals(&ds, &params).unwrap();
+    let districts = ds.districts.as_ref().unwrap();
+    let top: Vec<String> = strings(&r.table, "hex_id").into_iter().take(5).collect();
+    assert_eq!(top.len(), 5, "{}", r.table);
+    let in_advocate = top
+        .iter()
+        .filter(|hex| {
+            let (lng, lat) = custmap_engine::spatial::h3::center(u64::from_str_radix(hex, 16).unwrap()).unwrap();
+            districts.locate(lng, lat).is_some_and(|d| advocates.contains(&d.name.as_str()))
+        })
+        .count();
+    eprintln!("top 5 referral cells in advocate districts: {in_advocate}");
+    assert!(in_advocate >= 4, "{in_advocate} of the top 5 cells in {advocates:?}: {}", r.table);
+    // Owners refer more, and referred owners again: chains run several generations.
+    assert!(r.summary.depth_histogram.len() >= 4, "{:?}", r.summary.depth_histogram);
 }

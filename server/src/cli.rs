@@ -89,6 +89,7 @@ enum ByArg {
 enum ReferralsArg {
     Referrer,
     Channel,
+    Cell,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -206,16 +207,24 @@ enum Command {
         out: PathBuf,
     },
     /// Referral chains: each advocate's direct and chain referrals, buyers and revenue
-    /// (--by referrer), or what each acquisition channel is worth once the customers its
-    /// customers referred are counted (--by channel). Format from --out's extension (.csv
-    /// .parquet .arrow .json; .json adds the member-value summary and the ignored links).
+    /// (--by referrer), what each acquisition channel is worth once the customers its customers
+    /// referred are counted (--by channel), or where advocates live or work (--by cell). Format
+    /// from --out's extension (.csv .parquet .arrow .json; .json adds the member-value summary
+    /// and the ignored links; --by cell also .geojson .png .svg).
+    #[command(allow_negative_numbers = true)]
     Referrals {
         dir: PathBuf,
         #[arg(long, value_enum, default_value = "referrer")]
         by: ReferralsArg,
-        /// Privacy floor of --by channel: minimum root customers per row.
+        /// Privacy floor of --by channel and cell: minimum root customers or advocates per row.
         #[arg(long, default_value_t = 5)]
         k: u32,
+        /// H3 resolution of --by cell.
+        #[arg(long, default_value_t = 8)]
+        res: u8,
+        /// The advocates' place for --by cell.
+        #[arg(long, value_enum, default_value = "home")]
+        location: GeoArg,
         #[arg(long)]
         out: PathBuf,
     },
@@ -470,7 +479,23 @@ fn run(command: Command) -> Result<(), Error> {
             }
         }
         Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
-        Command::Referrals { dir, by, k, out } => run_referrals(&dir, by, KFloor::new(k)?, &out),
+        Command::Referrals { dir, by, k, res, location, out } => {
+            use custmap_engine::analytics::referrals::{ReferralsBy, ReferralsParams};
+            let params = ReferralsParams {
+                by: match by {
+                    ReferralsArg::Referrer => ReferralsBy::Referrer,
+                    ReferralsArg::Channel => ReferralsBy::Channel,
+                    ReferralsArg::Cell => ReferralsBy::Cell,
+                },
+                k: KFloor::new(k)?,
+                res: Res::new(res)?,
+                location: match location {
+                    GeoArg::Home => Location::Home,
+                    GeoArg::Work => Location::Work,
+                },
+            };
+            run_referrals(&dir, &params, &out)
+        }
         Command::Serve {
             dir,
             addr,
@@ -1157,24 +1182,46 @@ fn run_funnel(dir: &Path, by: By, out: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_referrals(dir: &Path, by: ReferralsArg, k: KFloor, out: &Path) -> Result<(), Error> {
+fn run_referrals(
+    dir: &Path,
+    params: &custmap_engine::analytics::referrals::ReferralsParams,
+    out: &Path,
+) -> Result<(), Error> {
     use custmap_engine::analytics::referrals::{referrals, ReferralsBy};
     let format = OutputFormat::from_path(out)?;
     let ds = load(dir, &[Table::Touchpoints, Table::Deals])?;
-    let by = match by {
-        ReferralsArg::Referrer => ReferralsBy::Referrer,
-        ReferralsArg::Channel => ReferralsBy::Channel,
-    };
-    let result = referrals(&ds, by, k)?;
+    let result = referrals(&ds, params)?;
+    let cells = params.by == ReferralsBy::Cell;
     match format {
         OutputFormat::Json => {
-            let doc = views::referrals_json(&ds.name, &result, k.get())?;
+            let doc = views::referrals_json(&ds.name, &result, params.k.get())?;
             custmap_engine::io::write::write_atomic(out, |w| {
                 serde_json::to_writer_pretty(w, &doc).map_err(|e| Error::Internal(e.to_string()))
             })?;
         }
-        OutputFormat::Png | OutputFormat::Svg | OutputFormat::GeoJson => {
-            return Err(Error::BadInput("referrals are written as .csv, .parquet, .arrow or .json".into()));
+        OutputFormat::Png | OutputFormat::Svg if cells => {
+            let image = if format == OutputFormat::Png { ImageFormat::Png } else { ImageFormat::Svg };
+            let spec = MapSpec {
+                cells: &result.table,
+                metric: "referred_customers",
+                title: "Where advocates live: customers they referred".into(),
+                subtitle: format!(
+                    "res {}, {} of advocates, k = {} ({} small cells dropped)",
+                    params.res.get(),
+                    params.location.as_str(),
+                    params.k.get(),
+                    result.dropped
+                ),
+                districts: ds.districts.as_ref(),
+                size: (1400, 1000),
+                overlay: Vec::new(),
+            };
+            write_bytes(out, &render_map(&spec, image)?)?;
+        }
+        OutputFormat::Png | OutputFormat::Svg | OutputFormat::GeoJson if !cells => {
+            return Err(Error::BadInput(
+                "referrals by referrer or channel are written as .csv, .parquet, .arrow or .json".into(),
+            ));
         }
         _ => write_frame(&result.table, out)?,
     }

@@ -417,6 +417,19 @@ pub enum ReferralsBy {
     Referrer,
     /// One row per acquisition channel of the trees' roots.
     Channel,
+    /// One row per H3 cell where advocates live (or work).
+    Cell,
+}
+
+/// Parameters of a referrals run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReferralsParams {
+    pub by: ReferralsBy,
+    /// Privacy floor of channel and cell rows.
+    pub k: crate::analytics::KFloor,
+    /// Resolution and place of `by = cell`.
+    pub res: crate::spatial::Res,
+    pub location: crate::analytics::Location,
 }
 
 /// A referrals table with its summary and the links that were ignored.
@@ -432,29 +445,89 @@ pub struct ReferralsResult {
     pub withheld: usize,
 }
 
-/// Referral chains of `ds` keyed by `by`. Channel rows follow the privacy floor `k`: a channel
-/// of fewer than `k` root customers is dropped, and referred figures over 1 to k-1 customers are
-/// withheld (null), as the heatmap does.
-pub fn referrals(ds: &Dataset, by: ReferralsBy, k: crate::analytics::KFloor) -> Result<ReferralsResult> {
+/// Referral chains of `ds` keyed by `params.by`. Channel and cell rows follow the privacy floor
+/// `k`: a row of fewer than `k` root customers (channel) or advocates (cell) is dropped, and
+/// referred figures over 1 to k-1 people are withheld (null), as the heatmap does.
+pub fn referrals(ds: &Dataset, params: &ReferralsParams) -> Result<ReferralsResult> {
     let forest = Forest::of(ds)?;
     let summary = member_value(&forest);
-    let (table, dropped, withheld) = match by {
+    let k = u64::from(params.k.get());
+    let (table, dropped, withheld) = match params.by {
         ReferralsBy::Referrer => (by_referrer(&forest)?, 0, 0),
-        ReferralsBy::Channel => floor_channels(by_channel(&forest)?, u64::from(k.get()))?,
+        ReferralsBy::Channel => floor_rows(by_channel(&forest)?, "customers", "referred_customers", k)?,
+        ReferralsBy::Cell => {
+            floor_rows(by_cell(ds, &forest, params.res, params.location)?, "advocates", "referred_buyers", k)?
+        }
     };
-    Ok(ReferralsResult { by, table, summary, problems: forest.problems, dropped, withheld })
+    Ok(ReferralsResult { by: params.by, table, summary, problems: forest.problems, dropped, withheld })
 }
 
-fn floor_channels(table: DataFrame, k: u64) -> Result<(DataFrame, usize, usize)> {
-    let roots = table.column("customers")?.u64()?.clone();
-    let keep = roots.iter().map(|c| c.unwrap_or(0) >= k).collect::<BooleanChunked>();
+/// One row per H3 cell where advocates live (`location` home) or work: `hex_id, advocates,
+/// referred_customers, referred_buyers, referred_revenue` (their direct referrals),
+/// `chain_customers, chain_revenue` (everyone below them). Advocates without that place are left
+/// out. Sorted by referred customers.
+pub fn by_cell(
+    ds: &Dataset,
+    f: &Forest,
+    res: crate::spatial::Res,
+    location: crate::analytics::Location,
+) -> Result<DataFrame> {
+    use crate::analytics::Location;
+    let (lat, lng) = match location {
+        Location::Home => ("home_lat", "home_lng"),
+        Location::Work => ("work_lat", "work_lng"),
+        Location::Both => return Err(crate::error::Error::bad_input("referrals by cell take location home or work")),
+    };
+    let lat = ds.customers.column(lat)?.f64()?;
+    let lng = ds.customers.column(lng)?.f64()?;
+    let chains = f.chains();
+    let kids = f.children();
+    let mut cells: HashMap<u64, [f64; 6]> = HashMap::new();
+    for (i, c) in chains.iter().enumerate().filter(|(_, c)| c.direct_referrals > 0) {
+        let (Some(a), Some(b)) = (lat.get(i), lng.get(i)) else { continue };
+        let Some(cell) = crate::spatial::h3::cell(a, b, res) else { continue };
+        let direct_revenue: f64 = kids[i].iter().map(|k| f.revenue[*k as usize]).sum();
+        let e = cells.entry(cell).or_default();
+        e[0] += 1.0;
+        e[1] += c.direct_referrals as f64;
+        e[2] += c.direct_buyers as f64;
+        e[3] += direct_revenue;
+        e[4] += c.chain_customers as f64;
+        e[5] += c.chain_revenue;
+    }
+    let mut rows: Vec<(u64, [f64; 6])> = cells.into_iter().collect();
+    rows.sort_by(|a, b| b.1[1].total_cmp(&a.1[1]).then(a.0.cmp(&b.0)));
+    let count = |j: usize| rows.iter().map(|r| r.1[j] as u64).collect::<Vec<u64>>();
+    let sum = |j: usize| rows.iter().map(|r| r.1[j]).collect::<Vec<f64>>();
+    Ok(DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("hex_id".into(), rows.iter().map(|r| crate::spatial::h3::hex_string(r.0)).collect::<Vec<_>>()),
+            Column::new("advocates".into(), count(0)),
+            Column::new("referred_customers".into(), count(1)),
+            Column::new("referred_buyers".into(), count(2)),
+            Column::new("referred_revenue".into(), sum(3)),
+            Column::new("chain_customers".into(), count(4)),
+            Column::new("chain_revenue".into(), sum(5)),
+        ],
+    )?)
+}
+
+/// Drops rows whose `people` column is under `k`, and withholds the referred figures of rows
+/// whose `small` column is 1 to k-1.
+fn floor_rows(table: DataFrame, people: &str, small: &str, k: u64) -> Result<(DataFrame, usize, usize)> {
+    let keep = table.column(people)?.u64()?.iter().map(|c| c.unwrap_or(0) >= k).collect::<BooleanChunked>();
     let dropped = table.height() - keep.sum().unwrap_or(0) as usize;
     let kept = table.filter(&keep)?;
-    let small = col("referred_customers").gt(lit(0u64)).and(col("referred_customers").lt(lit(k)));
-    let withheld =
-        kept.column("referred_customers")?.u64()?.iter().filter(|r| r.is_some_and(|r| r > 0 && r < k)).count();
-    let nulled = ["referred_customers", "referred_buyers", "referred_revenue", "multiplier"]
-        .map(|c| when(small.clone()).then(lit(NULL)).otherwise(col(c)).alias(c));
+    let withheld = kept.column(small)?.u64()?.iter().filter(|r| r.is_some_and(|r| r > 0 && r < k)).count();
+    let under = col(small).gt(lit(0u64)).and(col(small).lt(lit(k)));
+    let figures: Vec<&str> =
+        ["referred_customers", "referred_buyers", "referred_revenue", "multiplier", "chain_revenue"]
+            .into_iter()
+            .filter(|c| kept.column(c).is_ok() && (*c != "referred_customers" || small == "referred_customers"))
+            .collect();
+    let nulled: Vec<Expr> =
+        figures.iter().map(|c| when(under.clone()).then(lit(NULL)).otherwise(col(*c)).alias(*c)).collect();
     let out = kept.lazy().with_columns(nulled).collect()?;
     Ok((out, dropped, withheld))
 }

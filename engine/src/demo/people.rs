@@ -16,6 +16,15 @@ const MIX_TOWER: [f64; 10] = [0.05, 0.04, 0.08, 0.20, 0.15, 0.04, 0.25, 0.15, 0.
 const MIX_OTHER: [f64; 10] = [0.15, 0.22, 0.15, 0.15, 0.15, 0.06, 0.02, 0.02, 0.0, 0.05];
 /// Share of customers who come by referral from an earlier customer.
 const REFERRAL_SHARE: f64 = 0.04;
+/// Home districts whose customers refer far more (planted; named in `truth.json`).
+pub const ADVOCATE_HOME: [&str; 2] = ["汉阳区", "青山区"];
+/// How much likelier a customer living in an [`ADVOCATE_HOME`] district is chosen as a referrer.
+pub const ADVOCATE_FACTOR: f64 = 8.0;
+/// How much likelier an owner (a signed buyer) is chosen as a referrer than a prospect, and a
+/// referred owner again (so chains run several generations).
+pub const OWNER_FACTOR: f64 = 4.0;
+pub const REFERRED_OWNER_FACTOR: f64 = 2.0;
+
 /// Share of customers working in an office tower on one of the avenues.
 const TOWER_SHARE: f64 = 0.28;
 
@@ -94,9 +103,24 @@ pub fn generate(city: &City, effects: &Effects, seed: u64, chunk: u64, first: u6
     let to_deal = Exp::new(1.0 / 25.0).map_err(internal)?;
     let avenue_weights: Vec<f64> = city.avenues.iter().map(|a| a.weight).collect();
     let mut deal_seq = 0u64;
+    // Referrers are drawn from a stream of their own, so planting them leaves every other draw
+    // (and so every other planted figure) as it was. Each earlier customer of the chunk weighs
+    // by where they live and whether they bought.
+    let mut ref_rng =
+        ChaCha8Rng::seed_from_u64(seed ^ chunk.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA11C_E5EE_D000_0001);
+    let advocate_district: Vec<bool> =
+        city.districts.0.iter().map(|d| ADVOCATE_HOME.contains(&d.name.as_str())).collect();
+    let mut compound_advocate: Vec<Option<bool>> = vec![None; city.compounds.len()];
+    let mut referrer_weight: Vec<f64> = Vec::with_capacity(count as usize);
+    let mut pending: Option<(String, f64, bool)> = None;
 
     for i in first..first + count {
         let id = format!("C{:08}", i + 1);
+        if let Some((prev, base, referred)) = pending.take() {
+            let bought = c.d_customer.last() == Some(&prev) && c.d_status.last() == Some(&"signed");
+            let owner = if bought { OWNER_FACTOR * if referred { REFERRED_OWNER_FACTOR } else { 1.0 } } else { 1.0 };
+            referrer_weight.push(referrer_weight.last().copied().unwrap_or(0.0) + base * owner);
+        }
         let tower = rng.random_bool(TOWER_SHARE);
         // Work: a tower on an avenue (shared coordinates), an ordinary workplace, or unknown.
         let work = if tower {
@@ -123,7 +147,17 @@ pub fn generate(city: &City, effects: &Effects, seed: u64, chunk: u64, first: u6
         let project = PROJECTS[pick_weighted(&[0.4, 0.35, 0.25], &mut rng)];
         let created = start + chrono::Days::new(rng.random_range(0..365));
         let referral = i > first && rng.random_bool(REFERRAL_SHARE);
-        let referrer = referral.then(|| format!("C{:08}", rng.random_range(first..i) + 1));
+        let uniform = referral.then(|| rng.random_range(first..i));
+        let referrer = uniform.map(|u| {
+            let total = referrer_weight.last().copied().unwrap_or(0.0);
+            let k = if total > 0.0 {
+                let x = ref_rng.random::<f64>() * total;
+                first + referrer_weight.partition_point(|w| *w <= x).min(referrer_weight.len() - 1) as u64
+            } else {
+                u
+            };
+            format!("C{:08}", k + 1)
+        });
 
         c.c_id.push(id.clone());
         c.home.0.push(home.map(|h| h.1));
@@ -135,6 +169,11 @@ pub fn generate(city: &City, effects: &Effects, seed: u64, chunk: u64, first: u6
         c.project.push(project.0);
         c.created.push(days(created));
         c.referred_by.push(referrer);
+        let lives_in_advocate_district = home.is_some()
+            && *compound_advocate[compound].get_or_insert_with(|| {
+                city.district_of(city.compounds[compound].at).is_some_and(|d| advocate_district[d])
+            });
+        pending = Some((id.clone(), if lives_in_advocate_district { ADVOCATE_FACTOR } else { 1.0 }, referral));
         c.age_band.push(AGE_BANDS[pick_weighted(&[0.35, 0.35, 0.18, 0.07, 0.05], &mut rng)]);
 
         // Journey. The district whose effects apply is where they work, else where they live.

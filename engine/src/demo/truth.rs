@@ -148,6 +148,8 @@ pub struct Truth {
     /// Channels by planted buying effect, strongest first.
     pub strongest_channels_buy: Vec<String>,
     pub dataset_end: NaiveDate,
+    /// Home districts whose customers refer far more: the top referral cells lie there.
+    pub advocate_home_districts: Vec<String>,
     pub notes: Vec<&'static str>,
 }
 
@@ -175,7 +177,9 @@ impl Truth {
             district_multipliers,
             strongest_channels_buy: ranked.into_iter().map(|(c, _)| c).collect(),
             dataset_end: DATASET_END,
+            advocate_home_districts: super::people::ADVOCATE_HOME.iter().map(|s| (*s).to_string()).collect(),
             notes: vec![
+                "Referrers are earlier customers, drawn 8x likelier when they live in advocate_home_districts, 4x when they signed a deal, and 8x when they signed and were referred themselves (chains of several generations).",
                 "A channel's effect is added once to the log-odds of visiting (and, for visitors, of buying) when it appears in the journey, scaled by the district multiplier of where the customer works (or lives, without a work place).",
                 "Referred customers (referred_by set) have channel 'referral' in their journey without a touchpoint for it.",
                 "Tower workers (office avenues) get budgets around 4.2M CNY and desire ~135 m2; others ~1.6M CNY and ~92 m2.",

@@ -4,8 +4,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use custmap_engine::analytics::referrals::{referrals, ReferralsBy};
+use custmap_engine::analytics::referrals::{referrals, ReferralsBy, ReferralsParams};
+use custmap_engine::analytics::Location;
 use custmap_engine::io::OutputFormat;
+use custmap_engine::spatial::Res;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,8 +25,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReferralsQuery {
-    /// `referrer` (default: one row per advocate) or `channel` (the roots' acquisition channel).
+    /// `referrer` (default: one row per advocate), `channel` (the roots' acquisition channel) or
+    /// `cell` (where advocates live or work).
     by: Option<String>,
+    /// H3 resolution of `by=cell` (default 8).
+    #[param(minimum = 0, maximum = 15)]
+    res: Option<u8>,
+    /// `home` (default) or `work`: the advocates' place for `by=cell`.
+    location: Option<String>,
     /// Privacy floor for channel rows; only raises the server's `--min-k`.
     #[param(minimum = 1, maximum = 1000)]
     k: Option<u32>,
@@ -57,19 +65,26 @@ async fn referrals_route(
     let by = match q.by.as_deref().unwrap_or("referrer") {
         "referrer" => ReferralsBy::Referrer,
         "channel" => ReferralsBy::Channel,
-        other => return Err(ApiError::bad_request(format!("by '{other}' is not one of referrer, channel"))),
+        "cell" => ReferralsBy::Cell,
+        other => return Err(ApiError::bad_request(format!("by '{other}' is not one of referrer, channel, cell"))),
     };
-    let k = state.config.policy.floor(q.k)?;
+    let location = match q.location.as_deref().unwrap_or("home") {
+        "home" => Location::Home,
+        "work" => Location::Work,
+        other => return Err(ApiError::bad_request(format!("location '{other}' is not one of home, work"))),
+    };
+    let params =
+        ReferralsParams { by, k: state.config.policy.floor(q.k)?, res: Res::new(q.res.unwrap_or(8))?, location };
     let format = table_format(q.format.as_deref())?;
     if matches!(format, OutputFormat::Png | OutputFormat::Svg) {
         return Err(ApiError::bad_request("format: referrals are json, csv or arrow"));
     }
-    cached(&state, entry.version, format!("referrals {by:?} {} {format:?}", k.get()), move || {
-        let result = referrals(&ds, by, k)?;
+    cached(&state, entry.version, format!("referrals {params:?} {format:?}"), move || {
+        let result = referrals(&ds, &params)?;
         if format != OutputFormat::Json {
             return table_response(&result.table, format);
         }
-        Ok(Reply::json(&views::referrals_json(&id, &result, k.get())?))
+        Ok(Reply::json(&views::referrals_json(&id, &result, params.k.get())?))
     })
     .await
 }
