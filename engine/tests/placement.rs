@@ -1,7 +1,7 @@
 //! Placement: reach geometry by hand, counting once, the optimiser against brute force, budget
 //! rules, and the planted office clusters.
 
-use custmap_engine::analytics::placement::optimize::{optimize, Candidate};
+use custmap_engine::analytics::placement::optimize::{optimize, optimize_within, Candidate};
 use custmap_engine::analytics::placement::reach::{
     coverage, point_to_site_m, segment_to_site_m, Anchor, Prospect, ReachMode,
 };
@@ -102,6 +102,14 @@ proptest! {
         prop_assert!(plan.reach <= best + 1e-9, "above the optimum");
         prop_assert!(plan.upper_bound + 1e-9 >= best, "bound {} below the optimum {best}", plan.upper_bound);
         prop_assert!(plan.reach + 1e-9 >= best - (plan.upper_bound - plan.reach), "outside the certified gap");
+        // Small instances are solved to proven optimality.
+        prop_assert!(plan.proven_optimal, "not proven within the limit");
+        prop_assert!((plan.reach - best).abs() < 1e-9, "reach {} but the optimum is {best}", plan.reach);
+        // Stopped at once, the plan and bound still hold (greedy, local search, root and
+        // Lagrangian bounds).
+        let quick = optimize_within(&cands, &w, budget, &[], &allowed, std::time::Duration::ZERO);
+        prop_assert!(quick.cost <= budget + 1e-9 && quick.reach <= best + 1e-9);
+        prop_assert!(quick.upper_bound + 1e-9 >= best, "quick bound {} below the optimum {best}", quick.upper_bound);
     }
 
     #[test]
@@ -117,6 +125,55 @@ proptest! {
         }
         prop_assert!(plan.cost <= budget + 1e-9);
     }
+}
+
+#[test]
+fn regression_two_cheap_sites_beat_one_dear_site() {
+    // Two disjoint 50-yuan sites reaching 9 each, one 100-yuan site reaching 12; budget 100.
+    let cands = vec![
+        Candidate { cost: 100.0, covers: (0..12).collect() },
+        Candidate { cost: 50.0, covers: (12..21).collect() },
+        Candidate { cost: 50.0, covers: (21..30).collect() },
+        Candidate { cost: 80.0, covers: (0..5).collect() },
+        Candidate { cost: 90.0, covers: (12..16).collect() },
+    ];
+    let w = vec![1.0; 30];
+    let plan = optimize(&cands, &w, 100.0, &[], &[true; 5]);
+    let mut chosen = plan.chosen.clone();
+    chosen.sort_unstable();
+    assert_eq!((chosen, plan.reach), (vec![1, 2], 18.0));
+    assert!(plan.proven_optimal && plan.upper_bound == 18.0, "{plan:?}");
+}
+
+#[test]
+fn the_exact_solver_beats_greedy_on_a_planted_instance_and_certifies_it() {
+    use custmap_engine::analytics::placement::optimize::greedy_plan;
+    use rand::{Rng, SeedableRng};
+    // 16 sites of mixed cost over 400 prospects with heavy overlap: greedy falls short.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut best_gain = 0.0f64;
+    for _ in 0..20 {
+        let cands: Vec<Candidate> = (0..16)
+            .map(|_| {
+                let lo = rng.random_range(0..360u32);
+                let len = rng.random_range(10..60u32);
+                Candidate {
+                    cost: f64::from(rng.random_range(3..30u32)) * 1000.0,
+                    covers: (lo..(lo + len).min(400)).collect(),
+                }
+            })
+            .collect();
+        let w: Vec<f64> = (0..400).map(|_| f64::from(rng.random_range(1..4u32))).collect();
+        let budget = 60_000.0;
+        let greedy = greedy_plan(&cands, &w, budget, &[], &[true; 16]);
+        let exact = optimize(&cands, &w, budget, &[], &[true; 16]);
+        let optimum = brute_force(&cands, &w, budget);
+        assert!(exact.proven_optimal);
+        assert!((exact.reach - optimum).abs() < 1e-9, "{} vs {optimum}", exact.reach);
+        assert!(greedy.reach <= exact.reach + 1e-9);
+        best_gain = best_gain.max(exact.reach / greedy.reach);
+    }
+    assert!(best_gain > 1.0, "greedy was optimal on every instance: the test proves nothing");
 }
 
 #[test]

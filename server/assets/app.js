@@ -424,7 +424,8 @@ async function loadPlan() {
     }
     $("plan-status").textContent =
       `${doc.sites.length} sites, cost ${fmt(doc.cost)} of ${fmt(doc.budget)}; reach ${fmt(doc.reach)} of ` +
-      `${fmt(doc.prospects)} prospects; optimum at most ${fmt(doc.upper_bound)} (gap ≤ ${(doc.gap * 100).toFixed(1)}%)`;
+      `${fmt(doc.prospects)} prospects; ` +
+      (doc.proven_optimal ? "proven optimal" : `optimum at most ${fmt(doc.upper_bound)} (gap ≤ ${(doc.gap * 100).toFixed(1)}%)`);
     table($("plan-table"), doc.sites, ["rank", "site_id", "kind", "cost", "marginal_reach", "cumulative_reach", "cost_per_reached"]);
     table($("baseline-table"), doc.baselines, ["kind", "sites", "cost", "reach", "cost_per_reached"]);
     const img = await post(planBody({ format: "png", plot: "map" }));

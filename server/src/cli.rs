@@ -210,7 +210,8 @@ enum Command {
     /// (--by referrer), what each acquisition channel is worth once the customers its customers
     /// referred are counted (--by channel), or where advocates live or work (--by cell). Format
     /// from --out's extension (.csv .parquet .arrow .json; .json adds the member-value summary
-    /// and the ignored links; --by cell also .geojson .png .svg).
+    /// and the ignored links; .png/.svg draw the multiplier by channel, the top advocates, or
+    /// the advocates map for --by cell; --by cell also .geojson).
     #[command(allow_negative_numbers = true)]
     Referrals {
         dir: PathBuf,
@@ -220,7 +221,7 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         k: u32,
         /// H3 resolution of --by cell.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 7)]
         res: u8,
         /// The advocates' place for --by cell.
         #[arg(long, value_enum, default_value = "home")]
@@ -1117,12 +1118,15 @@ fn run_placement(
         ),
     };
     println!(
-        "plan: {} sites, cost {:.0} of {:.0}, {reach} (upper bound {:.1}, gap at most {:.2}%) -> {}",
+        "plan: {} sites, cost {:.0} of {:.0}, {reach} ({}) -> {}",
         report.sites.len(),
         report.cost,
         report.budget,
-        report.upper_bound,
-        report.gap * 100.0,
+        if report.proven_optimal {
+            "proven optimal".to_string()
+        } else {
+            format!("upper bound {:.1}, gap at most {:.2}%", report.upper_bound, report.gap * 100.0)
+        },
         out.display()
     );
     Ok(())
@@ -1218,9 +1222,13 @@ fn run_referrals(
             };
             write_bytes(out, &render_map(&spec, image)?)?;
         }
-        OutputFormat::Png | OutputFormat::Svg | OutputFormat::GeoJson if !cells => {
+        OutputFormat::Png | OutputFormat::Svg => {
+            let image = if format == OutputFormat::Png { ImageFormat::Png } else { ImageFormat::Svg };
+            write_bytes(out, &render_chart(&views::referrals_chart(&result)?, image)?)?;
+        }
+        OutputFormat::GeoJson if !cells => {
             return Err(Error::BadInput(
-                "referrals by referrer or channel are written as .csv, .parquet, .arrow or .json".into(),
+                "referrals by referrer or channel are tables (.csv .parquet .arrow .json) or charts (.png .svg)".into(),
             ));
         }
         _ => write_frame(&result.table, out)?,

@@ -240,6 +240,38 @@ pub fn attribution_chart(
     }
 }
 
+/// The chart of a referrals result: the referral multiplier per acquisition channel (by channel)
+/// or the top 15 advocates by chain revenue (by referrer); by cell is a map.
+pub fn referrals_chart(result: &custmap_engine::analytics::referrals::ReferralsResult) -> Result<Chart, Error> {
+    use custmap_engine::analytics::referrals::ReferralsBy;
+    let t = &result.table;
+    Ok(match result.by {
+        ReferralsBy::Channel => Chart {
+            title: "Referral multiplier by acquisition channel".into(),
+            subtitle: "(own revenue + revenue of everyone their customers referred) / own revenue".into(),
+            y_label: "multiplier".into(),
+            categories: strings(t, "channel")?,
+            series: vec![Series { name: "multiplier".into(), values: floats(t, "multiplier")? }],
+            kind: ChartKind::Bars,
+        },
+        ReferralsBy::Referrer => {
+            let n = t.height().min(15);
+            Chart {
+                title: format!("Top {n} advocates by the revenue of their referral chains"),
+                subtitle: "signed revenue of everyone below them in the referral forest".into(),
+                y_label: "chain revenue (CNY)".into(),
+                categories: strings(t, "customer_id")?.into_iter().take(n).collect(),
+                series: vec![Series {
+                    name: "chain revenue".into(),
+                    values: floats(t, "chain_revenue")?.into_iter().take(n).collect(),
+                }],
+                kind: ChartKind::Bars,
+            }
+        }
+        ReferralsBy::Cell => return Err(Error::BadInput("referrals by cell draw a map, not a chart".into())),
+    })
+}
+
 /// The funnel (leads, visits, deals) per first-touch channel or campaign.
 pub fn funnel_chart(table: &DataFrame, by: By) -> Result<Chart, Error> {
     let keys = strings(&table, by.column())?;

@@ -567,3 +567,35 @@ fn regression_attribution_json_reconciles_conversions() {
         assert!((attributed + lost - total).abs() < 1e-6, "{m}: {attributed} + {lost} != {total}");
     }
 }
+
+#[test]
+fn referrals_command_writes_tables_charts_and_the_advocates_map() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = city().to_str().unwrap();
+    for (by, file) in [
+        ("channel", "ch.csv"),
+        ("referrer", "ref.json"),
+        ("cell", "map.png"),
+        ("channel", "mult.png"),
+        ("referrer", "top.svg"),
+    ] {
+        let out = out_path(&tmp, file);
+        let o = custmap(&["referrals", dir, "--by", by, "--res", "6", "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{by} {file}: {}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("advocates referred"), "{file}");
+        let bytes = std::fs::read(&out).unwrap();
+        match file.rsplit('.').next().unwrap() {
+            "png" => assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n"),
+            "svg" => assert!(String::from_utf8_lossy(&bytes).contains("advocates")),
+            "csv" => assert!(String::from_utf8_lossy(&bytes).starts_with("channel,customers,buyers,revenue")),
+            _ => {
+                let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert!(doc["summary"]["referred_customers"].as_u64().unwrap() > 0, "{doc}");
+                assert!(doc["rows"][0]["chain_customers"].as_u64().unwrap() >= 1);
+            }
+        }
+    }
+    let out = out_path(&tmp, "x.geojson");
+    let o = custmap(&["referrals", dir, "--by", "channel", "--out", out.to_str().unwrap()]);
+    assert_user_error(&o, "charts (.png .svg)");
+}

@@ -28,7 +28,7 @@ pub struct ReferralsQuery {
     /// `referrer` (default: one row per advocate), `channel` (the roots' acquisition channel) or
     /// `cell` (where advocates live or work).
     by: Option<String>,
-    /// H3 resolution of `by=cell` (default 8).
+    /// H3 resolution of `by=cell` (default 7).
     #[param(minimum = 0, maximum = 15)]
     res: Option<u8>,
     /// `home` (default) or `work`: the advocates' place for `by=cell`.
@@ -74,7 +74,7 @@ async fn referrals_route(
         other => return Err(ApiError::bad_request(format!("location '{other}' is not one of home, work"))),
     };
     let params =
-        ReferralsParams { by, k: state.config.policy.floor(q.k)?, res: Res::new(q.res.unwrap_or(8))?, location };
+        ReferralsParams { by, k: state.config.policy.floor(q.k)?, res: Res::new(q.res.unwrap_or(7))?, location };
     let format = table_format(q.format.as_deref())?;
     if matches!(format, OutputFormat::Png | OutputFormat::Svg) {
         return Err(ApiError::bad_request("format: referrals are json, csv or arrow"));

@@ -17,7 +17,7 @@ use crate::analytics::segment::Segment;
 use crate::error::{Error, Result};
 use crate::io::Dataset;
 use crate::spatial::geometry::{parse_site_wkt, SiteGeometry};
-use optimize::{optimize, Candidate};
+use optimize::{optimize, optimize_within, Candidate, SIDE_TIME_LIMIT};
 pub use reach::ReachMode;
 use reach::{coverage, Anchor, Prospect};
 
@@ -231,7 +231,7 @@ impl Coverage {
             .map(|kind| {
                 let only: Vec<bool> =
                     (0..self.candidates.len()).map(|i| allowed[i] && &self.kinds[i] == kind).collect();
-                let p = optimize(&self.candidates, &self.weights, params.budget, &[], &only);
+                let p = optimize_within(&self.candidates, &self.weights, params.budget, &[], &only, SIDE_TIME_LIMIT);
                 Baseline {
                     kind: kind.clone(),
                     sites: p.chosen.len(),
@@ -245,7 +245,8 @@ impl Coverage {
             .map(|t| {
                 let b = params.budget * f64::from(t) / 10.0;
                 let ok = must_cost <= b + 1e-9;
-                let p = optimize(&self.candidates, &self.weights, b, if ok { &must } else { &[] }, &allowed);
+                let must = if ok { &must[..] } else { &[] };
+                let p = optimize_within(&self.candidates, &self.weights, b, must, &allowed, SIDE_TIME_LIMIT);
                 CurvePoint { budget: b, reach: p.reach, upper_bound: p.upper_bound }
             })
             .collect();
@@ -322,6 +323,7 @@ impl Coverage {
             reach: plan.reach,
             upper_bound: plan.upper_bound,
             gap,
+            proven_optimal: plan.proven_optimal,
             reach_split: split,
             sites,
             overlap,
@@ -347,6 +349,9 @@ pub struct PlacementReport {
     pub upper_bound: f64,
     /// (upper_bound - reach) / upper_bound: how far from optimal the plan can be, at most.
     pub gap: f64,
+    /// True when the search finished (or the bound met the plan): no plan within the budget
+    /// reaches more.
+    pub proven_optimal: bool,
     pub reach_split: ReachSplit,
     pub sites: Vec<SiteLine>,
     pub overlap: Vec<Overlap>,

@@ -1,12 +1,24 @@
 //! Budgeted maximum coverage: choose sites with total cost <= budget maximising the weight of
-//! the prospects reached (each counted once).
+//! the prospects reached (each counted once), solved exactly by branch and bound within a time
+//! limit.
 //!
-//! Lazy greedy on marginal gain per yuan, compared with the best single affordable site (the
-//! classic scheme for budgeted coverage), must-include sites first. The upper bound uses
-//! submodularity: for any chosen set S, OPT <= f(S) + the best fractional knapsack of the other
-//! sites' marginal gains over S within the budget left after the must-include sites. It is
-//! evaluated at every prefix of the greedy sequence and the smallest is reported, so the gap
-//! (bound - reach) / bound is certified.
+//! 1. Reduce: a site that costs at least as much as another allowed site and reaches a subset of
+//!    its prospects is dominated and never branched on.
+//! 2. Warm start: lazy greedy on marginal gain per yuan, against the best single affordable site
+//!    (the classic scheme for budgeted coverage), must-include sites first; then local search
+//!    (add, and swap one site for another) while it improves.
+//! 3. Branch and bound, depth first: at a node with chosen set S, any completion T from the
+//!    undecided sites satisfies f(S + T) <= f(S) + sum of T's marginal gains over S
+//!    (submodularity) <= f(S) + the fractional knapsack of those gains within the budget left.
+//!    Nodes whose bound cannot beat the incumbent are pruned; the branch is on the undecided site
+//!    of best gain per yuan, taken first, then left out.
+//!
+//! When the search ends the plan is proven optimal (gap 0). When the time limit stops it, the
+//! bound is the largest bound of the nodes left open (and never above the greedy's own
+//! submodular bound, evaluated at every prefix of the greedy sequence), so the reported gap
+//! (bound - reach) / bound is certified either way.
+
+use std::time::{Duration, Instant};
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -26,7 +38,16 @@ pub struct Plan {
     pub reach: f64,
     pub cost: f64,
     pub upper_bound: f64,
+    /// True when the search finished: no plan within the budget reaches more.
+    pub proven_optimal: bool,
+    /// Branch-and-bound nodes explored.
+    pub nodes: u64,
 }
+
+/// How long one optimisation may search before it reports its best plan and bound.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(2);
+/// The limit of each per-kind baseline and reach-curve point (17 more optimisations a plan).
+pub const SIDE_TIME_LIMIT: Duration = Duration::from_millis(250);
 
 fn gain(c: &Candidate, covered: &[bool], w: &[f64]) -> f64 {
     c.covers.iter().filter(|p| !covered[**p as usize]).map(|p| w[*p as usize]).sum()
@@ -145,10 +166,10 @@ fn bound_at(cands: &[Candidate], w: &[f64], s: &[usize], capacity: f64, allowed:
     f + extra
 }
 
-/// Optimises within `budget`, forcing `must` (already checked affordable) and skipping sites
-/// not `allowed`.
+/// Greedy plan and its submodular bound, within `budget`, forcing `must` (already checked
+/// affordable) and skipping sites not `allowed`: the warm start of [`optimize`].
 #[must_use]
-pub fn optimize(cands: &[Candidate], w: &[f64], budget: f64, must: &[usize], allowed: &[bool]) -> Plan {
+pub fn greedy_plan(cands: &[Candidate], w: &[f64], budget: f64, must: &[usize], allowed: &[bool]) -> Plan {
     let must_cost: f64 = must.iter().map(|i| cands[*i].cost).sum();
     let by_ratio = greedy(cands, w, budget, must, allowed);
     // The best single affordable site on top of the must-include ones.
@@ -171,5 +192,358 @@ pub fn optimize(cands: &[Candidate], w: &[f64], budget: f64, must: &[usize], all
         upper = upper.min(bound_at(cands, w, &by_ratio[..t], capacity, allowed));
     }
     let reach = value(cands, w, &chosen);
-    Plan { cost: chosen.iter().map(|i| cands[*i].cost).sum(), chosen, reach, upper_bound: upper.max(reach) }
+    let cost = chosen.iter().map(|i| cands[*i].cost).sum();
+    Plan { cost, chosen, reach, upper_bound: upper.max(reach), proven_optimal: upper <= reach + 1e-9, nodes: 0 }
+}
+
+/// The optimal plan within `budget` (or the best found with a certified bound when
+/// [`DEFAULT_TIME_LIMIT`] stops the search), forcing `must` and skipping sites not `allowed`.
+#[must_use]
+pub fn optimize(cands: &[Candidate], w: &[f64], budget: f64, must: &[usize], allowed: &[bool]) -> Plan {
+    optimize_within(cands, w, budget, must, allowed, DEFAULT_TIME_LIMIT)
+}
+
+/// [`optimize`] with a time limit of its own.
+#[must_use]
+pub fn optimize_within(
+    cands: &[Candidate],
+    w: &[f64],
+    budget: f64,
+    must: &[usize],
+    allowed: &[bool],
+    limit: Duration,
+) -> Plan {
+    let start = Instant::now();
+    let warm = greedy_plan(cands, w, budget, must, allowed);
+    if warm.proven_optimal {
+        return warm;
+    }
+    let allowed = undominated(cands, allowed, must);
+    let mut best = local_search(cands, w, budget, must, &allowed, warm.chosen.clone(), start + limit / 4);
+    let mut best_value = value(cands, w, &best).max(warm.reach);
+    if best_value < warm.reach {
+        best = warm.chosen.clone();
+        best_value = warm.reach;
+    }
+    let mut search = Search {
+        cands,
+        w,
+        budget,
+        state: vec![State::Undecided; cands.len()],
+        count: vec![0; w.len()],
+        chosen: Vec::new(),
+        best: best.clone(),
+        best_value,
+        open_bound: f64::NEG_INFINITY,
+        nodes: 0,
+        deadline: start + limit,
+        stopped: false,
+    };
+    let mut spent = 0.0;
+    let mut reached = 0.0;
+    for (i, ok) in allowed.iter().enumerate() {
+        if !ok {
+            search.state[i] = State::Out;
+        }
+    }
+    for &m in must {
+        reached += search.include(m);
+        spent += cands[m].cost;
+    }
+    search.node(spent, reached, 0);
+    let bound = if search.stopped {
+        let capacity = budget - must.iter().map(|i| cands[*i].cost).sum::<f64>();
+        let lp = lagrangian_bound(cands, w, capacity.max(0.0), must, &allowed, start + limit + limit / 10);
+        search.open_bound.max(search.best_value).min(lp)
+    } else {
+        search.best_value
+    };
+    let upper_bound = bound.min(warm.upper_bound).max(search.best_value);
+    let chosen = search.best;
+    Plan {
+        cost: chosen.iter().map(|i| cands[*i].cost).sum(),
+        reach: search.best_value,
+        chosen,
+        upper_bound,
+        proven_optimal: !search.stopped || upper_bound <= search.best_value + 1e-9,
+        nodes: search.nodes,
+    }
+}
+
+/// The Lagrangian (LP) bound of budgeted coverage: relaxing "a prospect counts only if a chosen
+/// site reaches it" with a price `lambda_p` in [0, w_p] per prospect gives, for every lambda,
+/// OPT <= sum_p (w_p - lambda_p) + the fractional knapsack of the sites' priced reach within
+/// `capacity` (must-include sites' prospects are reached: their price is 0 and they count in
+/// full). Minimised over lambda by projected subgradient steps until `deadline` or 400 steps;
+/// the smallest value seen is returned, each a valid bound.
+fn lagrangian_bound(
+    cands: &[Candidate],
+    w: &[f64],
+    capacity: f64,
+    must: &[usize],
+    allowed: &[bool],
+    deadline: Instant,
+) -> f64 {
+    let mut fixed = vec![false; w.len()];
+    for m in must {
+        for p in &cands[*m].covers {
+            fixed[*p as usize] = true;
+        }
+    }
+    let sites: Vec<usize> = (0..cands.len()).filter(|i| allowed[*i] && !must.contains(i)).collect();
+    let base: f64 = (0..w.len()).filter(|p| fixed[*p]).map(|p| w[p]).sum();
+    // Start from the prices that split each prospect's weight over the sites reaching it.
+    let mut reach_count = vec![0u32; w.len()];
+    for &i in &sites {
+        for p in &cands[i].covers {
+            reach_count[*p as usize] += 1;
+        }
+    }
+    let mut lambda: Vec<f64> =
+        (0..w.len()).map(|p| if fixed[p] || reach_count[p] == 0 { 0.0 } else { w[p] / 2.0 }).collect();
+    let mut best = f64::INFINITY;
+    let mut step = 0.5;
+    for iteration in 0..400 {
+        if iteration > 0 && iteration % 8 == 0 && Instant::now() >= deadline {
+            break;
+        }
+        // Priced reach per site, then the fractional knapsack.
+        let mut items: Vec<(f64, f64, usize)> = sites
+            .iter()
+            .map(|&i| (cands[i].covers.iter().map(|p| lambda[*p as usize]).sum::<f64>(), cands[i].cost, i))
+            .filter(|(v, _, _)| *v > 0.0)
+            .collect();
+        items.sort_by(|a, b| ratio(b.0, b.1).total_cmp(&ratio(a.0, a.1)));
+        let mut x = vec![0.0; cands.len()];
+        let mut room = capacity;
+        let mut knap = 0.0;
+        for &(v, c, i) in &items {
+            if c <= room {
+                x[i] = 1.0;
+                knap += v;
+                room -= c;
+            } else {
+                if c > 0.0 && room > 0.0 {
+                    x[i] = room / c;
+                    knap += v * x[i];
+                }
+                break;
+            }
+        }
+        // A prospect with no site that could reach it adds nothing (lambda stays 0 and so does y).
+        let free: f64 =
+            (0..w.len()).filter(|p| !fixed[*p] && reach_count[*p] > 0).map(|p| (w[p] - lambda[p]).max(0.0)).sum();
+        best = best.min(base + free + knap);
+        // Subgradient: y_p (1 when w_p > lambda_p) minus how much the fractional sites reach p.
+        let mut covered = vec![0.0; w.len()];
+        for &(_, _, i) in &items {
+            if x[i] > 0.0 {
+                for p in &cands[i].covers {
+                    covered[*p as usize] += x[i];
+                }
+            }
+        }
+        let mut norm = 0.0;
+        let g: Vec<f64> = (0..w.len())
+            .map(|p| {
+                if fixed[p] || reach_count[p] == 0 {
+                    return 0.0;
+                }
+                let y = if w[p] > lambda[p] { 1.0 } else { 0.0 };
+                let d = y - covered[p];
+                norm += d * d;
+                d
+            })
+            .collect();
+        if norm < 1e-12 {
+            break;
+        }
+        let scale = step * w.iter().copied().fold(0.0, f64::max) / norm.sqrt();
+        for p in 0..w.len() {
+            lambda[p] = (lambda[p] + scale * g[p]).clamp(0.0, w[p]);
+        }
+        step *= 0.985;
+    }
+    best
+}
+
+/// `allowed` without the sites another allowed site dominates (as cheap or cheaper, reaching a
+/// superset); of identical sites the first stays. Must-include sites always stay.
+fn undominated(cands: &[Candidate], allowed: &[bool], must: &[usize]) -> Vec<bool> {
+    let mut out = allowed.to_vec();
+    if cands.len() > 3000 {
+        return out;
+    }
+    let subset = |a: &[u32], b: &[u32]| {
+        let mut j = 0;
+        a.iter().all(|x| {
+            while j < b.len() && b[j] < *x {
+                j += 1;
+            }
+            j < b.len() && b[j] == *x
+        })
+    };
+    for a in 0..cands.len() {
+        if !allowed[a] || must.contains(&a) {
+            continue;
+        }
+        let dominated = (0..cands.len()).any(|b| {
+            b != a
+                && out[b]
+                && cands[b].cost <= cands[a].cost
+                && cands[b].covers.len() >= cands[a].covers.len()
+                && subset(&cands[a].covers, &cands[b].covers)
+                && (cands[b].cost < cands[a].cost || cands[b].covers.len() > cands[a].covers.len() || b < a)
+        });
+        if dominated {
+            out[a] = false;
+        }
+    }
+    out
+}
+
+/// Add and swap moves from `start` while they improve the reach, until `deadline`.
+fn local_search(
+    cands: &[Candidate],
+    w: &[f64],
+    budget: f64,
+    must: &[usize],
+    allowed: &[bool],
+    start: Vec<usize>,
+    deadline: Instant,
+) -> Vec<usize> {
+    let mut set = start;
+    let mut current = value(cands, w, &set);
+    let cost = |s: &[usize]| s.iter().map(|i| cands[*i].cost).sum::<f64>();
+    'improve: loop {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let spent = cost(&set);
+        for j in (0..cands.len()).filter(|j| allowed[*j] && !set.contains(j)) {
+            if spent + cands[j].cost <= budget + 1e-9 {
+                let mut s = set.clone();
+                s.push(j);
+                let v = value(cands, w, &s);
+                if v > current + 1e-9 {
+                    (set, current) = (s, v);
+                    continue 'improve;
+                }
+            }
+            for out in (0..set.len()).filter(|k| !must.contains(&set[*k])) {
+                if spent - cands[set[out]].cost + cands[j].cost > budget + 1e-9 {
+                    continue;
+                }
+                let mut s = set.clone();
+                s[out] = j;
+                let v = value(cands, w, &s);
+                if v > current + 1e-9 {
+                    (set, current) = (s, v);
+                    continue 'improve;
+                }
+            }
+            if Instant::now() >= deadline {
+                break 'improve;
+            }
+        }
+        break;
+    }
+    set
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Undecided,
+    In,
+    Out,
+}
+
+/// Depth-first branch and bound over sites.
+struct Search<'a> {
+    cands: &'a [Candidate],
+    w: &'a [f64],
+    budget: f64,
+    state: Vec<State>,
+    /// How many chosen sites reach each prospect.
+    count: Vec<u32>,
+    chosen: Vec<usize>,
+    best: Vec<usize>,
+    best_value: f64,
+    /// The largest bound of a node left unexplored when the time ran out.
+    open_bound: f64,
+    nodes: u64,
+    deadline: Instant,
+    stopped: bool,
+}
+
+impl Search<'_> {
+    /// Chooses site `i`; returns the reach it adds.
+    fn include(&mut self, i: usize) -> f64 {
+        self.state[i] = State::In;
+        self.chosen.push(i);
+        let mut g = 0.0;
+        for p in &self.cands[i].covers {
+            let c = &mut self.count[*p as usize];
+            if *c == 0 {
+                g += self.w[*p as usize];
+            }
+            *c += 1;
+        }
+        g
+    }
+
+    fn exclude_again(&mut self, i: usize) {
+        for p in &self.cands[i].covers {
+            self.count[*p as usize] -= 1;
+        }
+        self.chosen.pop();
+        self.state[i] = State::Undecided;
+    }
+
+    fn gain(&self, i: usize) -> f64 {
+        self.cands[i].covers.iter().filter(|p| self.count[**p as usize] == 0).map(|p| self.w[*p as usize]).sum()
+    }
+
+    fn node(&mut self, spent: f64, reached: f64, depth: usize) {
+        self.nodes += 1;
+        if reached > self.best_value + 1e-9 {
+            self.best_value = reached;
+            self.best = self.chosen.clone();
+        }
+        let left = self.budget - spent;
+        let mut items: Vec<(f64, f64, usize)> = (0..self.cands.len())
+            .filter(|i| self.state[*i] == State::Undecided && self.cands[*i].cost <= left + 1e-9)
+            .map(|i| (self.gain(i), self.cands[i].cost, i))
+            .filter(|(g, _, _)| *g > 0.0)
+            .collect();
+        items.sort_by(|a, b| ratio(b.0, b.1).total_cmp(&ratio(a.0, a.1)).then(a.2.cmp(&b.2)));
+        let mut bound = reached;
+        let mut room = left;
+        for &(g, c, _) in &items {
+            if c <= room {
+                bound += g;
+                room -= c;
+            } else {
+                if c > 0.0 && room > 0.0 {
+                    bound += g * room / c;
+                }
+                break;
+            }
+        }
+        if bound <= self.best_value + 1e-9 || items.is_empty() {
+            return;
+        }
+        if self.stopped || depth > 10_000 || (self.nodes % 64 == 1 && Instant::now() >= self.deadline) {
+            self.stopped = true;
+            self.open_bound = self.open_bound.max(bound);
+            return;
+        }
+        let (_, c, i) = items[0];
+        let added = self.include(i);
+        self.node(spent + c, reached + added, depth + 1);
+        self.exclude_again(i);
+        self.state[i] = State::Out;
+        self.node(spent, reached, depth + 1);
+        self.state[i] = State::Undecided;
+    }
 }
