@@ -150,20 +150,52 @@ fn bound_at(cands: &[Candidate], w: &[f64], s: &[usize], capacity: f64, allowed:
         .filter(|(g, _)| *g > 0.0)
         .collect();
     items.sort_by(|a, b| ratio(b.0, b.1).total_cmp(&ratio(a.0, a.1)));
-    let mut left = capacity;
-    let mut extra = 0.0;
-    for (g, c) in items {
-        if c <= left {
-            extra += g;
-            left -= c;
+    f + knapsack(&items, capacity, |_, _| {})
+}
+
+/// The fractional knapsack of `(value, cost, ..)` items, already sorted by value per cost, within
+/// `capacity`: its value, with `take(item, fraction)` told of every item it uses.
+fn knapsack<T: KnapsackItem>(items: &[T], capacity: f64, mut take: impl FnMut(&T, f64)) -> f64 {
+    let mut room = capacity;
+    let mut total = 0.0;
+    for item in items {
+        let (v, c) = (item.value(), item.cost());
+        if c <= room {
+            total += v;
+            room -= c;
+            take(item, 1.0);
         } else {
-            if c > 0.0 && left > 0.0 {
-                extra += g * left / c;
+            if c > 0.0 && room > 0.0 {
+                total += v * room / c;
+                take(item, room / c);
             }
             break;
         }
     }
-    f + extra
+    total
+}
+
+trait KnapsackItem {
+    fn value(&self) -> f64;
+    fn cost(&self) -> f64;
+}
+
+impl KnapsackItem for (f64, f64) {
+    fn value(&self) -> f64 {
+        self.0
+    }
+    fn cost(&self) -> f64 {
+        self.1
+    }
+}
+
+impl KnapsackItem for (f64, f64, usize) {
+    fn value(&self) -> f64 {
+        self.0
+    }
+    fn cost(&self) -> f64 {
+        self.1
+    }
 }
 
 /// Greedy plan and its submodular bound, within `budget`, forcing `must` (already checked
@@ -315,21 +347,7 @@ fn lagrangian_bound(
             .collect();
         items.sort_by(|a, b| ratio(b.0, b.1).total_cmp(&ratio(a.0, a.1)));
         let mut x = vec![0.0; cands.len()];
-        let mut room = capacity;
-        let mut knap = 0.0;
-        for &(v, c, i) in &items {
-            if c <= room {
-                x[i] = 1.0;
-                knap += v;
-                room -= c;
-            } else {
-                if c > 0.0 && room > 0.0 {
-                    x[i] = room / c;
-                    knap += v * x[i];
-                }
-                break;
-            }
-        }
+        let knap = knapsack(&items, capacity, |item, fraction| x[item.2] = fraction);
         // A prospect with no site that could reach it adds nothing (lambda stays 0 and so does y).
         let free: f64 =
             (0..w.len()).filter(|p| !fixed[*p] && reach_count[*p] > 0).map(|p| (w[p] - lambda[p]).max(0.0)).sum();
@@ -517,19 +535,7 @@ impl Search<'_> {
             .filter(|(g, _, _)| *g > 0.0)
             .collect();
         items.sort_by(|a, b| ratio(b.0, b.1).total_cmp(&ratio(a.0, a.1)).then(a.2.cmp(&b.2)));
-        let mut bound = reached;
-        let mut room = left;
-        for &(g, c, _) in &items {
-            if c <= room {
-                bound += g;
-                room -= c;
-            } else {
-                if c > 0.0 && room > 0.0 {
-                    bound += g * room / c;
-                }
-                break;
-            }
-        }
+        let bound = reached + knapsack(&items, left, |_, _| {});
         if bound <= self.best_value + 1e-9 || items.is_empty() {
             return;
         }
