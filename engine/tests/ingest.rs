@@ -553,3 +553,26 @@ mod corruption {
         }
     }
 }
+
+#[test]
+fn regression_review_utf8_is_checked_per_field_and_ragged_multiline_rows_do_not_resync() {
+    // Two halves of one UTF-8 character in two fields: the row is rejected, not the file.
+    let (_d, ds) =
+        load(&[("customers.csv", b"customer_id,home_lat,home_lng,note\nA,30.5,114.3,\xC3\nB,30.5,114.3,ok\n")]);
+    let ds = ds.unwrap();
+    assert_accounting(&ds);
+    assert_eq!(accepted_ids(&ds), ["B"]);
+    // A multi-line record with one field too many: its first line is rejected and the line after
+    // it read again (and rejected on its own), so no row after it is swallowed.
+    let text = b"customer_id,home_lat,home_lng,note\nA,30.5,114.3,\"x\ny\",extra\nB,30.5,114.3,ok\n";
+    let (_d, ds) = load(&[("customers.csv", text)]);
+    let ds = ds.unwrap();
+    assert_accounting(&ds);
+    assert_eq!(accepted_ids(&ds), ["B"]);
+    // Two bad optional values in one row are two reports.
+    let (_d, ds) =
+        load(&[("customers.csv", b"customer_id,home_lat,home_lng,budget,desired_area_sqm\nA,30.5,114.3,abc,-5\n")]);
+    let ds = ds.unwrap();
+    let cols: Vec<&str> = ds.nulled.iter().map(|n| n.column.as_str()).collect();
+    assert_eq!(cols, ["budget", "desired_area_sqm"]);
+}

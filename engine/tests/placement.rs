@@ -200,6 +200,7 @@ fn towers_and_cafes_beat_bus_routes_per_yuan() {
         weight: Weight::Count,
         must_include: vec![],
         exclude: vec![],
+        time_limit_s: 2.0,
     };
     let report = cov.plan(&params).unwrap();
     let per = |kind: &str| {
@@ -291,6 +292,7 @@ fn prospects_sharing_places_are_grouped_without_changing_the_answer() {
         weight,
         must_include: vec![],
         exclude: vec![],
+        time_limit_s: 2.0,
     };
     let near = |(lat, lng): (f64, f64), site: (f64, f64)| {
         custmap_engine::spatial::geometry::haversine_m((lng, lat), (site.1, site.0)) <= 100.0
@@ -340,10 +342,31 @@ fn regression_budget_weight_takes_a_buyers_deal_price_when_the_budget_is_missing
         weight: Weight::Budget,
         must_include: vec![],
         exclude: vec![],
+        time_limit_s: 2.0,
     };
     let report = cov.plan(&params).unwrap();
     // P1 weighs their largest signed deal, P2 their budget, P3 nothing (a cancelled deal is no price).
     assert_eq!(report.reach, 3_500_000.0);
     assert_eq!(report.total_weight, 3_500_000.0);
     assert_eq!((report.prospects, report.weight), (3, Weight::Budget));
+}
+
+#[test]
+fn regression_review_a_site_named_twice_in_must_include_counts_once() {
+    let customers = b"customer_id,home_lat,home_lng\nP1,30.5,114.3\n";
+    let sites = b"site_id,kind,cost,lat,lng\nS1,cafe,60,30.5,114.3\n";
+    let dir = crate::common::dataset_dir(&[("customers.csv", customers), ("sites.csv", sites)]);
+    let ds = Dataset::load(dir.path()).unwrap();
+    let cov = Coverage::build(&ds, None, ReachMode::Home, Weight::Count, &Default::default()).unwrap();
+    let params = PlacementParams {
+        budget: 100.0,
+        segment: None,
+        reach: ReachMode::Home,
+        weight: Weight::Count,
+        must_include: vec!["S1".into(), "S1".into()],
+        exclude: vec![],
+        time_limit_s: 2.0,
+    };
+    let report = cov.plan(&params).unwrap();
+    assert_eq!((report.sites.len(), report.cost, report.reach), (1, 60.0, 1.0));
 }

@@ -258,6 +258,9 @@ enum Command {
         /// (e.g. office_lobby=150,cafe=300).
         #[arg(long, value_delimiter = ',')]
         reach_m: Vec<String>,
+        /// Seconds the solver may search before reporting its best plan with a certified gap.
+        #[arg(long, default_value_t = custmap_engine::analytics::placement::DEFAULT_TIME_LIMIT_S)]
+        time_limit: f64,
         /// For .png/.svg: the plan on a map of the target prospects (map) or reach versus budget (curve).
         #[arg(long, value_enum, default_value = "map")]
         plot: PlotArg,
@@ -549,6 +552,7 @@ fn run(command: Command) -> Result<(), Error> {
             exclude,
             compare_kinds,
             reach_m,
+            time_limit,
             plot,
             out,
         } => {
@@ -567,6 +571,7 @@ fn run(command: Command) -> Result<(), Error> {
                 },
                 must_include,
                 exclude,
+                time_limit_s: time_limit,
             };
             let radii = parse_radii(&reach_m)?;
             run_placement(&dir, &params, &radii, compare_kinds, plot, &out)

@@ -540,6 +540,9 @@ fn regression_usage_errors_name_the_argument() {
     let out = out_path(&tmp, "plan.json");
     let o = custmap(&["placement", city().to_str().unwrap(), "--budget", "-5", "--out", out.to_str().unwrap()]);
     assert_user_error(&o, "budget must be a number >= 0, got -5");
+    let args =
+        ["placement", city().to_str().unwrap(), "--budget", "5", "--time-limit", "0", "--out", out.to_str().unwrap()];
+    assert_user_error(&custmap(&args), "time limit must be more than 0");
     let o = custmap(&["--tz", "Asia/Shanghai", "validate", city().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("named zones are not supported"), "{}", stderr(&o));

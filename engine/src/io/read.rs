@@ -338,7 +338,7 @@ fn opens_unclosed_quote(raw: &[u8]) -> bool {
 fn scan_records(path: &Path, bytes: &[u8]) -> Result<Scan> {
     let mut reader = reader_at(bytes, true);
     let header = reader.byte_headers().map_err(|e| schema_error(path, format!("unreadable header ({e})")))?.clone();
-    if std::str::from_utf8(header.as_slice()).is_err() {
+    if header.iter().any(|f| std::str::from_utf8(f).is_err()) {
         return Err(schema_error(path, "header is not valid UTF-8"));
     }
     let header_len = header.len();
@@ -397,6 +397,10 @@ fn scan_records(path: &Path, bytes: &[u8]) -> Result<Scan> {
         let multi_line = body.iter().any(|&b| b == b'\n' || b == b'\r');
         let odd_quotes = body.iter().filter(|&&b| b == b'"').count() % 2 == 1;
         let reject = |reason: String| EarlyReject { row, line, reason, value: first_line_text(raw) };
+        // A multi-line record that is ragged or leaves a quote open is most likely a quote that
+        // was never closed and swallowed the lines after it (a legitimate multi-line field with a
+        // wrong field count is rarer): its first line is rejected and the rest read again as
+        // rows, so the lines it swallowed are not lost.
         if careful && multi_line && (record.len() != header_len || odd_quotes) {
             // A quote opened and not closed swallowed the lines after it: reject the line it
             // opened on and read on from the next line.
@@ -408,7 +412,7 @@ fn scan_records(path: &Path, bytes: &[u8]) -> Result<Scan> {
         }
         if record.len() != header_len {
             scan.rejects.push(reject(format!("row has {} fields, header has {header_len}", record.len())));
-        } else if std::str::from_utf8(record.as_slice()).is_err() {
+        } else if record.iter().any(|f| std::str::from_utf8(f).is_err()) {
             scan.rejects.push(reject("invalid UTF-8 bytes".into()));
         } else if careful && opens_unclosed_quote(body) {
             scan.rejects.push(reject("broken quoting: a quote opened on this line is not closed".into()));

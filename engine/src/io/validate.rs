@@ -462,15 +462,24 @@ fn null_soft_values(table: Table, lf: LazyFrame, soft: &[Rule]) -> Result<(LazyF
         return Ok((lf, Vec::new()));
     }
     let frame = lf.collect()?;
-    let (_, mut nulled) = apply_rules(table, frame.clone().lazy(), soft)?;
-    if nulled.is_empty() {
-        return Ok((frame.lazy(), nulled));
-    }
     let mut columns: Vec<&str> = Vec::new();
     for r in soft {
         if !columns.contains(&r.column.as_str()) {
             columns.push(&r.column);
         }
+    }
+    // One report per bad value: a row with a bad budget and a bad area gets two.
+    let mut nulled = Vec::new();
+    for c in &columns {
+        let of_column: Vec<Rule> = soft
+            .iter()
+            .filter(|r| r.column == *c)
+            .map(|r| Rule { column: r.column.clone(), reason: r.reason.clone(), bad: r.bad.clone() })
+            .collect();
+        nulled.extend(apply_rules(table, frame.clone().lazy(), &of_column)?.1);
+    }
+    if nulled.is_empty() {
+        return Ok((frame.lazy(), nulled));
     }
     let schema = frame.schema().clone();
     let masks: Vec<Expr> = columns

@@ -55,6 +55,9 @@ pub struct PlacementRequest {
     format: Option<String>,
     /// For png/svg: `map` (default: the plan over the target prospects) or `curve` (reach versus budget).
     plot: Option<String>,
+    /// Seconds the solver may search before reporting its best plan with a certified gap
+    /// (default 2; at most 600).
+    time_limit_s: Option<f64>,
 }
 
 /// Which sites to buy for a budget: the plan, the reach split, overlaps, the optimality gap and
@@ -116,6 +119,7 @@ async fn placement(
         weight,
         must_include: req.must_include,
         exclude: req.exclude,
+        time_limit_s: req.time_limit_s.unwrap_or(custmap_engine::analytics::placement::DEFAULT_TIME_LIMIT_S),
     };
     params.check()?;
     let key = format!("placement {params:?} {:?} {:?} {image:?} {curve}", req.kinds, req.reach_m);

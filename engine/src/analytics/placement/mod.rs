@@ -17,7 +17,7 @@ use crate::analytics::segment::Segment;
 use crate::error::{Error, Result};
 use crate::io::Dataset;
 use crate::spatial::geometry::{parse_site_wkt, SiteGeometry};
-use optimize::{optimize, optimize_within, Candidate, SIDE_TIME_LIMIT};
+use optimize::{optimize_within, Candidate, SIDE_TIME_LIMIT};
 pub use reach::ReachMode;
 use reach::{coverage, Anchor, Prospect};
 
@@ -59,14 +59,31 @@ pub struct PlacementParams {
     pub weight: Weight,
     pub must_include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Seconds the solver may search for the plan before it reports the best found with its
+    /// certified gap (each baseline and curve point gets an eighth of it, at most 0.25 s).
+    pub time_limit_s: f64,
 }
+
+/// The solver's default time limit for a plan, seconds.
+pub const DEFAULT_TIME_LIMIT_S: f64 = 2.0;
 
 impl PlacementParams {
     pub fn check(&self) -> Result<()> {
         if !self.budget.is_finite() || self.budget < 0.0 {
             return Err(Error::bad_input(format!("budget must be a number >= 0, got {}", self.budget)));
         }
+        if !(self.time_limit_s.is_finite() && self.time_limit_s > 0.0 && self.time_limit_s <= 600.0) {
+            return Err(Error::bad_input(format!(
+                "time limit must be more than 0 and at most 600 seconds, got {}",
+                self.time_limit_s
+            )));
+        }
         Ok(())
+    }
+
+    fn limits(&self) -> (std::time::Duration, std::time::Duration) {
+        let main = std::time::Duration::from_secs_f64(self.time_limit_s);
+        (main, (main / 8).min(SIDE_TIME_LIMIT))
     }
 }
 
@@ -209,7 +226,9 @@ impl Coverage {
     /// Plans one budget.
     pub fn plan(&self, params: &PlacementParams) -> Result<PlacementReport> {
         params.check()?;
-        let must = self.index(&params.must_include, "--must-include")?;
+        let mut must = self.index(&params.must_include, "--must-include")?;
+        must.sort_unstable();
+        must.dedup();
         let excluded = self.index(&params.exclude, "--exclude")?;
         if let Some(i) = must.iter().find(|i| excluded.contains(i)) {
             return Err(Error::bad_input(format!("site '{}' is both must-include and excluded", self.site_ids[*i])));
@@ -219,7 +238,8 @@ impl Coverage {
             return Err(Error::bad_input(format!("must-include sites cost {must_cost} > budget {}", params.budget)));
         }
         let allowed: Vec<bool> = (0..self.candidates.len()).map(|i| !excluded.contains(&i)).collect();
-        let plan = optimize(&self.candidates, &self.weights, params.budget, &must, &allowed);
+        let (limit, side) = params.limits();
+        let plan = optimize_within(&self.candidates, &self.weights, params.budget, &must, &allowed, limit);
         let kinds: Vec<String> = {
             let mut k = self.kinds.clone();
             k.sort();
@@ -231,7 +251,7 @@ impl Coverage {
             .map(|kind| {
                 let only: Vec<bool> =
                     (0..self.candidates.len()).map(|i| allowed[i] && &self.kinds[i] == kind).collect();
-                let p = optimize_within(&self.candidates, &self.weights, params.budget, &[], &only, SIDE_TIME_LIMIT);
+                let p = optimize_within(&self.candidates, &self.weights, params.budget, &[], &only, side);
                 Baseline {
                     kind: kind.clone(),
                     sites: p.chosen.len(),
@@ -246,7 +266,7 @@ impl Coverage {
                 let b = params.budget * f64::from(t) / 10.0;
                 let ok = must_cost <= b + 1e-9;
                 let must = if ok { &must[..] } else { &[] };
-                let p = optimize_within(&self.candidates, &self.weights, b, must, &allowed, SIDE_TIME_LIMIT);
+                let p = optimize_within(&self.candidates, &self.weights, b, must, &allowed, side);
                 CurvePoint { budget: b, reach: p.reach, upper_bound: p.upper_bound }
             })
             .collect();

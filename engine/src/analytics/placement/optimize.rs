@@ -539,7 +539,7 @@ impl Search<'_> {
         if bound <= self.best_value + 1e-9 || items.is_empty() {
             return;
         }
-        if self.stopped || depth > 10_000 || (self.nodes % 64 == 1 && Instant::now() >= self.deadline) {
+        if self.stopped || depth > 2_000 || (self.nodes % 64 == 1 && Instant::now() >= self.deadline) {
             self.stopped = true;
             self.open_bound = self.open_bound.max(bound);
             return;
