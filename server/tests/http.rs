@@ -18,13 +18,19 @@ pub fn analyst_state(datasets: Vec<Dataset>, config: custmap::http::Config) -> A
     AppState::with(custmap::http::Registry::in_memory(datasets), config)
 }
 
+/// A demo city of `customers` generated into `DIR/city` of a fresh temporary directory.
+pub fn demo_city(customers: u64, seed: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let city = dir.path().join("city");
+    generate(&city, &DemoParams { customers, seed, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    (dir, city)
+}
+
 fn state() -> AppState {
     static STATE: OnceLock<(tempfile::TempDir, AppState)> = OnceLock::new();
     STATE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let city = dir.path().join("city");
-            generate(&city, &DemoParams { customers: 3_000, seed: 3, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+            let (dir, city) = demo_city(3_000, 3);
             let ds = Dataset::load(&city).unwrap();
             (dir, analyst_state(vec![ds], custmap::http::Config::default()))
         })

@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use custmap::http::{app, AppState, Config, Registry};
-use custmap_engine::demo::{generate, DemoFormat, DemoParams};
 use custmap_engine::spatial::h3;
 use custmap_engine::spatial::Res;
 use custmap_engine::Dataset;
@@ -26,9 +25,7 @@ fn state() -> AppState {
     static STATE: OnceLock<(tempfile::TempDir, AppState)> = OnceLock::new();
     STATE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let city = dir.path().join("city");
-            generate(&city, &DemoParams { customers: 3_000, seed: 8, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+            let (dir, city) = crate::http::demo_city(3_000, 8);
             // The victim: one row appended to the customers, every known column filled by name.
             let path = city.join("customers.csv");
             let text = std::fs::read_to_string(&path).unwrap();
