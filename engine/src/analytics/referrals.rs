@@ -399,6 +399,30 @@ mod tests {
     }
 
     #[test]
+    fn regression_floor_withholds_sums_over_fewer_than_k_buyers() {
+        // A channel of 10 root customers of whom 2 bought, with 6 referred customers of whom 1
+        // bought: an analyst must not read the 2 buyers' revenue nor the 1 referred buyer's.
+        let t = df!(
+            "channel" => ["web", "tv"],
+            "customers" => [10u64, 3],
+            "buyers" => [2u64, 0],
+            "revenue" => [5e6, 0.0],
+            "referred_customers" => [6u64, 0],
+            "referred_buyers" => [1u64, 0],
+            "referred_revenue" => [3e6, 0.0],
+            "multiplier" => [Some(1.6), None],
+        )
+        .unwrap();
+        let (out, dropped, withheld) = floor_rows(t, "customers", 5).unwrap();
+        assert_eq!((out.height(), dropped, withheld), (1, 1, 1));
+        for c in ["buyers", "revenue", "referred_buyers", "referred_revenue", "multiplier"] {
+            assert_eq!(out.column(c).unwrap().null_count(), 1, "{c} should be withheld");
+        }
+        // Six referred customers are at least k: their count stands.
+        assert_eq!(out.column("referred_customers").unwrap().u64().unwrap().get(0), Some(6));
+    }
+
+    #[test]
     fn a_long_chain_does_not_recurse() {
         let n = 200_000u32;
         let f = forest((0..n).map(|i| i.checked_sub(1)).collect());
@@ -454,10 +478,8 @@ pub fn referrals(ds: &Dataset, params: &ReferralsParams) -> Result<ReferralsResu
     let k = u64::from(params.k.get());
     let (table, dropped, withheld) = match params.by {
         ReferralsBy::Referrer => (by_referrer(&forest)?, 0, 0),
-        ReferralsBy::Channel => floor_rows(by_channel(&forest)?, "customers", "referred_customers", k)?,
-        ReferralsBy::Cell => {
-            floor_rows(by_cell(ds, &forest, params.res, params.location)?, "advocates", "referred_buyers", k)?
-        }
+        ReferralsBy::Channel => floor_rows(by_channel(&forest)?, "customers", k)?,
+        ReferralsBy::Cell => floor_rows(by_cell(ds, &forest, params.res, params.location)?, "advocates", k)?,
     };
     Ok(ReferralsResult { by: params.by, table, summary, problems: forest.problems, dropped, withheld })
 }
@@ -465,7 +487,8 @@ pub fn referrals(ds: &Dataset, params: &ReferralsParams) -> Result<ReferralsResu
 /// One row per H3 cell where advocates live (`location` home) or work: `hex_id, advocates,
 /// referred_customers, referred_buyers, referred_revenue` (their direct referrals),
 /// `chain_customers, chain_revenue` (everyone below them). Advocates without that place are left
-/// out. Sorted by referred customers.
+/// out. Sorted by referred customers. Also `chain_buyers`, the count the floor needs for
+/// `chain_revenue`.
 pub fn by_cell(
     ds: &Dataset,
     f: &Forest,
@@ -482,7 +505,7 @@ pub fn by_cell(
     let lng = ds.customers.column(lng)?.f64()?;
     let chains = f.chains();
     let kids = f.children();
-    let mut cells: HashMap<u64, [f64; 6]> = HashMap::new();
+    let mut cells: HashMap<u64, [f64; 7]> = HashMap::new();
     for (i, c) in chains.iter().enumerate().filter(|(_, c)| c.direct_referrals > 0) {
         let (Some(a), Some(b)) = (lat.get(i), lng.get(i)) else { continue };
         let Some(cell) = crate::spatial::h3::cell(a, b, res) else { continue };
@@ -494,8 +517,9 @@ pub fn by_cell(
         e[3] += direct_revenue;
         e[4] += c.chain_customers as f64;
         e[5] += c.chain_revenue;
+        e[6] += c.chain_buyers as f64;
     }
-    let mut rows: Vec<(u64, [f64; 6])> = cells.into_iter().collect();
+    let mut rows: Vec<(u64, [f64; 7])> = cells.into_iter().collect();
     rows.sort_by(|a, b| b.1[1].total_cmp(&a.1[1]).then(a.0.cmp(&b.0)));
     let count = |j: usize| rows.iter().map(|r| r.1[j] as u64).collect::<Vec<u64>>();
     let sum = |j: usize| rows.iter().map(|r| r.1[j]).collect::<Vec<f64>>();
@@ -508,26 +532,43 @@ pub fn by_cell(
             Column::new("referred_buyers".into(), count(2)),
             Column::new("referred_revenue".into(), sum(3)),
             Column::new("chain_customers".into(), count(4)),
+            Column::new("chain_buyers".into(), count(6)),
             Column::new("chain_revenue".into(), sum(5)),
         ],
     )?)
 }
 
-/// Drops rows whose `people` column is under `k`, and withholds the referred figures of rows
-/// whose `small` column is 1 to k-1.
-fn floor_rows(table: DataFrame, people: &str, small: &str, k: u64) -> Result<(DataFrame, usize, usize)> {
+/// Privacy floor of channel and cell rows, the heatmap's rule: a row of fewer than `k` people
+/// (`people`) is dropped; in a kept row, every count of 1 to k-1 people is withheld (null) with the
+/// figures that sum over those people, so no figure covers fewer than `k` customers. Returns the
+/// rows dropped and the rows with a figure withheld.
+fn floor_rows(table: DataFrame, people: &str, k: u64) -> Result<(DataFrame, usize, usize)> {
+    // (count, the figures it covers); groups whose columns a table lacks are skipped.
+    const GROUPS: [(&str, &[&str]); 4] = [
+        ("buyers", &["buyers", "revenue", "multiplier"]),
+        ("referred_customers", &["referred_customers", "referred_buyers", "referred_revenue", "multiplier"]),
+        ("referred_buyers", &["referred_buyers", "referred_revenue", "multiplier"]),
+        ("chain_buyers", &["chain_buyers", "chain_revenue"]),
+    ];
     let keep = table.column(people)?.u64()?.iter().map(|c| c.unwrap_or(0) >= k).collect::<BooleanChunked>();
     let dropped = table.height() - keep.sum().unwrap_or(0) as usize;
     let kept = table.filter(&keep)?;
-    let withheld = kept.column(small)?.u64()?.iter().filter(|r| r.is_some_and(|r| r > 0 && r < k)).count();
-    let under = col(small).gt(lit(0u64)).and(col(small).lt(lit(k)));
-    let figures: Vec<&str> =
-        ["referred_customers", "referred_buyers", "referred_revenue", "multiplier", "chain_revenue"]
-            .into_iter()
-            .filter(|c| kept.column(c).is_ok() && (*c != "referred_customers" || small == "referred_customers"))
-            .collect();
-    let nulled: Vec<Expr> =
-        figures.iter().map(|c| when(under.clone()).then(lit(NULL)).otherwise(col(*c)).alias(*c)).collect();
+    let small = |c: &str| col(c).gt(lit(0u64)).and(col(c).lt(lit(k)));
+    let groups: Vec<(&str, &[&str])> = GROUPS.into_iter().filter(|(c, _)| kept.column(c).is_ok()).collect();
+    let any_small = groups.iter().fold(lit(false), |acc, (c, _)| acc.or(small(c)));
+    let withheld = kept.clone().lazy().select([any_small.alias("w")]).collect()?.column("w")?.bool()?.sum();
+    let mut figures: Vec<&str> = groups.iter().flat_map(|(_, f)| f.iter().copied()).collect();
+    figures.sort_unstable();
+    figures.dedup();
+    let nulled: Vec<Expr> = figures
+        .iter()
+        .filter(|f| kept.column(f).is_ok())
+        .map(|f| {
+            let covering =
+                groups.iter().filter(|(_, fs)| fs.contains(f)).fold(lit(false), |acc, (c, _)| acc.or(small(c)));
+            when(covering).then(lit(NULL)).otherwise(col(*f)).alias(*f)
+        })
+        .collect();
     let out = kept.lazy().with_columns(nulled).collect()?;
-    Ok((out, dropped, withheld))
+    Ok((out, dropped, withheld.unwrap_or(0) as usize))
 }

@@ -251,7 +251,6 @@ pub fn read_csv_bytes(path: &Path, bytes: Vec<u8>) -> Result<RawTable> {
         )));
     }
     frame.with_column(Column::new(ROW.into(), scan.good_rows))?;
-    check_header(path, &frame)?;
     Ok(RawTable { path: path.into(), frame, read: scan.records, early_rejects: scan.rejects, lines: scan.lines })
 }
 
@@ -260,19 +259,6 @@ fn strip_bom(mut bytes: Vec<u8>) -> Vec<u8> {
         bytes.drain(..3);
     }
     bytes
-}
-
-fn check_header(path: &Path, frame: &DataFrame) -> Result<()> {
-    let mut seen = std::collections::HashSet::new();
-    for name in frame.get_column_names() {
-        if name.is_empty() {
-            return Err(schema_error(path, "header has an empty column name"));
-        }
-        if !seen.insert(name.as_str()) {
-            return Err(schema_error(path, format!("header names column '{name}' twice")));
-        }
-    }
-    Ok(())
 }
 
 struct Scan {
