@@ -576,3 +576,24 @@ fn regression_review_utf8_is_checked_per_field_and_ragged_multiline_rows_do_not_
     let cols: Vec<&str> = ds.nulled.iter().map(|n| n.column.as_str()).collect();
     assert_eq!(cols, ["budget", "desired_area_sqm"]);
 }
+
+#[test]
+fn measure_table_counts_rows_without_decoding() {
+    use custmap_engine::io::read::{measure_table, TableFormat};
+    let dir = dataset_dir(&[]);
+    // A quoted field spanning two lines is one record; the long field's record starts on line 3.
+    let csv = dir.path().join("t.csv");
+    let long = "x".repeat(5000);
+    std::fs::write(&csv, format!("a,b,c\n1,\"two\nlines\",3\n4,{long},6\n7,8,9\n")).unwrap();
+    let shape = measure_table(&csv, TableFormat::Csv, u64::MAX, usize::MAX).unwrap();
+    assert_eq!((shape.rows, shape.columns, shape.longest_field, shape.longest_field_line), (3, 3, 5000, 4));
+    // Stops at the first field over the limit, having read two records.
+    let early = measure_table(&csv, TableFormat::Csv, u64::MAX, 100).unwrap();
+    assert_eq!((early.rows, early.longest_field), (2, 5000));
+
+    let mut df = df!("customer_id" => ["A", "B", "C", "D"], "budget" => [1i64, 2, 3, 4]).unwrap();
+    let pq = dir.path().join("t.parquet");
+    ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
+    let shape = measure_table(&pq, TableFormat::Parquet, 0, 0).unwrap();
+    assert_eq!((shape.rows, shape.columns, shape.longest_field), (4, 2, 0));
+}

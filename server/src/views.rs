@@ -248,7 +248,7 @@ pub fn referrals_chart(result: &custmap_engine::analytics::referrals::ReferralsR
     Ok(match result.by {
         ReferralsBy::Channel => Chart {
             title: "Referral multiplier by acquisition channel".into(),
-            subtitle: "(own revenue + revenue of everyone their customers referred) / own revenue".into(),
+            subtitle: "(own revenue + revenue of everyone their customers referred) / own revenue; n/a = withheld, too few referred buyers".into(),
             y_label: "multiplier".into(),
             categories: strings(t, "channel")?,
             series: vec![Series { name: "multiplier".into(), values: floats(t, "multiplier")? }],

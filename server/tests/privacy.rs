@@ -182,7 +182,7 @@ async fn exact_routes_need_a_token_and_metadata_names_no_one() {
     for uri in ["/api/v1/datasets/city/attribution", "/api/v1/datasets/city/funnel", "/api/v1/datasets/city/referrals"]
     {
         let (s, doc) = call(uri, None).await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "{uri}: {doc}");
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}: {doc}");
         let (s, doc) = call(uri, Some(ANALYST)).await;
         assert_eq!(s, StatusCode::OK, "{uri}: {doc}");
     }
@@ -193,7 +193,9 @@ async fn exact_routes_need_a_token_and_metadata_names_no_one() {
         }
         req.body(Body::from(r#"{"budget": 200000}"#)).unwrap()
     };
-    assert_eq!(app(state()).oneshot(post(None)).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let refused = app(state()).oneshot(post(None)).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
     // The scheme is case-insensitive; the admin token reads what an analyst may.
     assert_eq!(app(state()).oneshot(post(Some(ANALYST))).await.unwrap().status(), StatusCode::OK);
     assert_eq!(app(state()).oneshot(post(Some(ADMIN))).await.unwrap().status(), StatusCode::OK);

@@ -304,3 +304,51 @@ async fn uploads_are_bounded_by_size_not_by_the_request_deadline() {
     let (s, doc) = call(&state, upload_request(city_form("slow-link"), Some(TOKEN))).await;
     assert_eq!(s, StatusCode::CREATED, "{doc}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_parquet_bomb_is_refused_before_decoding() {
+    use polars::prelude::*;
+    // A million rows of one repeated value: a few KiB of Parquet that would decode to many MiB.
+    let n = 1_000_000usize;
+    let mut df =
+        df!("customer_id" => vec!["C1"; n], "home_lat" => vec![30.5f64; n], "home_lng" => vec![114.3f64; n]).unwrap();
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(&mut df).unwrap();
+    assert!(bytes.len() < 200_000, "the bomb is small: {} bytes", bytes.len());
+    let dir = tempfile::tempdir().unwrap();
+    let state = server(dir.path(), Config { max_upload_rows: 10_000, ..with_token() });
+    let (s, doc) =
+        call(&state, upload_request(form("bomb", &[("customers", "customers.parquet", &bytes)]), Some(TOKEN))).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{doc}");
+    let detail = doc["detail"].as_str().unwrap();
+    assert!(detail.contains("counted before decoding") && detail.contains("customers.parquet"), "{detail}");
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_huge_csv_fields_and_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = server(dir.path(), with_token());
+    // One 2 MiB field on line 3.
+    let csv =
+        format!("customer_id,home_lat,home_lng,district\nC1,30.5,114.3,a\nC2,30.5,114.3,{}\n", "d".repeat(2 << 20));
+    let (s, doc) =
+        call(&state, upload_request(form("wide", &[("customers", "customers.csv", csv.as_bytes())]), Some(TOKEN)))
+            .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{doc}");
+    let detail = doc["detail"].as_str().unwrap();
+    assert!(detail.contains("customers.csv line 3"), "{detail}");
+    // A header of 5,000 columns.
+    let header: Vec<String> = (0..5000).map(|i| format!("c{i}")).collect();
+    let csv = format!("customer_id,{}\n", header.join(","));
+    let (s, doc) =
+        call(&state, upload_request(form("cols", &[("customers", "customers.csv", csv.as_bytes())]), Some(TOKEN)))
+            .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{doc}");
+    assert!(doc["detail"].as_str().unwrap().contains("5001 columns"), "{doc}");
+    // A name field of 100 KiB is never buffered whole, nor echoed.
+    let (s, doc) = call(&state, upload_request(city_form(&"n".repeat(100_000)), Some(TOKEN))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{doc}");
+    assert!(doc["detail"].as_str().unwrap().len() < 200, "{doc}");
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+}

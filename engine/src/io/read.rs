@@ -108,6 +108,69 @@ pub fn read_table(path: &Path, format: TableFormat) -> Result<RawTable> {
     }
 }
 
+/// A table file's size, measured without decoding it (see [`measure_table`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableShape {
+    /// Data rows (CSV: records after the header; Parquet: from the footer).
+    pub rows: u64,
+    /// Columns of the header or schema.
+    pub columns: usize,
+    /// Bytes of the longest CSV field seen (0 for Parquet), and the line its record starts on.
+    pub longest_field: usize,
+    pub longest_field_line: u64,
+}
+
+/// Measures a table before it is read, so a server can refuse a decompression bomb or a
+/// pathological CSV before polars materialises it. Parquet: row and column counts from the
+/// footer, nothing decoded. CSV: one streaming pass with the `csv` crate (quote-aware) that keeps
+/// only the current record, stopping early once `rows` passes `stop_rows` or a field passes
+/// `stop_field` bytes (the figures then say how far it got).
+pub fn measure_table(path: &Path, format: TableFormat, stop_rows: u64, stop_field: usize) -> Result<TableShape> {
+    let open = || fs::File::open(path).map_err(|source| Error::Read { path: path.into(), source });
+    match format {
+        TableFormat::Parquet => {
+            let mut reader = ParquetReader::new(open()?);
+            let columns =
+                reader.schema().map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?.len();
+            let rows =
+                reader.num_rows().map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?;
+            Ok(TableShape { rows: rows as u64, columns, ..TableShape::default() })
+        }
+        TableFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(std::io::BufReader::new(open()?));
+            let mut record = csv::ByteRecord::new();
+            let mut shape = TableShape::default();
+            let mut first = true;
+            loop {
+                match reader.read_byte_record(&mut record) {
+                    Ok(false) => break,
+                    Ok(true) => {}
+                    Err(e) => return Err(schema_error(path, format!("unreadable CSV ({e})"))),
+                }
+                if first {
+                    shape.columns = record.len();
+                    first = false;
+                } else {
+                    shape.rows += 1;
+                }
+                if let Some(longest) = record.iter().map(<[u8]>::len).max() {
+                    if longest > shape.longest_field {
+                        shape.longest_field = longest;
+                        shape.longest_field_line = record.position().map_or(0, csv::Position::line);
+                    }
+                }
+                if shape.rows > stop_rows || shape.longest_field > stop_field {
+                    break;
+                }
+            }
+            Ok(shape)
+        }
+    }
+}
+
 fn schema_error(path: &Path, message: impl Into<String>) -> Error {
     Error::Schema { path: path.into(), message: message.into() }
 }

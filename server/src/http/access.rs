@@ -40,17 +40,32 @@ pub fn access(headers: &HeaderMap, config: &Config) -> Result<Access, ApiError> 
     Err(unauthorized())
 }
 
-/// Refuses a public caller a route that needs exact figures.
+/// Refuses a public caller a route that needs exact figures: 401 (credentials missing, with
+/// `WWW-Authenticate: Bearer`), as RFC 9110 has it.
 pub fn require_exact(access: Access, what: &str) -> Result<(), ApiError> {
     if access.exact() {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+            StatusCode::UNAUTHORIZED,
             format!(
                 "{what} needs an analyst token (Authorization: Bearer <token>); without one this server \
                  serves only the public, differentially private heatmaps"
             ),
         ))
+    }
+}
+
+/// The largest `k` a request may ask for (a floor above any cell's population only empties the
+/// answer; beyond this it is a mistake, named).
+pub const MAX_K: u32 = 1000;
+
+/// A requested floor within `1..=MAX_K` (the server's own floor is applied after, by the policy).
+pub fn requested_k(k: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match k {
+        Some(k) if !(1..=MAX_K).contains(&k) => {
+            Err(ApiError::bad_request(format!("k = {k}: a floor is a whole number from 1 to {MAX_K}")))
+        }
+        other => Ok(other),
     }
 }

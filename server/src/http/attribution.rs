@@ -40,6 +40,7 @@ pub struct AttributionQuery {
     /// `json` (default), `csv`, `arrow`, or a chart as `png` / `svg`.
     format: Option<String>,
     /// For png/svg: `roi` (default for one model), `compare` (default for several) or `monthly`.
+    #[param(inline)]
     chart: Option<ChartChoice>,
 }
 
@@ -87,8 +88,7 @@ pub(super) fn is_image(format: OutputFormat) -> bool {
             content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.arrow.file"),
                     (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
         (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "needs an analyst token (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no analyst token, or an unknown one (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
 async fn attribution_route(
     State(state): State<AppState>,
@@ -161,8 +161,7 @@ pub struct FunnelQuery {
             content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.arrow.file"),
                     (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
         (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "needs an analyst token (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no analyst token, or an unknown one (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
 async fn funnel_route(
     State(state): State<AppState>,

@@ -28,7 +28,8 @@ async fn index() -> Response {
 /// The dashboard's script, style sheet and font.
 #[utoipa::path(get, path = "/assets/{file}", tag = "meta",
     params(("file" = String, Path, description = "`app.js`, `app.css` or `custmap-sans.ttf` (the embedded font, for CJK labels)")),
-    responses((status = 200, description = "the asset", body = String),
+    responses((status = 200, description = "the asset",
+                content((String = "text/javascript"), (String = "text/css"), (Vec<u8> = "font/ttf"))),
               (status = 404, description = "no such asset", body = Problem, content_type = "application/problem+json")))]
 async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (ct, body): (&str, &'static [u8]) = match file.as_str() {

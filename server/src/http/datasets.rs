@@ -93,19 +93,49 @@ async fn show_dataset(
               (status = 404, description = "no such dataset, or it has no districts", body = Problem, content_type = "application/problem+json")))]
 async fn districts(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
     let entry = state.registry.entry(&id)?;
-    let d = entry
-        .dataset
-        .districts
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found(format!("dataset '{id}' has no districts")))?;
-    Ok(([(header::CONTENT_TYPE, "application/geo+json")], d.to_geojson().to_string()).into_response())
+    if entry.dataset.districts.is_none() {
+        return Err(ApiError::not_found(format!("dataset '{id}' has no districts")));
+    }
+    // Built once per dataset version, then served from the reply cache.
+    let version = entry.version;
+    super::cached(&state, version, "districts".into(), move || {
+        let d = entry.dataset.districts.as_ref().ok_or_else(|| ApiError::internal("districts vanished"))?;
+        Ok(super::Reply::new("application/geo+json", d.to_geojson().to_string()))
+    })
+    .await
+}
+
+/// The upload form: the dataset's name and one file per table (`.csv` or `.parquet`, by the
+/// file name's extension).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the multipart body; the handler reads it field by field
+struct UploadForm {
+    /// The dataset id: 1-64 characters of a-z, 0-9, `_` and `-`, starting with a letter or digit.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
+    name: String,
+    /// The customers table (required).
+    #[schema(value_type = String, format = Binary)]
+    customers: Vec<u8>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    touchpoints: Option<Vec<u8>>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    deals: Option<Vec<u8>>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    campaigns: Option<Vec<u8>>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    sites: Option<Vec<u8>>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    projects: Option<Vec<u8>>,
+    /// District outlines, `.geojson` (at most 32 MiB).
+    #[schema(value_type = Option<String>, format = Binary)]
+    districts: Option<Vec<u8>>,
 }
 
 /// Upload a dataset: a `multipart/form-data` body with a `name` field and one file per table
 /// (`customers` is required; `touchpoints`, `deals`, `campaigns`, `sites`, `projects` optional),
 /// each `.csv` or `.parquet`, plus an optional `districts` GeoJSON. Needs `Authorization: Bearer`.
 #[utoipa::path(post, path = "/api/v1/datasets", tag = "datasets",
-    request_body(content_type = "multipart/form-data", description = "fields: name, customers, [touchpoints, deals, campaigns, sites, projects, districts]"),
+    request_body(content = UploadForm, content_type = "multipart/form-data", description = "fields: name, customers, [touchpoints, deals, campaigns, sites, projects, districts]"),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "stored; the ingest report (rows read, accepted, rejected per table; rejects by reason)", body = Object),
@@ -141,9 +171,17 @@ async fn upload(
     while let Some(mut field) = form.next_field().await.map_err(|e| form_error(&e, limit))? {
         let field_name = field.name().unwrap_or_default().to_string();
         if field_name == "name" {
-            let text = field.text().await.map_err(|e| form_error(&e, limit))?;
-            received += text.len();
-            name = Some(text.trim().to_string());
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|e| form_error(&e, limit))? {
+                received += chunk.len();
+                text.extend_from_slice(&chunk);
+                if text.len() > MAX_NAME_BYTES {
+                    return Err(ApiError::bad_request(format!(
+                        "field 'name' is over {MAX_NAME_BYTES} bytes; a dataset id is at most 64 characters"
+                    )));
+                }
+            }
+            name = Some(String::from_utf8_lossy(&text).trim().to_string());
             continue;
         }
         let file = file_for(&field_name, field.file_name())?;
@@ -170,6 +208,7 @@ async fn upload(
     let registry = state.registry.clone();
     let entry = blocking(move || {
         let tmp_path = tmp.path().to_path_buf();
+        precheck(&tmp_path, max_rows)?;
         let mut ds = Dataset::load(&tmp_path).map_err(|e| {
             let text = e
                 .to_string()
@@ -212,6 +251,17 @@ async fn upload(
 }
 
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        let off = if state.config.token.is_none() {
+            " (and this server, started without CUSTMAP_TOKEN, takes none)"
+        } else {
+            ""
+        };
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("writes need 'Authorization: Bearer <token>' with this server's admin token{off}"),
+        ));
+    }
     if state.config.token.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -253,6 +303,60 @@ fn file_for(field: &str, file_name: Option<&str>) -> Result<String, ApiError> {
         "csv" | "parquet" => Ok(format!("{}.{ext}", table.name())),
         _ => Err(ApiError::bad_request(format!("field '{field}': the file name must end in .csv or .parquet"))),
     }
+}
+
+/// The longest `name` field read (ids are at most 64 characters; the rest is never buffered).
+const MAX_NAME_BYTES: usize = 256;
+/// Most columns a table file may have (custmap reads a few dozen).
+pub const MAX_COLUMNS: usize = 1_000;
+/// The longest CSV field, in bytes (a detailed bus route's WKT is tens of kilobytes).
+pub const MAX_FIELD_BYTES: usize = 1 << 20;
+/// The largest districts GeoJSON (a city's district outlines are a few MiB at most).
+pub const MAX_DISTRICTS_BYTES: u64 = 32 << 20;
+
+/// Measures every uploaded table before any is decoded: rows (Parquet from the footer, CSV by a
+/// streaming count), columns and the longest CSV field, and the districts file's size. A small
+/// file that would decode to gigabytes is refused here, not after.
+fn precheck(dir: &Path, max_rows: u64) -> Result<(), ApiError> {
+    use custmap_engine::io::read::{find_table_file, measure_table};
+    let over = |text: String| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, text);
+    let mut rows = 0u64;
+    for table in Table::ALL {
+        let Some((path, format)) =
+            find_table_file(dir, table.name()).map_err(|e| ApiError::bad_request(e.to_string()))?
+        else {
+            continue;
+        };
+        let file = path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+        let shape = measure_table(&path, format, max_rows.saturating_sub(rows), MAX_FIELD_BYTES)
+            .map_err(|e| ApiError::bad_request(e.to_string().replace(&dir.display().to_string(), "")))?;
+        rows += shape.rows;
+        if rows > max_rows {
+            return Err(over(format!(
+                "the upload holds more than {max_rows} rows (counted before decoding, {file} included); this server takes at most {max_rows}"
+            )));
+        }
+        if shape.columns > MAX_COLUMNS {
+            return Err(over(format!("{file} has {} columns; the limit is {MAX_COLUMNS}", shape.columns)));
+        }
+        if shape.longest_field > MAX_FIELD_BYTES {
+            return Err(over(format!(
+                "{file} line {} has a field of over {} bytes; the limit is {MAX_FIELD_BYTES}",
+                shape.longest_field_line, shape.longest_field
+            )));
+        }
+    }
+    let districts = dir.join(custmap_engine::io::dataset::DISTRICTS_FILE);
+    if let Ok(meta) = std::fs::metadata(&districts) {
+        if meta.len() > MAX_DISTRICTS_BYTES {
+            return Err(over(format!(
+                "the districts GeoJSON is {} MiB; the limit is {} MiB (simplify the outlines)",
+                meta.len() >> 20,
+                MAX_DISTRICTS_BYTES >> 20
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn too_large(limit: usize) -> ApiError {

@@ -61,8 +61,37 @@ impl ApiError {
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     /// A query string that does not parse (`res=abc`, `k=-1`) is a 400 problem, not plain text.
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
-        let detail: String = e.body_text().chars().take(300).collect();
-        ApiError::bad_request(detail.replace("Failed to deserialize query string: ", "query parameter: "))
+        let text = e.body_text().replace("Failed to deserialize query string: ", "");
+        // serde's words for a number that does not parse, in the API's.
+        let text = text
+            .replace("invalid digit found in string", "expected a whole number in the documented range")
+            .replace("number too large to fit in target type", "the number is out of the documented range");
+        ApiError::bad_request(format!("query parameter {}", bounded(&text, 300)))
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    /// A body that is not the documented JSON: 415 without a JSON content type, else 400 naming
+    /// the field, in API words (never a 422 the document does not list).
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection;
+        if matches!(e, JsonRejection::MissingJsonContentType(_)) {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be JSON (Content-Type: application/json)",
+            );
+        }
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the JSON body is larger than this route takes (2 MiB)",
+            );
+        }
+        let text = e.body_text();
+        let text = text
+            .replace("Failed to deserialize the JSON body into the target type: ", "")
+            .replace("Failed to parse the request body as JSON: ", "not JSON: ");
+        ApiError::bad_request(format!("request body: {text}"))
     }
 }
 
@@ -76,16 +105,33 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The longest `detail` sent: inputs echoed in a message (an id, a value) are cut here, so a
+/// caller can never make the server echo megabytes.
+pub const MAX_DETAIL: usize = 600;
+
+/// `text` cut to at most `max` characters, marked when cut.
+#[must_use]
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}… ({} characters in all)", &text[..at], text.chars().count()),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({
             "type": "about:blank",
             "title": self.status.canonical_reason().unwrap_or("error"),
             "status": self.status.as_u16(),
-            "detail": self.detail,
+            "detail": bounded(&self.detail, MAX_DETAIL),
         });
         let mut res =
             (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"custmap\""));
+        }
         if let Some(s) = self.retry_after {
             res.headers_mut().insert(header::RETRY_AFTER, s.into());
         }

@@ -40,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct HeatmapQuery {
     /// H3 resolution 0-15 (default 8).
+    #[param(minimum = 0, maximum = 15)]
     res: Option<u8>,
     /// `home`, `work` (default) or `both`.
     location: Option<String>,
@@ -50,6 +51,7 @@ pub struct HeatmapQuery {
     /// Privacy floor for analysts: the fewest people any figure of a returned cell may count; it
     /// can only raise the server's floor (`serve --min-k`, default 5). Ignored for the public,
     /// whose figures are differentially private.
+    #[param(minimum = 1, maximum = 1000)]
     k: Option<u32>,
     /// `json` (default), `geojson`, `csv`, `arrow`, `png` or `svg`; or send an Accept header.
     format: Option<String>,
@@ -75,8 +77,9 @@ pub struct HeatmapQuery {
                 (String = "image/svg+xml"))),
         (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "needs an analyst token (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "the public release does not hold this (a segment, another resolution, an unreleased metric): it needs an analyst token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json"),
+        (status = 406, description = "the Accept header names no served type", body = Problem, content_type = "application/problem+json")))]
 async fn heatmap(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -90,7 +93,7 @@ async fn heatmap(
     let location = q.location.as_deref().unwrap_or("work").parse::<Location>()?;
     let format = match q.format.as_deref() {
         Some(name) => parse_format(name)?,
-        None => from_accept(&headers),
+        None => from_accept(&headers)?,
     };
     let metric = q.metric.unwrap_or_else(|| "purchasing_power".into());
     let segment = q.where_.clone().filter(|w| !w.trim().is_empty());
@@ -101,7 +104,13 @@ async fn heatmap(
     if let Some(w) = &segment {
         policy.check_segment(&entry.dataset.customers, w)?;
     }
-    let params = HeatmapParams { res, location, segment, k: policy.floor(q.k)?, ..HeatmapParams::default() };
+    let params = HeatmapParams {
+        res,
+        location,
+        segment,
+        k: policy.floor(super::access::requested_k(q.k)?)?,
+        ..HeatmapParams::default()
+    };
     let key = format!("heatmap {params:?} {format:?} {metric}");
     let version = entry.version;
     let st = state.clone();
@@ -224,19 +233,50 @@ fn parse_format(name: &str) -> Result<OutputFormat, ApiError> {
     }
 }
 
-/// The format an Accept header asks for; JSON when it names none we serve.
-fn from_accept(headers: &HeaderMap) -> OutputFormat {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    [
-        ("application/geo+json", OutputFormat::GeoJson),
-        ("text/csv", OutputFormat::Csv),
-        ("application/vnd.apache.arrow", OutputFormat::Arrow),
-        ("image/png", OutputFormat::Png),
-        ("image/svg+xml", OutputFormat::Svg),
-    ]
-    .into_iter()
-    .find(|(mime, _)| accept.split(',').any(|a| a.trim().starts_with(mime)))
-    .map_or(OutputFormat::Json, |(_, f)| f)
+/// The format an Accept header asks for: the served type of highest `q` (the first listed on a
+/// tie), `*/*` and `application/json` meaning JSON; JSON when there is no header; 406 when the
+/// header lists only types not served or refused (`q=0`).
+fn from_accept(headers: &HeaderMap) -> Result<OutputFormat, ApiError> {
+    let Some(accept) = headers.get(header::ACCEPT) else {
+        return Ok(OutputFormat::Json);
+    };
+    let accept = String::from_utf8_lossy(accept.as_bytes());
+    if accept.trim().is_empty() {
+        return Ok(OutputFormat::Json);
+    }
+    let mut best: Option<(f32, OutputFormat)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let mime = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .find_map(|v| v.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if !(q > 0.0) {
+            continue;
+        }
+        let format = match mime.as_str() {
+            "*/*" | "application/*" | "application/json" => OutputFormat::Json,
+            "application/geo+json" => OutputFormat::GeoJson,
+            "text/csv" | "text/*" => OutputFormat::Csv,
+            m if m.starts_with("application/vnd.apache.arrow") => OutputFormat::Arrow,
+            "image/png" | "image/*" => OutputFormat::Png,
+            "image/svg+xml" => OutputFormat::Svg,
+            _ => continue,
+        };
+        if best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, format));
+        }
+    }
+    best.map(|(_, f)| f).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "Accept '{}' names no type this route serves: application/json, application/geo+json, text/csv, application/vnd.apache.arrow.file, image/png, image/svg+xml",
+                super::error::bounded(&accept, 200)
+            ),
+        )
+    })
 }
 
 /// The base for these parameters: cached, else re-indexed from a cached base at another

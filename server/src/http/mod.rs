@@ -57,6 +57,48 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The answers any route can give from the service's edge ([`edge`], the deadline, the
+/// heavy-work queue), listed on every operation so a client sees every status it can get.
+struct EdgeResponses;
+
+impl Modify for EdgeResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |text: &str| {
+            ResponseBuilder::new()
+                .description(text)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build()
+        };
+        let every = [
+            ("400", "a bad parameter, named"),
+            ("414", "the request target is over 60 KiB"),
+            ("431", "the request headers are over 64 KiB"),
+            (
+                "503",
+                "busy (the heavy-work queue is full) or past the request deadline: retry after `Retry-After` seconds",
+            ),
+        ];
+        let with_body = [
+            ("413", "the body is over the route's limit"),
+            ("415", "the body is not of the documented type, or compressed"),
+        ];
+        for item in doc.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                let has_body = op.request_body.is_some();
+                let statuses = every.iter().chain(with_body.iter().filter(|_| has_body));
+                for (code, text) in statuses {
+                    op.responses.responses.entry((*code).to_string()).or_insert_with(|| problem(text).into());
+                }
+            }
+        }
+    }
+}
+
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
@@ -72,7 +114,9 @@ fn api() -> OpenApiRouter<AppState> {
 /// The OpenAPI 3 document of every route.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    let mut doc = api().split_for_parts().1;
+    EdgeResponses.modify(&mut doc);
+    doc
 }
 
 /// The whole service: routes, request ids, tracing with timings, and the request timeout.
@@ -88,6 +132,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(axum::middleware::from_fn(edge))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -100,6 +145,68 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The longest request target (path and query) served; hyper itself refuses beyond 64 KiB with
+/// an empty 414, so this limit answers first, in words.
+pub const MAX_URI_BYTES: usize = 60 * 1024;
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The edge of the service: requests over the URI or header bounds get 414 / 431, a compressed
+/// body 415 (bodies are not decoded, so a gzip body would otherwise read as garbage), and any
+/// error response not already problem+json (an extractor's, a layer's) is re-shaped into one
+/// with a bounded detail.
+async fn edge(req: Request, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is {uri_len} bytes; the limit is {MAX_URI_BYTES} (send long filters in a POST body where the route takes one)"),
+        )
+        .into_response();
+    }
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request headers are {header_bytes} bytes; the limit is {MAX_HEADER_BYTES}"),
+        )
+        .into_response();
+    }
+    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
+        if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "request bodies are read as sent; Content-Encoding '{}' is not decoded: send the body uncompressed",
+                    String::from_utf8_lossy(enc.as_bytes())
+                ),
+            )
+            .into_response();
+        }
+    }
+    let res = next.run(req).await;
+    if !(res.status().is_client_error() || res.status().is_server_error()) {
+        return res;
+    }
+    let is_problem =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(b) if !b.is_empty() && std::str::from_utf8(&b).is_ok() => String::from_utf8_lossy(&b).into_owned(),
+        _ => parts.status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let mut shaped = ApiError::new(parts.status, text).into_response();
+    for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            shaped.headers_mut().insert(name, v.clone());
+        }
+    }
+    shaped
 }
 
 /// Answers 503 (problem+json) when a request (other than an upload) runs past the configured timeout. Engine work

@@ -70,8 +70,7 @@ pub struct PlacementRequest {
         (status = 200, description = "`{budget, cost, reach, upper_bound, gap, reach_split, sites, overlap, baselines, curve, prospects}`; or a picture",
             content((Object = "application/json"), (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
         (status = 400, description = "a bad field, named", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "needs an analyst token (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no analyst token, or an unknown one (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "the body is not JSON", body = Problem, content_type = "application/problem+json")))]
 async fn placement(
@@ -82,7 +81,7 @@ async fn placement(
 ) -> Result<Response, ApiError> {
     require_exact(access(&headers, &state.config)?, "placement")?;
     let entry = state.registry.entry(&id)?;
-    let Json(req) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let Json(req) = body?;
     if let Some(w) = req.where_.as_deref().filter(|w| !w.trim().is_empty()) {
         state.config.policy.check_segment(&entry.dataset.customers, w)?;
     }

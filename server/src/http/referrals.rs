@@ -50,7 +50,6 @@ pub struct ReferralsQuery {
             content((Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.apache.arrow.file"))),
         (status = 400, description = "a bad parameter, named", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "an Authorization header with an unknown token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "needs an analyst token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such dataset", body = Problem, content_type = "application/problem+json")))]
 async fn referrals_route(
     State(state): State<AppState>,
@@ -73,8 +72,12 @@ async fn referrals_route(
         "work" => Location::Work,
         other => return Err(ApiError::bad_request(format!("location '{other}' is not one of home, work"))),
     };
-    let params =
-        ReferralsParams { by, k: state.config.policy.floor(q.k)?, res: Res::new(q.res.unwrap_or(7))?, location };
+    let params = ReferralsParams {
+        by,
+        k: state.config.policy.floor(super::access::requested_k(q.k)?)?,
+        res: Res::new(q.res.unwrap_or(7))?,
+        location,
+    };
     let format = table_format(q.format.as_deref())?;
     if matches!(format, OutputFormat::Png | OutputFormat::Svg) {
         return Err(ApiError::bad_request("format: referrals are json, csv or arrow"));

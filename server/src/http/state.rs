@@ -98,7 +98,7 @@ impl Registry {
     }
 
     pub fn entry(&self, id: &str) -> Result<Entry, ApiError> {
-        self.get(id).ok_or_else(|| ApiError::not_found(format!("no dataset '{id}'")))
+        self.get(id).ok_or_else(|| ApiError::not_found(format!("no dataset '{}'", super::error::bounded(id, 80))))
     }
 
     /// Every served dataset, by id.
@@ -119,7 +119,8 @@ pub fn valid_id(id: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
-            "name '{id}': a dataset name is 1-64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+            "name '{}': a dataset name is 1-64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit",
+            super::error::bounded(id, 80)
         )))
     }
 }
