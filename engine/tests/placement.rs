@@ -113,6 +113,28 @@ proptest! {
     }
 
     #[test]
+    fn merging_rows_does_not_change_the_optimum((cands, w, budget) in instance()) {
+        // Every prospect split in two halves reached by the same sites, plus prospects no site
+        // reaches: the solver merges the halves back and drops the unreachable, same optimum.
+        let n = w.len() as u32;
+        let split: Vec<Candidate> = cands
+            .iter()
+            .map(|c| {
+                let covers: std::collections::BTreeSet<u32> = c.covers.iter().flat_map(|p| [*p, *p + n]).collect();
+                Candidate { cost: c.cost, covers: covers.into_iter().collect() }
+            })
+            .collect();
+        let mut halves: Vec<f64> = w.iter().chain(&w).map(|x| x / 2.0).collect();
+        halves.extend([7.0; 5]);
+        let allowed = vec![true; cands.len()];
+        let whole = optimize(&cands, &w, budget, &[], &allowed);
+        let merged = optimize(&split, &halves, budget, &[], &allowed);
+        let best = brute_force(&cands, &w, budget);
+        prop_assert!((whole.reach - best).abs() < 1e-9 && (merged.reach - best).abs() < 1e-9);
+        prop_assert!(merged.upper_bound + 1e-9 >= best && merged.proven_optimal);
+    }
+
+    #[test]
     fn must_include_and_exclude_are_honoured((cands, w, budget) in instance()) {
         let n = cands.len();
         let mut allowed = vec![true; n];

@@ -209,3 +209,23 @@ async fn exact_routes_need_a_token_and_metadata_names_no_one() {
     let (_, doc) = call("/api/v1/datasets/city", Some(ANALYST)).await;
     assert!(doc["rejects"]["by_reason"].is_object(), "{doc}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_placement_on_a_one_person_segment_is_refused() {
+    // The probe's attack: a segment of one (the victim's exact budget), one site forced in, and
+    // reach_m shrunk by bisection until the reach drops from 1 to 0 finds the victim's home.
+    let body = format!(
+        r#"{{"budget": 1000000, "where": "budget = {VICTIM_BUDGET}", "reach": "home", "reach_m": {{"billboard": 5000}}}}"#
+    );
+    let req = Request::post("/api/v1/datasets/city/placement")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {ANALYST}"))
+        .body(Body::from(body))
+        .unwrap();
+    let res = app(state()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let doc: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{doc}");
+    let detail = doc["detail"].as_str().unwrap();
+    assert!(detail.contains("privacy floor") && !detail.contains("holds 1"), "{detail}");
+}

@@ -101,6 +101,30 @@ impl Segment {
                 "the filter has {operators} AND/OR/NOT operators; the limit is {MAX_OPERATORS} (use IN (...) for lists of values)"
             )));
         }
+        // Every other operator (arithmetic, comparison, `||`, ...) nests the expression one level
+        // deeper too: a flat chain of them is as deep as it is long.
+        let others = tokens
+            .iter()
+            .filter(|t| {
+                !matches!(
+                    t,
+                    Token::Word(_)
+                        | Token::Number(..)
+                        | Token::SingleQuotedString(_)
+                        | Token::DoubleQuotedString(_)
+                        | Token::Whitespace(_)
+                        | Token::Comma
+                        | Token::LParen
+                        | Token::RParen
+                        | Token::EOF
+                )
+            })
+            .count();
+        if others > MAX_OTHER_OPERATORS {
+            return Err(bad(format!(
+                "the filter has {others} arithmetic or comparison operators; the limit is {MAX_OTHER_OPERATORS}"
+            )));
+        }
         let mut parser =
             Parser::new(&dialect).with_recursion_limit(64).try_with_sql(text).map_err(|e| bad(e.to_string()))?;
         let ast = parser.parse_expr().map_err(|e| bad(e.to_string()))?;
@@ -129,6 +153,8 @@ impl Segment {
 pub const MAX_FILTER_CHARS: usize = 16_384;
 /// Most AND / OR / NOT operators in one filter.
 pub const MAX_OPERATORS: usize = 64;
+/// Most other operators (arithmetic, comparison, concatenation) in one filter.
+pub const MAX_OTHER_OPERATORS: usize = 128;
 /// Most values in one `IN (...)` list.
 pub const MAX_IN_LIST: usize = 2_000;
 
@@ -464,6 +490,21 @@ mod tests {
         // Up to the limit it compiles and runs.
         let ok = format!("budget >= 1{}", " AND budget >= 1".repeat(MAX_OPERATORS));
         assert_eq!(eval(&ok).unwrap(), [true, true, false, true]);
+    }
+
+    #[test]
+    fn regression_long_arithmetic_chain_is_refused_not_a_stack_overflow() {
+        for op in ["+", "*", "-", "/"] {
+            let text = format!("budget{} > 0", format!(" {op} 1").repeat(900));
+            let err = eval(&text).unwrap_err();
+            assert!(err.to_string().contains("the limit is 128"), "{op}: {err}");
+        }
+        let text = format!("district{} = 'x'", " || 'a'".repeat(900));
+        assert!(eval(&text).unwrap_err().to_string().contains("the limit is 128"));
+        // Under the limit it compiles and runs, on a thread with a small stack.
+        let ok = format!("budget{} > 0", " + 1".repeat(MAX_OTHER_OPERATORS - 1));
+        let handle = std::thread::Builder::new().stack_size(1 << 20).spawn(move || eval(&ok).map(|_| ())).unwrap();
+        handle.join().unwrap().unwrap();
     }
 
     #[test]

@@ -123,6 +123,7 @@ async fn placement(
     params.check()?;
     let key = format!("placement {params:?} {:?} {:?} {image:?} {curve}", req.kinds, req.reach_m);
     let st = state.clone();
+    let min_k = state.config.policy.min_k.get();
     let radii = req.reach_m;
     let kinds = req.kinds;
     cached(&state, entry.version, key, move || {
@@ -137,6 +138,13 @@ async fn placement(
             params.exclude.extend(others.map(|(s, _)| s.clone()));
         }
         let report = coverage.plan(&params)?;
+        // The floor: a plan over fewer target prospects than k would show where they are (a
+        // one-person segment and a shrinking reach_m find a home). The count is not echoed.
+        if (report.prospects as u64) < u64::from(min_k) {
+            return Err(ApiError::bad_request(format!(
+                "the target segment holds fewer prospects than the privacy floor k = {min_k}; widen it"
+            )));
+        }
         Ok(match image {
             None => Reply::json(&serde_json::to_value(&report).map_err(ApiError::internal)?),
             Some(image) => {

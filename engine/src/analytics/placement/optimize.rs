@@ -246,16 +246,42 @@ pub fn optimize_within(
     limit: Duration,
 ) -> Plan {
     let start = Instant::now();
+    let unit_max = w.iter().copied().fold(0.0, f64::max);
+    let (merged, merged_w, mult) = merge_rows(cands, w);
+    let (cands, w) = (merged.as_slice(), merged_w.as_slice());
     let warm = greedy_plan(cands, w, budget, must, allowed);
     if warm.proven_optimal {
         return warm;
     }
     let allowed = undominated(cands, allowed, must);
-    let mut best = local_search(cands, w, budget, must, &allowed, warm.chosen.clone(), start + limit / 4);
-    let mut best_value = value(cands, w, &best).max(warm.reach);
-    if best_value < warm.reach {
-        best = warm.chosen.clone();
-        best_value = warm.reach;
+    let capacity = (budget - must.iter().map(|i| cands[*i].cost).sum::<f64>()).max(0.0);
+    // The Lagrangian relaxation first: its bound, its best prices (for the node bounds below) and,
+    // from every step, a plan built from the priced knapsack (the Lagrangian heuristic).
+    let mut best = warm.chosen.clone();
+    let mut best_value = warm.reach;
+    let rows = (mult.as_slice(), unit_max);
+    let lagrange = lagrangian(cands, w, budget, capacity, must, &allowed, start + limit / 4, rows, |plan| {
+        let v = value(cands, w, &plan);
+        if v > best_value + 1e-9 {
+            (best, best_value) = (plan, v);
+        }
+        best_value
+    });
+    let improved = local_search(cands, w, budget, must, &allowed, best.clone(), start + limit * 2 / 5);
+    let v = value(cands, w, &improved);
+    if v > best_value + 1e-9 {
+        (best, best_value) = (improved, v);
+    }
+    let root_bound = lagrange.bound.min(warm.upper_bound);
+    if root_bound <= best_value + 1e-9 {
+        return Plan {
+            cost: best.iter().map(|i| cands[*i].cost).sum(),
+            chosen: best,
+            reach: best_value,
+            upper_bound: best_value,
+            proven_optimal: true,
+            nodes: 0,
+        };
     }
     let mut search = Search {
         cands,
@@ -270,6 +296,8 @@ pub fn optimize_within(
         nodes: 0,
         deadline: start + limit,
         stopped: false,
+        price: lagrange.prices,
+        free_uncovered: lagrange.free,
     };
     let mut spent = 0.0;
     let mut reached = 0.0;
@@ -283,14 +311,9 @@ pub fn optimize_within(
         spent += cands[m].cost;
     }
     search.node(spent, reached, 0);
-    let bound = if search.stopped {
-        let capacity = budget - must.iter().map(|i| cands[*i].cost).sum::<f64>();
-        let lp = lagrangian_bound(cands, w, capacity.max(0.0), must, &allowed, start + limit + limit / 10);
-        search.open_bound.max(search.best_value).min(lp)
-    } else {
-        search.best_value
-    };
-    let upper_bound = bound.min(warm.upper_bound).max(search.best_value);
+    let bound =
+        if search.stopped { search.open_bound.max(search.best_value).min(root_bound) } else { search.best_value };
+    let upper_bound = bound.max(search.best_value);
     let chosen = search.best;
     Plan {
         cost: chosen.iter().map(|i| cands[*i].cost).sum(),
@@ -302,20 +325,70 @@ pub fn optimize_within(
     }
 }
 
+/// Prospects reached by exactly the same sites become one row of their summed weight (and their
+/// count, for the Lagrangian steps), and
+/// prospects no site reaches go: every plan's reach, the optimum and every bound are unchanged,
+/// and the rows the solver walks are far fewer (a city's prospects share a handful of sites).
+fn merge_rows(cands: &[Candidate], w: &[f64]) -> (Vec<Candidate>, Vec<f64>, Vec<f64>) {
+    let mut sites_of: Vec<Vec<u32>> = vec![Vec::new(); w.len()];
+    for (i, c) in cands.iter().enumerate() {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        for p in &c.covers {
+            sites_of[*p as usize].push(i);
+        }
+    }
+    let mut rows: std::collections::HashMap<&[u32], u32> = std::collections::HashMap::new();
+    let mut weights: Vec<f64> = Vec::new();
+    let mut mult: Vec<f64> = Vec::new();
+    let mut covers: Vec<Vec<u32>> = vec![Vec::new(); cands.len()];
+    for (p, sites) in sites_of.iter().enumerate() {
+        if sites.is_empty() {
+            continue;
+        }
+        let next = u32::try_from(weights.len()).unwrap_or(u32::MAX);
+        let row = *rows.entry(sites.as_slice()).or_insert_with(|| {
+            weights.push(0.0);
+            mult.push(0.0);
+            for i in sites {
+                covers[*i as usize].push(next);
+            }
+            next
+        });
+        weights[row as usize] += w[p];
+        mult[row as usize] += 1.0;
+    }
+    let merged = cands.iter().zip(covers).map(|(c, covers)| Candidate { cost: c.cost, covers }).collect();
+    (merged, weights, mult)
+}
+
+/// What the Lagrangian relaxation gives: its bound, the prices that gave it, and the total of
+/// `w_p - price_p` over the prospects some site can reach (the relaxation's "free" part).
+struct Lagrange {
+    bound: f64,
+    prices: Vec<f64>,
+    free: f64,
+}
+
 /// The Lagrangian (LP) bound of budgeted coverage: relaxing "a prospect counts only if a chosen
 /// site reaches it" with a price `lambda_p` in [0, w_p] per prospect gives, for every lambda,
 /// OPT <= sum_p (w_p - lambda_p) + the fractional knapsack of the sites' priced reach within
 /// `capacity` (must-include sites' prospects are reached: their price is 0 and they count in
 /// full). Minimised over lambda by projected subgradient steps until `deadline` or 400 steps;
-/// the smallest value seen is returned, each a valid bound.
-fn lagrangian_bound(
+/// the smallest value seen is returned, each a valid bound, with its prices. Every step also
+/// hands `primal` a plan: the must-include sites, the priced knapsack's sites that fit whole,
+/// then greedy on true gains to fill the budget (the Lagrangian heuristic).
+#[allow(clippy::too_many_arguments)]
+fn lagrangian(
     cands: &[Candidate],
     w: &[f64],
+    budget: f64,
     capacity: f64,
     must: &[usize],
     allowed: &[bool],
     deadline: Instant,
-) -> f64 {
+    (mult, unit_weight_max): (&[f64], f64),
+    mut primal: impl FnMut(Vec<usize>) -> f64,
+) -> Lagrange {
     let mut fixed = vec![false; w.len()];
     for m in must {
         for p in &cands[*m].covers {
@@ -333,10 +406,14 @@ fn lagrangian_bound(
     }
     let mut lambda: Vec<f64> =
         (0..w.len()).map(|p| if fixed[p] || reach_count[p] == 0 { 0.0 } else { w[p] / 2.0 }).collect();
-    let mut best = f64::INFINITY;
+    let mut best = Lagrange { bound: f64::INFINITY, prices: lambda.clone(), free: 0.0 };
     let mut step = 0.5;
+    let mut incumbent = 0.0f64;
+    // A merged row moves as its prospects would one by one: by its multiplicity, on the norm of
+    // the unmerged subgradient, so the steps do not depend on how rows were merged.
+    let unit_max = unit_weight_max;
     for iteration in 0..400 {
-        if iteration > 0 && iteration % 8 == 0 && Instant::now() >= deadline {
+        if iteration > 0 && Instant::now() >= deadline {
             break;
         }
         // Priced reach per site, then the fractional knapsack.
@@ -351,7 +428,23 @@ fn lagrangian_bound(
         // A prospect with no site that could reach it adds nothing (lambda stays 0 and so does y).
         let free: f64 =
             (0..w.len()).filter(|p| !fixed[*p] && reach_count[*p] > 0).map(|p| (w[p] - lambda[p]).max(0.0)).sum();
-        best = best.min(base + free + knap);
+        let current = base + free + knap;
+        if current < best.bound {
+            best = Lagrange { bound: current, prices: lambda.clone(), free: 0.0 };
+        }
+        // The heuristic costs a greedy pass: on the first steps, then every eighth, so the bound
+        // gets most of the time.
+        if iteration < 4 || iteration % 8 == 0 {
+            let mut plan = must.to_vec();
+            let mut room = capacity;
+            for &(_, c, i) in &items {
+                if c <= room + 1e-9 {
+                    plan.push(i);
+                    room -= c;
+                }
+            }
+            incumbent = incumbent.max(primal(greedy(cands, w, budget, &plan, allowed)));
+        }
         // Subgradient: y_p (1 when w_p > lambda_p) minus how much the fractional sites reach p.
         let mut covered = vec![0.0; w.len()];
         for &(_, _, i) in &items {
@@ -369,19 +462,25 @@ fn lagrangian_bound(
                 }
                 let y = if w[p] > lambda[p] { 1.0 } else { 0.0 };
                 let d = y - covered[p];
-                norm += d * d;
+                norm += mult[p] * d * d;
                 d
             })
             .collect();
         if norm < 1e-12 {
             break;
         }
-        let scale = step * w.iter().copied().fold(0.0, f64::max) / norm.sqrt();
+        if current <= incumbent + 1e-9 {
+            break;
+        }
+        let scale = step * unit_max / norm.sqrt();
         for p in 0..w.len() {
-            lambda[p] = (lambda[p] + scale * g[p]).clamp(0.0, w[p]);
+            lambda[p] = (lambda[p] + scale * mult[p] * g[p]).clamp(0.0, w[p]);
         }
         step *= 0.985;
     }
+    // The free part as the branch and bound keeps it: every prospect some site reaches, priced
+    // (must-include prospects at 0: choosing those sites takes their whole weight out again).
+    best.free = (0..w.len()).filter(|p| fixed[*p] || reach_count[*p] > 0).map(|p| w[p] - best.prices[p]).sum();
     best
 }
 
@@ -420,7 +519,9 @@ fn undominated(cands: &[Candidate], allowed: &[bool], must: &[usize]) -> Vec<boo
     out
 }
 
-/// Add and swap moves from `start` while they improve the reach, until `deadline`.
+/// Add and swap moves from `start` while they improve the reach, until `deadline`. Moves are
+/// valued from per-prospect reach counts: adding `j` gains the prospects no chosen site reaches;
+/// swapping `k` for `j` also loses those only `k` reaches, unless `j` reaches them too.
 fn local_search(
     cands: &[Candidate],
     w: &[f64],
@@ -431,34 +532,77 @@ fn local_search(
     deadline: Instant,
 ) -> Vec<usize> {
     let mut set = start;
-    let mut current = value(cands, w, &set);
-    let cost = |s: &[usize]| s.iter().map(|i| cands[*i].cost).sum::<f64>();
+    let mut count = vec![0u32; w.len()];
+    let mut in_set = vec![false; cands.len()];
+    for &i in &set {
+        in_set[i] = true;
+        for p in &cands[i].covers {
+            count[*p as usize] += 1;
+        }
+    }
+    let mut spent: f64 = set.iter().map(|i| cands[*i].cost).sum();
+    let mut only_k = vec![false; w.len()];
+    let fits = |spent: f64, c: f64| spent + c <= budget + 1e-9;
     'improve: loop {
         if Instant::now() >= deadline {
             break;
         }
-        let spent = cost(&set);
-        for j in (0..cands.len()).filter(|j| allowed[*j] && !set.contains(j)) {
-            if spent + cands[j].cost <= budget + 1e-9 {
-                let mut s = set.clone();
-                s.push(j);
-                let v = value(cands, w, &s);
-                if v > current + 1e-9 {
-                    (set, current) = (s, v);
+        for j in (0..cands.len()).filter(|j| allowed[*j] && !in_set[*j]) {
+            if fits(spent, cands[j].cost) {
+                let g: f64 = cands[j].covers.iter().filter(|p| count[**p as usize] == 0).map(|p| w[*p as usize]).sum();
+                if g > 1e-9 {
+                    in_set[j] = true;
+                    set.push(j);
+                    spent += cands[j].cost;
+                    for p in &cands[j].covers {
+                        count[*p as usize] += 1;
+                    }
                     continue 'improve;
                 }
             }
-            for out in (0..set.len()).filter(|k| !must.contains(&set[*k])) {
-                if spent - cands[set[out]].cost + cands[j].cost > budget + 1e-9 {
+        }
+        for at in 0..set.len() {
+            let k = set[at];
+            if must.contains(&k) {
+                continue;
+            }
+            let mut loss = 0.0;
+            for p in &cands[k].covers {
+                if count[*p as usize] == 1 {
+                    only_k[*p as usize] = true;
+                    loss += w[*p as usize];
+                }
+            }
+            let mut swap = None;
+            for j in (0..cands.len()).filter(|j| allowed[*j] && !in_set[*j]) {
+                if !fits(spent - cands[k].cost, cands[j].cost) {
                     continue;
                 }
-                let mut s = set.clone();
-                s[out] = j;
-                let v = value(cands, w, &s);
-                if v > current + 1e-9 {
-                    (set, current) = (s, v);
-                    continue 'improve;
+                let g: f64 = cands[j]
+                    .covers
+                    .iter()
+                    .filter(|p| count[**p as usize] == 0 || only_k[**p as usize])
+                    .map(|p| w[*p as usize])
+                    .sum();
+                if g - loss > 1e-9 {
+                    swap = Some(j);
+                    break;
                 }
+            }
+            for p in &cands[k].covers {
+                only_k[*p as usize] = false;
+            }
+            if let Some(j) = swap {
+                for p in &cands[k].covers {
+                    count[*p as usize] -= 1;
+                }
+                for p in &cands[j].covers {
+                    count[*p as usize] += 1;
+                }
+                (in_set[k], in_set[j]) = (false, true);
+                set[at] = j;
+                spent += cands[j].cost - cands[k].cost;
+                continue 'improve;
             }
             if Instant::now() >= deadline {
                 break 'improve;
@@ -492,6 +636,10 @@ struct Search<'a> {
     nodes: u64,
     deadline: Instant,
     stopped: bool,
+    /// The root's Lagrangian prices, and the sum of `w_p - price_p` over the reachable prospects
+    /// no chosen site reaches (kept as sites are chosen and released).
+    price: Vec<f64>,
+    free_uncovered: f64,
 }
 
 impl Search<'_> {
@@ -501,25 +649,39 @@ impl Search<'_> {
         self.chosen.push(i);
         let mut g = 0.0;
         for p in &self.cands[i].covers {
-            let c = &mut self.count[*p as usize];
-            if *c == 0 {
-                g += self.w[*p as usize];
+            let p = *p as usize;
+            if self.count[p] == 0 {
+                g += self.w[p];
+                self.free_uncovered -= self.w[p] - self.price[p];
             }
-            *c += 1;
+            self.count[p] += 1;
         }
         g
     }
 
     fn exclude_again(&mut self, i: usize) {
         for p in &self.cands[i].covers {
-            self.count[*p as usize] -= 1;
+            let p = *p as usize;
+            self.count[p] -= 1;
+            if self.count[p] == 0 {
+                self.free_uncovered += self.w[p] - self.price[p];
+            }
         }
         self.chosen.pop();
         self.state[i] = State::Undecided;
     }
 
-    fn gain(&self, i: usize) -> f64 {
-        self.cands[i].covers.iter().filter(|p| self.count[**p as usize] == 0).map(|p| self.w[*p as usize]).sum()
+    /// The reach site `i` would add, and its priced reach (the same prospects at their prices).
+    fn gain(&self, i: usize) -> (f64, f64) {
+        let mut g = (0.0, 0.0);
+        for p in &self.cands[i].covers {
+            let p = *p as usize;
+            if self.count[p] == 0 {
+                g.0 += self.w[p];
+                g.1 += self.price[p];
+            }
+        }
+        g
     }
 
     fn node(&mut self, spent: f64, reached: f64, depth: usize) {
@@ -529,13 +691,24 @@ impl Search<'_> {
             self.best = self.chosen.clone();
         }
         let left = self.budget - spent;
-        let mut items: Vec<(f64, f64, usize)> = (0..self.cands.len())
+        let gains: Vec<(f64, f64, usize)> = (0..self.cands.len())
             .filter(|i| self.state[*i] == State::Undecided && self.cands[*i].cost <= left + 1e-9)
-            .map(|i| (self.gain(i), self.cands[i].cost, i))
+            .map(|i| {
+                let (g, priced) = self.gain(i);
+                (g, priced, i)
+            })
             .filter(|(g, _, _)| *g > 0.0)
             .collect();
+        let mut items: Vec<(f64, f64, usize)> = gains.iter().map(|&(g, _, i)| (g, self.cands[i].cost, i)).collect();
         items.sort_by(|a, b| ratio(b.0, b.1).total_cmp(&ratio(a.0, a.1)).then(a.2.cmp(&b.2)));
-        let bound = reached + knapsack(&items, left, |_, _| {});
+        // Two valid bounds: submodularity (reached + the knapsack of marginal gains) and the
+        // root's Lagrangian prices (reached + unpriced weight left + the knapsack of priced gains).
+        let submodular = reached + knapsack(&items, left, |_, _| {});
+        let mut priced: Vec<(f64, f64)> =
+            gains.iter().filter(|g| g.1 > 0.0).map(|&(_, p, i)| (p, self.cands[i].cost)).collect();
+        priced.sort_by(|a, b| ratio(b.0, b.1).total_cmp(&ratio(a.0, a.1)));
+        let lagrangian = reached + self.free_uncovered.max(0.0) + knapsack(&priced, left, |_, _| {});
+        let bound = submodular.min(lagrangian);
         if bound <= self.best_value + 1e-9 || items.is_empty() {
             return;
         }
