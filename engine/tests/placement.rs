@@ -105,6 +105,18 @@ proptest! {
         // Small instances are solved to proven optimality.
         prop_assert!(plan.proven_optimal, "not proven within the limit");
         prop_assert!((plan.reach - best).abs() < 1e-9, "reach {} but the optimum is {best}", plan.reach);
+        // The plan reads in greedy order: reach per yuan added never rises.
+        let mut covered = vec![false; w.len()];
+        let mut last = f64::INFINITY;
+        for i in &plan.chosen {
+            let gain: f64 = cands[*i].covers.iter().filter(|p| !covered[**p as usize]).map(|p| w[*p as usize]).sum();
+            let per_yuan = if cands[*i].cost > 0.0 { gain / cands[*i].cost } else { f64::INFINITY };
+            prop_assert!(per_yuan <= last + 1e-9, "order: {per_yuan} after {last}");
+            last = per_yuan;
+            for p in &cands[*i].covers {
+                covered[*p as usize] = true;
+            }
+        }
         // Stopped at once, the plan and bound still hold (greedy, local search, root and
         // Lagrangian bounds).
         let quick = optimize_within(&cands, &w, budget, &[], &allowed, std::time::Duration::ZERO);

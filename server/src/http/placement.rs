@@ -56,7 +56,8 @@ pub struct PlacementRequest {
     /// For png/svg: `map` (default: the plan over the target prospects) or `curve` (reach versus budget).
     plot: Option<String>,
     /// Seconds the solver may search before reporting its best plan with a certified gap
-    /// (default 2; at most 600).
+    /// (default 2; at most 30 over HTTP).
+    #[schema(minimum = 0, maximum = 30)]
     time_limit_s: Option<f64>,
 }
 
@@ -121,6 +122,14 @@ async fn placement(
         time_limit_s: req.time_limit_s.unwrap_or(custmap_engine::analytics::placement::DEFAULT_TIME_LIMIT_S),
     };
     params.check()?;
+    // Over HTTP a search may not outlive its request: the deadline answers 503 long before 600 s
+    // and a worker would stay held for nobody.
+    if params.time_limit_s > MAX_HTTP_TIME_LIMIT_S {
+        return Err(ApiError::bad_request(format!(
+            "time_limit_s = {}: over HTTP the solver may search at most {MAX_HTTP_TIME_LIMIT_S} s (the CLI takes more)",
+            params.time_limit_s
+        )));
+    }
     let key = format!("placement {params:?} {:?} {:?} {image:?} {curve}", req.kinds, req.reach_m);
     let st = state.clone();
     let min_k = state.config.policy.min_k.get();
@@ -159,6 +168,9 @@ async fn placement(
     })
     .await
 }
+
+/// The longest search an HTTP placement may ask for, seconds.
+pub const MAX_HTTP_TIME_LIMIT_S: f64 = 30.0;
 
 fn cached_coverage(
     state: &AppState,

@@ -259,14 +259,25 @@ pub fn optimize_within(
     // from every step, a plan built from the priced knapsack (the Lagrangian heuristic).
     let mut best = warm.chosen.clone();
     let mut best_value = warm.reach;
-    let rows = (mult.as_slice(), unit_max);
-    let lagrange = lagrangian(cands, w, budget, capacity, must, &allowed, start + limit / 4, rows, |plan| {
-        let v = value(cands, w, &plan);
-        if v > best_value + 1e-9 {
-            (best, best_value) = (plan, v);
+    // Two step rules, half the time each: steps as the unmerged prospects would take them (tight
+    // where merged rows are uneven) and steps on the merged rows as they are (they find other
+    // plans); the better bound and its prices are kept, and every plan either builds.
+    let ones = vec![1.0; w.len()];
+    let merged_max = w.iter().copied().fold(0.0, f64::max);
+    let mut lagrange = Lagrange { bound: f64::INFINITY, prices: Vec::new(), free: 0.0 };
+    for (k, rows) in [(mult.as_slice(), unit_max), (ones.as_slice(), merged_max)].into_iter().enumerate() {
+        let until = start + limit / 8 * (k as u32 + 1);
+        let run = lagrangian(cands, w, budget, capacity, must, &allowed, until, rows, |plan| {
+            let v = value(cands, w, &plan);
+            if v > best_value + 1e-9 {
+                (best, best_value) = (plan, v);
+            }
+            best_value
+        });
+        if run.bound < lagrange.bound {
+            lagrange = run;
         }
-        best_value
-    });
+    }
     let improved = local_search(cands, w, budget, must, &allowed, best.clone(), start + limit * 2 / 5);
     let v = value(cands, w, &improved);
     if v > best_value + 1e-9 {
@@ -276,7 +287,7 @@ pub fn optimize_within(
     if root_bound <= best_value + 1e-9 {
         return Plan {
             cost: best.iter().map(|i| cands[*i].cost).sum(),
-            chosen: best,
+            chosen: in_greedy_order(cands, w, best, must),
             reach: best_value,
             upper_bound: best_value,
             proven_optimal: true,
@@ -314,7 +325,7 @@ pub fn optimize_within(
     let bound =
         if search.stopped { search.open_bound.max(search.best_value).min(root_bound) } else { search.best_value };
     let upper_bound = bound.max(search.best_value);
-    let chosen = search.best;
+    let chosen = in_greedy_order(cands, w, search.best, must);
     Plan {
         cost: chosen.iter().map(|i| cands[*i].cost).sum(),
         reach: search.best_value,
@@ -323,6 +334,28 @@ pub fn optimize_within(
         proven_optimal: !search.stopped || upper_bound <= search.best_value + 1e-9,
         nodes: search.nodes,
     }
+}
+
+/// `set` in the order a report reads best: the must-include sites, then each time the site that
+/// adds the most reach per yuan to those before it (so marginal reach per yuan never rises).
+fn in_greedy_order(cands: &[Candidate], w: &[f64], set: Vec<usize>, must: &[usize]) -> Vec<usize> {
+    let mut covered = vec![false; w.len()];
+    let (mut out, mut rest): (Vec<usize>, Vec<usize>) = set.into_iter().partition(|i| must.contains(i));
+    for i in &out {
+        add(&cands[*i], &mut covered);
+    }
+    while !rest.is_empty() {
+        let k = (0..rest.len())
+            .max_by(|a, b| {
+                let r = |k: usize| ratio(gain(&cands[rest[k]], &covered, w), cands[rest[k]].cost);
+                r(*a).total_cmp(&r(*b)).then(b.cmp(a))
+            })
+            .unwrap_or(0);
+        let i = rest.remove(k);
+        add(&cands[i], &mut covered);
+        out.push(i);
+    }
+    out
 }
 
 /// Prospects reached by exactly the same sites become one row of their summed weight (and their
