@@ -596,4 +596,6 @@ fn measure_table_counts_rows_without_decoding() {
     ParquetWriter::new(std::fs::File::create(&pq).unwrap()).finish(&mut df).unwrap();
     let shape = measure_table(&pq, TableFormat::Parquet, 0, 0).unwrap();
     assert_eq!((shape.rows, shape.columns, shape.longest_field), (4, 2, 0));
+    // The footer's uncompressed size: 4 ids and 4 integers are at least 32 bytes of data.
+    assert!(shape.uncompressed_bytes >= 32, "{shape:?}");
 }

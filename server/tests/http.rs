@@ -543,7 +543,7 @@ async fn openapi_document_resolves_and_lists_edge_statuses() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let responses = op["responses"].as_object().unwrap();
-            for code in ["400", "414", "431", "503"] {
+            for code in ["400", "414", "415", "431", "503"] {
                 assert!(responses.contains_key(code), "{method} {path} does not list {code}");
             }
             if op.get("requestBody").is_some() {

@@ -101,25 +101,31 @@ impl Segment {
                 "the filter has {operators} AND/OR/NOT operators; the limit is {MAX_OPERATORS} (use IN (...) for lists of values)"
             )));
         }
-        // Every other operator (arithmetic, comparison, `||`, ...) nests the expression one level
-        // deeper too: a flat chain of them is as deep as it is long.
-        let others = tokens
-            .iter()
-            .filter(|t| {
-                !matches!(
-                    t,
-                    Token::Word(_)
-                        | Token::Number(..)
-                        | Token::SingleQuotedString(_)
-                        | Token::DoubleQuotedString(_)
-                        | Token::Whitespace(_)
-                        | Token::Comma
-                        | Token::LParen
-                        | Token::RParen
-                        | Token::EOF
-                )
-            })
-            .count();
+        // Every other operator (arithmetic, comparison, `||`, and the keyword ones: `IS`, `IN`,
+        // `LIKE`, `BETWEEN`, ...) nests the expression one level deeper too: a flat chain of them
+        // (`x IS NULL IS NULL ...`) is as deep as it is long. A minus opening a list value or a
+        // parenthesis is a negative literal (nested signs are bounded by the parser's recursion).
+        let mut others = 0usize;
+        let mut previous: Option<&Token> = None;
+        for t in &tokens {
+            let counted = match t {
+                Token::Word(w) => KEYWORD_OPERATORS.contains(&w.value.to_ascii_uppercase().as_str()),
+                Token::Minus => !matches!(previous, Some(Token::Comma | Token::LParen) | None),
+                Token::Number(..)
+                | Token::SingleQuotedString(_)
+                | Token::DoubleQuotedString(_)
+                | Token::Whitespace(_)
+                | Token::Comma
+                | Token::LParen
+                | Token::RParen
+                | Token::EOF => false,
+                _ => true,
+            };
+            others += usize::from(counted);
+            if !matches!(t, Token::Whitespace(_)) {
+                previous = Some(t);
+            }
+        }
         if others > MAX_OTHER_OPERATORS {
             return Err(bad(format!(
                 "the filter has {others} arithmetic or comparison operators; the limit is {MAX_OTHER_OPERATORS}"
@@ -153,7 +159,13 @@ impl Segment {
 pub const MAX_FILTER_CHARS: usize = 16_384;
 /// Most AND / OR / NOT operators in one filter.
 pub const MAX_OPERATORS: usize = 64;
-/// Most other operators (arithmetic, comparison, concatenation) in one filter.
+/// Keywords that join two expressions (or take one and return another) and so nest like operators.
+const KEYWORD_OPERATORS: &[&str] = &[
+    "IS", "IN", "LIKE", "ILIKE", "SIMILAR", "BETWEEN", "REGEXP", "RLIKE", "GLOB", "COLLATE", "AT", "ESCAPE", "DIV",
+    "XOR", "MATCH", "OVERLAPS", "MEMBER", "OPERATOR",
+];
+
+/// Most other operators (arithmetic, comparison, concatenation, `IS`, `IN`, `LIKE`, ...) in one filter.
 pub const MAX_OTHER_OPERATORS: usize = 128;
 /// Most values in one `IN (...)` list.
 pub const MAX_IN_LIST: usize = 2_000;
@@ -501,6 +513,14 @@ mod tests {
         }
         let text = format!("district{} = 'x'", " || 'a'".repeat(900));
         assert!(eval(&text).unwrap_err().to_string().contains("the limit is 128"));
+        // Keyword chains the parser builds without recursing: refused the same way.
+        for chain in [" IS NULL", " IN (true)", " LIKE 'a'"] {
+            let text = format!("budget{}", chain.repeat(900));
+            assert!(eval(&text).unwrap_err().to_string().contains("the limit is 128"), "{chain}");
+        }
+        // Negative values in a list are literals, not operators.
+        let list: Vec<String> = (1..=500).map(|i| format!("-{i}")).collect();
+        assert!(eval(&format!("budget IN ({})", list.join(", "))).is_ok());
         // Under the limit it compiles and runs, on a thread with a small stack.
         let ok = format!("budget{} > 0", " + 1".repeat(MAX_OTHER_OPERATORS - 1));
         let handle = std::thread::Builder::new().stack_size(1 << 20).spawn(move || eval(&ok).map(|_| ())).unwrap();

@@ -115,6 +115,8 @@ pub struct TableShape {
     pub rows: u64,
     /// Columns of the header or schema.
     pub columns: usize,
+    /// Parquet: the uncompressed size of all column data, from the footer (0 for CSV).
+    pub uncompressed_bytes: u64,
     /// Bytes of the longest CSV field seen (0 for Parquet), and the line its record starts on.
     pub longest_field: usize,
     pub longest_field_line: u64,
@@ -134,7 +136,10 @@ pub fn measure_table(path: &Path, format: TableFormat, stop_rows: u64, stop_fiel
                 reader.schema().map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?.len();
             let rows =
                 reader.num_rows().map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?;
-            Ok(TableShape { rows: rows as u64, columns, ..TableShape::default() })
+            let meta =
+                reader.get_metadata().map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?;
+            let uncompressed_bytes = meta.row_groups.iter().map(|g| g.total_byte_size() as u64).sum();
+            Ok(TableShape { rows: rows as u64, columns, uncompressed_bytes, ..TableShape::default() })
         }
         TableFormat::Csv => {
             let mut reader = csv::ReaderBuilder::new()

@@ -311,6 +311,9 @@ const MAX_NAME_BYTES: usize = 256;
 pub const MAX_COLUMNS: usize = 1_000;
 /// The longest CSV field, in bytes (a detailed bus route's WKT is tens of kilobytes).
 pub const MAX_FIELD_BYTES: usize = 1 << 20;
+/// The most bytes a Parquet table may decode to (its footer's uncompressed size): a few KiB of
+/// compressed repeats would otherwise become gigabytes in memory.
+pub const MAX_DECODED_BYTES: u64 = 4 << 30;
 /// The largest districts GeoJSON (a city's district outlines are a few MiB at most).
 pub const MAX_DISTRICTS_BYTES: u64 = 32 << 20;
 
@@ -334,6 +337,13 @@ fn precheck(dir: &Path, max_rows: u64) -> Result<(), ApiError> {
         if rows > max_rows {
             return Err(over(format!(
                 "the upload holds more than {max_rows} rows (counted before decoding, {file} included); this server takes at most {max_rows}"
+            )));
+        }
+        if shape.uncompressed_bytes > MAX_DECODED_BYTES {
+            return Err(over(format!(
+                "{file} decodes to {} MiB; the limit is {} MiB",
+                shape.uncompressed_bytes >> 20,
+                MAX_DECODED_BYTES >> 20
             )));
         }
         if shape.columns > MAX_COLUMNS {

@@ -81,11 +81,9 @@ impl Modify for EdgeResponses {
                 "503",
                 "busy (the heavy-work queue is full) or past the request deadline: retry after `Retry-After` seconds",
             ),
+            ("415", "a compressed body (any `Content-Encoding`), or a body not of the documented type"),
         ];
-        let with_body = [
-            ("413", "the body is over the route's limit"),
-            ("415", "the body is not of the documented type, or compressed"),
-        ];
+        let with_body = [("413", "the body is over the route's limit")];
         for item in doc.paths.paths.values_mut() {
             let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
             for op in ops.into_iter().flatten() {

@@ -57,7 +57,7 @@ pub struct PlacementRequest {
     plot: Option<String>,
     /// Seconds the solver may search before reporting its best plan with a certified gap
     /// (default 2; at most 30 over HTTP).
-    #[schema(minimum = 0, maximum = 30)]
+    #[schema(exclusive_minimum = 0, maximum = 30)]
     time_limit_s: Option<f64>,
 }
 
@@ -124,9 +124,10 @@ async fn placement(
     params.check()?;
     // Over HTTP a search may not outlive its request: the deadline answers 503 long before 600 s
     // and a worker would stay held for nobody.
-    if params.time_limit_s > MAX_HTTP_TIME_LIMIT_S {
+    let cap = MAX_HTTP_TIME_LIMIT_S.min(state.config.timeout.as_secs_f64());
+    if params.time_limit_s > cap {
         return Err(ApiError::bad_request(format!(
-            "time_limit_s = {}: over HTTP the solver may search at most {MAX_HTTP_TIME_LIMIT_S} s (the CLI takes more)",
+            "time_limit_s = {}: over HTTP the solver may search at most {cap} s (the CLI takes more)",
             params.time_limit_s
         )));
     }
@@ -137,6 +138,14 @@ async fn placement(
     let kinds = req.kinds;
     cached(&state, entry.version, key, move || {
         let coverage = cached_coverage(&st, &entry, &params, &radii)?;
+        // The floor, before any planning: a plan over fewer target prospects than k would show
+        // where they are (a one-person segment and a shrinking reach_m find a home). The count
+        // is not echoed.
+        if (coverage.prospects as u64) < u64::from(min_k) {
+            return Err(ApiError::bad_request(format!(
+                "the target segment holds fewer prospects than the privacy floor k = {min_k}; widen it"
+            )));
+        }
         let mut params = params;
         if let Some(kinds) = &kinds {
             let unknown: Vec<&String> = kinds.iter().filter(|k| !coverage.kinds.contains(k)).collect();
@@ -147,13 +156,6 @@ async fn placement(
             params.exclude.extend(others.map(|(s, _)| s.clone()));
         }
         let report = coverage.plan(&params)?;
-        // The floor: a plan over fewer target prospects than k would show where they are (a
-        // one-person segment and a shrinking reach_m find a home). The count is not echoed.
-        if (report.prospects as u64) < u64::from(min_k) {
-            return Err(ApiError::bad_request(format!(
-                "the target segment holds fewer prospects than the privacy floor k = {min_k}; widen it"
-            )));
-        }
         Ok(match image {
             None => Reply::json(&serde_json::to_value(&report).map_err(ApiError::internal)?),
             Some(image) => {
@@ -169,7 +171,8 @@ async fn placement(
     .await
 }
 
-/// The longest search an HTTP placement may ask for, seconds.
+/// The longest search an HTTP placement may ask for, seconds (less when the server's request
+/// timeout is shorter).
 pub const MAX_HTTP_TIME_LIMIT_S: f64 = 30.0;
 
 fn cached_coverage(

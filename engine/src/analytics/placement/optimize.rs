@@ -274,7 +274,8 @@ pub fn optimize_within(
             }
             best_value
         });
-        if run.bound < lagrange.bound {
+        // The first run is kept whatever its bound (the search needs its prices).
+        if k == 0 || run.bound < lagrange.bound {
             lagrange = run;
         }
     }
