@@ -576,7 +576,7 @@ async fn openapi_document_resolves_and_lists_edge_statuses() {
 /// The Python of the test tools (`server/tests/requirements.txt`, installed by `.ci/run` into the
 /// notebooks' environment): `$CUSTMAP_NOTEBOOK_PYTHON`, else `notebooks/.venv/bin/python`. None
 /// (the caller skips, saying so) unless `CUSTMAP_REQUIRE_NOTEBOOKS` is set, as in CI.
-fn test_python() -> Option<std::path::PathBuf> {
+pub fn test_python() -> Option<std::path::PathBuf> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = std::env::var_os("CUSTMAP_NOTEBOOK_PYTHON")
         .map(std::path::PathBuf::from)

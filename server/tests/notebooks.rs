@@ -10,18 +10,7 @@ use std::process::Command;
 #[test]
 fn notebooks_run_top_to_bottom() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = std::env::var_os("CUSTMAP_NOTEBOOK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("notebooks/.venv/bin/python"));
-    if !python.is_file() {
-        assert!(
-            std::env::var_os("CUSTMAP_REQUIRE_NOTEBOOKS").is_none(),
-            "CUSTMAP_REQUIRE_NOTEBOOKS is set but {} does not exist",
-            python.display()
-        );
-        eprintln!("no notebook environment ({}): the notebook test is skipped", python.display());
-        return;
-    }
+    let Some(python) = crate::http::test_python() else { return };
     let out = Command::new(&python)
         .arg(root.join("notebooks/run.py"))
         .arg("--bin")
