@@ -229,3 +229,41 @@ async fn regression_placement_on_a_one_person_segment_is_refused() {
     let detail = doc["detail"].as_str().unwrap();
     assert!(detail.contains("privacy floor") && !detail.contains("holds 1"), "{detail}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_attribution_and_funnel_rows_hold_the_floor() {
+    // The probe's case: a 2-day window by campaign showed rows of one conversion (one deal's
+    // price). Every count of 1..k-1 is withheld with the sums and ratios drawn from it.
+    let k = 5.0;
+    let mut withheld = 0;
+    for uri in [
+        "/api/v1/datasets/city/attribution?by=campaign&model=last_touch&window=2",
+        "/api/v1/datasets/city/attribution?by=campaign&model=linear&window=30",
+        "/api/v1/datasets/city/attribution?by=channel&model=all",
+    ] {
+        let (s, doc) = call(uri, Some(ANALYST)).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {doc}");
+        let rows = doc["rows"].as_array().unwrap();
+        assert!(!rows.is_empty(), "{uri}");
+        for r in rows {
+            let conv = r["conversions"].as_f64();
+            assert!(conv.is_none_or(|c| c == 0.0 || c >= k), "{uri}: {r}");
+            if conv.is_none() {
+                withheld += 1;
+                assert!(r["revenue"].is_null() && r["roi"].is_null(), "{uri}: {r}");
+            }
+            assert!(r["leads"].as_f64().is_none_or(|c| c == 0.0 || c >= k), "{uri}: {r}");
+        }
+    }
+    assert!(withheld > 0, "the short window has small rows to withhold");
+    let (s, doc) = call("/api/v1/datasets/city/funnel?by=campaign", Some(ANALYST)).await;
+    assert_eq!(s, StatusCode::OK, "{doc}");
+    for r in doc["rows"].as_array().unwrap() {
+        for c in ["leads", "visited", "deals"] {
+            assert!(r[c].as_f64().is_none_or(|n| n == 0.0 || n >= k), "{c}: {r}");
+        }
+        if r["deals"].is_null() {
+            assert!(r["revenue"].is_null() && r["median_days_to_deal"].is_null(), "{r}");
+        }
+    }
+}

@@ -111,8 +111,10 @@ async fn attribution_route(
     let chart = q.chart;
     let key = format!("attribution {params:?} {format:?} {chart:?}");
     let st = state.clone();
+    let min_k = state.config.policy.min_k.get();
     cached(&state, entry.version, key, move || {
-        let result = run_attribution(&st, &ds, &params)?;
+        let mut result = run_attribution(&st, &ds, &params)?;
+        result.table = floor_rows(result.table, min_k, ATTRIBUTION_FLOOR)?;
         if is_image(format) {
             let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
             let months = match chart {
@@ -127,6 +129,62 @@ async fn attribution_route(
         Ok(Reply::json(&views::attribution_json(&id, &result)?))
     })
     .await
+}
+
+/// The server's floor on attribution rows: credited conversions of 1 to k-1 are withheld with
+/// their revenue and the ratios built on them (a customer's credit to a row is at most 1, so a
+/// row crediting k or more conversions sums over at least k people), as are leads and visits of
+/// 1 to k-1 people and their cost per lead. A short window would otherwise show one deal.
+const ATTRIBUTION_FLOOR: &[(&str, &str)] = &[
+    ("conversions", "conversions"),
+    ("revenue", "conversions"),
+    ("cpa", "conversions"),
+    ("roi", "conversions"),
+    ("roas", "conversions"),
+    ("leads", "leads"),
+    ("cpl", "leads"),
+    ("visits", "visits"),
+];
+
+/// The same floor on funnel rows: deals, visits and leads of 1 to k-1 people are withheld with
+/// the revenue, rates and medians drawn from them.
+const FUNNEL_FLOOR: &[(&str, &str)] = &[
+    ("deals", "deals"),
+    ("visited_deals", "deals"),
+    ("revenue", "deals"),
+    ("lead_to_deal", "deals"),
+    ("deal_rate", "deals"),
+    ("median_days_to_deal", "deals"),
+    ("visited", "visited"),
+    ("visit_rate", "visited"),
+    ("deal_rate", "visited"),
+    ("median_days_to_visit", "visited"),
+    ("leads", "leads"),
+    ("visit_rate", "leads"),
+    ("lead_to_deal", "leads"),
+];
+
+/// `table` with each `(column, count)` rule applied: the column is withheld (null) where the
+/// count column is between 0 and k exclusive. Every rule reads the rows as computed.
+fn floor_rows(table: DataFrame, k: u32, rules: &[(&str, &str)]) -> Result<DataFrame, ApiError> {
+    use custmap_engine::polars::prelude::{col, lit, when, DataType, Expr, IntoLazy, NULL};
+    let k = f64::from(k);
+    let few = |name: &str| {
+        let n = col(name).cast(DataType::Float64);
+        n.clone().gt(lit(0.0)).and(n.lt(lit(k)))
+    };
+    let names: Vec<String> = table.get_column_names().iter().map(|n| n.to_string()).collect();
+    let has = |n: &str| names.iter().any(|c| c == n);
+    let mut hidden: Vec<(&str, Expr)> = Vec::new();
+    for (column, by) in rules.iter().filter(|(c, b)| has(c) && has(b)) {
+        match hidden.iter_mut().find(|(c, _)| c == column) {
+            Some((_, cond)) => *cond = cond.clone().or(few(by)),
+            None => hidden.push((column, few(by))),
+        }
+    }
+    let exprs: Vec<Expr> =
+        hidden.into_iter().map(|(c, cond)| when(cond).then(lit(NULL)).otherwise(col(c)).alias(c)).collect();
+    table.lazy().with_columns(exprs).collect().map_err(ApiError::internal)
 }
 
 /// The route's attribution: journeys reduced on the server's cluster when it has one (every
@@ -175,9 +233,10 @@ async fn funnel_route(
     let ds = entry.dataset;
     let by = parse_by(q.by.as_deref())?;
     let format = table_format(q.format.as_deref())?;
+    let min_k = state.config.policy.min_k.get();
     cached(&state, entry.version, format!("funnel {by:?} {format:?}"), move || {
         let params = AttributionParams { by, ..AttributionParams::default() };
-        let table = funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?;
+        let table = floor_rows(funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?, min_k, FUNNEL_FLOOR)?;
         if is_image(format) {
             return chart_response(&views::funnel_chart(&table, by)?, format);
         }
