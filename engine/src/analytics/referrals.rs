@@ -552,23 +552,6 @@ fn floor_rows(table: DataFrame, people: &str, k: u64) -> Result<(DataFrame, usiz
     ];
     let keep = table.column(people)?.u64()?.iter().map(|c| c.unwrap_or(0) >= k).collect::<BooleanChunked>();
     let dropped = table.height() - keep.sum().unwrap_or(0) as usize;
-    let kept = table.filter(&keep)?;
-    let small = |c: &str| col(c).gt(lit(0u64)).and(col(c).lt(lit(k)));
-    let groups: Vec<(&str, &[&str])> = GROUPS.into_iter().filter(|(c, _)| kept.column(c).is_ok()).collect();
-    let any_small = groups.iter().fold(lit(false), |acc, (c, _)| acc.or(small(c)));
-    let withheld = kept.clone().lazy().select([any_small.alias("w")]).collect()?.column("w")?.bool()?.sum();
-    let mut figures: Vec<&str> = groups.iter().flat_map(|(_, f)| f.iter().copied()).collect();
-    figures.sort_unstable();
-    figures.dedup();
-    let nulled: Vec<Expr> = figures
-        .iter()
-        .filter(|f| kept.column(f).is_ok())
-        .map(|f| {
-            let covering =
-                groups.iter().filter(|(_, fs)| fs.contains(f)).fold(lit(false), |acc, (c, _)| acc.or(small(c)));
-            when(covering).then(lit(NULL)).otherwise(col(*f)).alias(*f)
-        })
-        .collect();
-    let out = kept.lazy().with_columns(nulled).collect()?;
-    Ok((out, dropped, withheld.unwrap_or(0) as usize))
+    let (out, withheld) = crate::analytics::privacy::withhold_small(table.filter(&keep)?, k, &GROUPS)?;
+    Ok((out, dropped, withheld))
 }

@@ -131,60 +131,27 @@ async fn attribution_route(
     .await
 }
 
-/// The server's floor on attribution rows: credited conversions of 1 to k-1 are withheld with
-/// their revenue and the ratios built on them (a customer's credit to a row is at most 1, so a
-/// row crediting k or more conversions sums over at least k people), as are leads and visits of
-/// 1 to k-1 people and their cost per lead. A short window would otherwise show one deal.
-const ATTRIBUTION_FLOOR: &[(&str, &str)] = &[
-    ("conversions", "conversions"),
-    ("revenue", "conversions"),
-    ("cpa", "conversions"),
-    ("roi", "conversions"),
-    ("roas", "conversions"),
-    ("leads", "leads"),
-    ("cpl", "leads"),
-    ("visits", "visits"),
+/// The server's floor on attribution rows (`(count, figures it covers)`): credited conversions
+/// of 1 to k-1 are withheld with their revenue and the ratios built on them (a customer's credit
+/// to a row is at most 1, so a row crediting k or more conversions sums over at least k people),
+/// as are leads and visits of 1 to k-1 people and their cost per lead. A short window would
+/// otherwise show one deal.
+const ATTRIBUTION_FLOOR: &[(&str, &[&str])] = &[
+    ("conversions", &["conversions", "revenue", "cpa", "roi", "roas"]),
+    ("leads", &["leads", "cpl"]),
+    ("visits", &["visits"]),
 ];
 
 /// The same floor on funnel rows: deals, visits and leads of 1 to k-1 people are withheld with
 /// the revenue, rates and medians drawn from them.
-const FUNNEL_FLOOR: &[(&str, &str)] = &[
-    ("deals", "deals"),
-    ("visited_deals", "deals"),
-    ("revenue", "deals"),
-    ("lead_to_deal", "deals"),
-    ("deal_rate", "deals"),
-    ("median_days_to_deal", "deals"),
-    ("visited", "visited"),
-    ("visit_rate", "visited"),
-    ("deal_rate", "visited"),
-    ("median_days_to_visit", "visited"),
-    ("leads", "leads"),
-    ("visit_rate", "leads"),
-    ("lead_to_deal", "leads"),
+const FUNNEL_FLOOR: &[(&str, &[&str])] = &[
+    ("deals", &["deals", "visited_deals", "revenue", "lead_to_deal", "deal_rate", "median_days_to_deal"]),
+    ("visited", &["visited", "visit_rate", "deal_rate", "median_days_to_visit"]),
+    ("leads", &["leads", "visit_rate", "lead_to_deal"]),
 ];
 
-/// `table` with each `(column, count)` rule applied: the column is withheld (null) where the
-/// count column is between 0 and k exclusive. Every rule reads the rows as computed.
-fn floor_rows(table: DataFrame, k: u32, rules: &[(&str, &str)]) -> Result<DataFrame, ApiError> {
-    use custmap_engine::polars::prelude::{col, lit, when, DataType, Expr, IntoLazy, NULL};
-    let k = f64::from(k);
-    let few = |name: &str| {
-        let n = col(name).cast(DataType::Float64);
-        n.clone().gt(lit(0.0)).and(n.lt(lit(k)))
-    };
-    let names: Vec<String> = table.get_column_names().iter().map(|n| n.to_string()).collect();
-    let has = |n: &str| names.iter().any(|c| c == n);
-    let mut hidden: Vec<(&str, Expr)> = Vec::new();
-    for (column, by) in rules.iter().filter(|(c, b)| has(c) && has(b)) {
-        match hidden.iter_mut().find(|(c, _)| c == column) {
-            Some((_, cond)) => *cond = cond.clone().or(few(by)),
-            None => hidden.push((column, few(by))),
-        }
-    }
-    let exprs: Vec<Expr> =
-        hidden.into_iter().map(|(c, cond)| when(cond).then(lit(NULL)).otherwise(col(c)).alias(c)).collect();
-    table.lazy().with_columns(exprs).collect().map_err(ApiError::internal)
+fn floor_rows(table: DataFrame, k: u32, groups: &[(&str, &[&str])]) -> Result<DataFrame, ApiError> {
+    Ok(custmap_engine::analytics::privacy::withhold_small(table, u64::from(k), groups)?.0)
 }
 
 /// The route's attribution: journeys reduced on the server's cluster when it has one (every

@@ -11,7 +11,7 @@
 pub mod noise;
 pub mod public;
 
-use polars::prelude::{DataFrame, DataType};
+use polars::prelude::{col, lit, when, DataFrame, DataType, Expr, IntoLazy, NULL};
 use serde::Serialize;
 
 use crate::analytics::segment::Segment;
@@ -142,4 +142,33 @@ pub struct Suppressed {
     pub dropped: u64,
     /// Published cells with some figure withheld (null) because it counts fewer than `k` people.
     pub withheld: u64,
+}
+
+/// The floor on a table's rows: for each `(count, figures)` group, where the count column is
+/// between 0 and `k` exclusive, its figures are withheld (null); a figure covered by several
+/// groups is withheld when any of them is small. Groups whose count column the table lacks are
+/// skipped, as are figures it lacks. Returns the table and how many rows had a figure withheld.
+/// The rules of every table (referrals, attribution, funnel) are written where the table is.
+pub fn withhold_small(table: DataFrame, k: u64, groups: &[(&str, &[&str])]) -> Result<(DataFrame, usize)> {
+    let has = |c: &str| table.column(c).is_ok();
+    let small = |c: &str| {
+        let n = col(c).cast(DataType::Float64);
+        n.clone().gt(lit(0.0)).and(n.lt(lit(k as f64)))
+    };
+    let groups: Vec<(&str, &[&str])> = groups.iter().copied().filter(|(c, _)| has(c)).collect();
+    let any_small = groups.iter().fold(lit(false), |acc, (c, _)| acc.or(small(c)));
+    let mut figures: Vec<&str> = groups.iter().flat_map(|(_, f)| f.iter().copied()).filter(|f| has(f)).collect();
+    figures.sort_unstable();
+    figures.dedup();
+    let nulled: Vec<Expr> = figures
+        .iter()
+        .map(|f| {
+            let covering =
+                groups.iter().filter(|(_, fs)| fs.contains(f)).fold(lit(false), |acc, (c, _)| acc.or(small(c)));
+            when(covering).then(lit(NULL)).otherwise(col(*f)).alias(*f)
+        })
+        .collect();
+    let withheld = table.clone().lazy().select([any_small.alias("w")]).collect()?.column("w")?.bool()?.sum();
+    let out = table.lazy().with_columns(nulled).collect()?;
+    Ok((out, withheld.unwrap_or(0) as usize))
 }
