@@ -189,7 +189,7 @@ pub fn attribution_chart(
             let roi = floats(t, "roi")?;
             Ok(Chart {
                 title: format!("ROI by {key} · {first_model} attribution"),
-                subtitle: format!("{window} · ROI = (attributed revenue - cost) / cost; n/a = no cost"),
+                subtitle: format!("{window} · ROI = (attributed revenue - cost) / cost; n/a = no cost, or withheld (fewer than k conversions)"),
                 y_label: "ROI (x cost)".into(),
                 categories: rows.iter().map(|&i| keys[i].clone()).collect(),
                 series: vec![Series { name: "ROI".into(), values: rows.iter().map(|&i| roi[i]).collect() }],
