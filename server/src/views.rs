@@ -113,8 +113,12 @@ pub fn map_subtitle(result: &HeatmapResult, params: &HeatmapParams) -> String {
     let segment = params.segment.as_deref().unwrap_or("all customers");
     let totals = floored_totals(result);
     let shown = |v: &serde_json::Value| v.as_i64().map_or_else(|| "(withheld)".to_string(), |n| n.to_string());
+    let differencing = match result.suppressed.differencing {
+        0 => String::new(),
+        n => format!(", {n} held back as too close to an earlier answer"),
+    };
     format!(
-        "segment: {segment} · {} prospects of {} customers · k = {} ({} small cells merged, {} dropped)",
+        "segment: {segment} · {} prospects of {} customers · k = {} ({} small cells merged, {} dropped{differencing})",
         shown(&totals["prospects"]),
         shown(&totals["customers"]),
         params.k.get(),

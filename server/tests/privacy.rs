@@ -267,3 +267,178 @@ async fn regression_attribution_and_funnel_rows_hold_the_floor() {
         }
     }
 }
+
+/// A fresh server on the victim's city (its own release ledger), with `data_dir` when given.
+fn fresh_state(data_dir: Option<&std::path::Path>) -> AppState {
+    let ds = (*state().registry.get("city").unwrap().dataset).clone();
+    let config = Config { token: Some(ADMIN.into()), analyst_token: Some(ANALYST.into()), ..Config::default() };
+    let registry = match data_dir {
+        Some(d) => Registry::open(d, vec![ds]).unwrap(),
+        None => Registry::in_memory(vec![ds]),
+    };
+    AppState::with(registry, config)
+}
+
+async fn call_on(state: &AppState, uri: &str) -> Value {
+    let req = Request::get(uri).header("authorization", format!("Bearer {ANALYST}")).body(Body::empty()).unwrap();
+    let res = app(state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{uri}");
+    serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+/// `(hex_id -> (customers, prospects))` of a heatmap document.
+fn counts(doc: &Value) -> std::collections::HashMap<String, (i64, i64)> {
+    doc["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let n = |f: &str| c[f].as_i64().unwrap();
+            (c["hex_id"].as_str().unwrap().to_string(), (n("customers"), n("prospects")))
+        })
+        .collect()
+}
+
+/// Every hexagon's count implied by a document: the sum of its cells at or under it, for each
+/// resolution from the cell's own down to 5.
+fn implied(doc: &Value) -> std::collections::HashMap<String, i64> {
+    let mut out = std::collections::HashMap::new();
+    for (hex, (_, prospects)) in counts(doc) {
+        let cell = u64::from_str_radix(&hex, 16).unwrap();
+        for res in 5..=h3::res_of(cell) {
+            let h = h3::hex_string(h3::parent_bits(cell, Res::new(res).unwrap()));
+            *out.entry(h).or_insert(0) += prospects;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_differencing_two_thresholds_isolates_no_one() {
+    // The probe's attack: `budget < X + 1` against `budget < X` at a fine resolution; the cell
+    // whose prospects differ by one holds the person whose budget is X. Every budget of the
+    // city is tried as X, at res 12 and 9, on one server: no hexagon's prospects (as released,
+    // or summed from the cells under it) may differ between two answers by 1 to k-1.
+    let k = 5;
+    let state = fresh_state(None);
+    let ds = state.registry.get("city").unwrap().dataset;
+    let mut budgets: Vec<i64> = ds
+        .customers
+        .column("budget")
+        .unwrap()
+        .cast(&custmap_engine::polars::prelude::DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    let picks: Vec<i64> =
+        budgets.iter().step_by(budgets.len() / 12 + 1).copied().chain([VICTIM_BUDGET.parse().unwrap()]).collect();
+    let mut dropped = 0;
+    for res in [12u8, 9] {
+        let mut seen: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
+        for &x in &picks {
+            for filter in [format!("budget < {x}"), format!("budget < {}", x + 1), format!("budget <= {x}")] {
+                let uri = format!("/api/v1/datasets/city/heatmap?res={res}&location=home&where={}", enc(&filter));
+                let doc = call_on(&state, &uri).await;
+                dropped += doc["suppressed"]["differencing"].as_u64().unwrap();
+                for (hex, v) in implied(&doc) {
+                    let earlier = seen.entry(hex.clone()).or_default();
+                    for &e in earlier.iter() {
+                        let d = (e - v).abs();
+                        assert!(d == 0 || d >= k, "{filter} at res {res}: hexagon {hex} went from {e} to {v}");
+                    }
+                    earlier.push(v);
+                }
+            }
+        }
+    }
+    assert!(dropped > 0, "the attack meets the ledger (else it tested nothing)");
+    // The same request again is the same answer (a release already made is not withheld).
+    let uri = format!("/api/v1/datasets/city/heatmap?res=12&location=home&where={}", enc("budget < 3000000"));
+    assert_eq!(counts(&call_on(&state, &uri).await), counts(&call_on(&state, &uri).await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_differencing_two_resolutions_isolates_no_one() {
+    // Parents against children: a coarse answer minus the finer cells under it counts the
+    // people the finer answer dropped. Every hexagon implied by any answer keeps its values
+    // 0 or k apart, across resolutions and segments.
+    let k = 5;
+    let state = fresh_state(None);
+    let mut seen: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
+    for res in [6u8, 7, 8, 9, 10, 11, 12] {
+        for filter in ["budget >= 3000000", "budget >= 0"] {
+            let uri = format!("/api/v1/datasets/city/heatmap?res={res}&location=work&where={}", enc(filter));
+            for (hex, v) in implied(&call_on(&state, &uri).await) {
+                let earlier = seen.entry(hex.clone()).or_default();
+                for &e in earlier.iter() {
+                    let d = (e - v).abs();
+                    assert!(d == 0 || d >= k, "{filter} at res {res}: hexagon {hex} went from {e} to {v}");
+                }
+                earlier.push(v);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_differencing_two_windows_shows_no_one_deal() {
+    // A lookback window a day longer moves single conversions between channels: no channel's
+    // conversions under one model may differ between two windows by 1 to k-1.
+    let k = 5.0;
+    let state = fresh_state(None);
+    let mut seen: std::collections::HashMap<(String, String), Vec<f64>> = std::collections::HashMap::new();
+    for window in [7, 8, 30, 31, 90, 91, 365] {
+        for model in ["first_touch", "last_touch"] {
+            let doc = call_on(
+                &state,
+                &format!("/api/v1/datasets/city/attribution?by=campaign&model={model}&window={window}"),
+            )
+            .await;
+            for r in doc["rows"].as_array().unwrap() {
+                let Some(v) = r["conversions"].as_f64() else { continue };
+                let key = (model.to_string(), r["campaign"].to_string());
+                let earlier = seen.entry(key.clone()).or_default();
+                for &e in earlier.iter() {
+                    let d = (e - v).abs();
+                    assert!(d < 1e-9 || d >= k, "window {window}: {key:?} went from {e} to {v}");
+                }
+                earlier.push(v);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_ledger_survives_a_restart() {
+    // What was released before a restart still holds: the second server withholds the same
+    // neighbouring threshold the first would have.
+    let dir = tempfile::tempdir().unwrap();
+    let near = |op: &str, x: i64| {
+        format!("/api/v1/datasets/city/heatmap?res=12&location=home&where={}", enc(&format!("budget {op} {x}")))
+    };
+    let first = fresh_state(Some(dir.path()));
+    let ds = first.registry.get("city").unwrap().dataset;
+    let budgets =
+        ds.customers.column("budget").unwrap().cast(&custmap_engine::polars::prelude::DataType::Int64).unwrap();
+    let mut budgets: Vec<i64> = budgets.i64().unwrap().iter().flatten().collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    let mut found = None;
+    for &x in budgets.iter().step_by(7) {
+        call_on(&first, &near("<", x)).await;
+        let b = call_on(&first, &near("<=", x)).await;
+        if b["suppressed"]["differencing"].as_u64().unwrap() > 0 {
+            found = Some(x);
+            break;
+        }
+    }
+    let x = found.expect("some neighbouring thresholds differ by one person in a cell");
+    let second = fresh_state(Some(dir.path()));
+    let again = call_on(&second, &near("<=", x)).await;
+    assert!(again["suppressed"]["differencing"].as_u64().unwrap() > 0, "{}", again["suppressed"]);
+}

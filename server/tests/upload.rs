@@ -80,9 +80,13 @@ async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, serde_json::
 }
 
 /// What a reader of the data directory sees: its entries, sorted.
+/// The data directory's entries, less the server's release ledgers.
 fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != custmap::http::state::LEDGER_DIR)
+        .collect();
     names.sort();
     names
 }

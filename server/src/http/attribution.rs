@@ -114,7 +114,13 @@ async fn attribution_route(
     let min_k = state.config.policy.min_k.get();
     cached(&state, entry.version, key, move || {
         let mut result = run_attribution(&st, &ds, &params)?;
-        result.table = floor_rows(result.table, min_k, ATTRIBUTION_FLOOR)?;
+        let table = floor_rows(result.table, min_k, ATTRIBUTION_FLOOR)?;
+        let scope = format!("attribution/{}", params.by.column());
+        result.table = st.ledgers.with(&id, |ledger| {
+            Ok(ledger
+                .withhold_table(table, &scope, &["model", params.by.column()], f64::from(min_k), ATTRIBUTION_FLOOR)?
+                .0)
+        })?;
         if is_image(format) {
             let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
             let months = match chart {
@@ -201,9 +207,14 @@ async fn funnel_route(
     let by = parse_by(q.by.as_deref())?;
     let format = table_format(q.format.as_deref())?;
     let min_k = state.config.policy.min_k.get();
+    let st = state.clone();
     cached(&state, entry.version, format!("funnel {by:?} {format:?}"), move || {
         let params = AttributionParams { by, ..AttributionParams::default() };
         let table = floor_rows(funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?, min_k, FUNNEL_FLOOR)?;
+        let table = st.ledgers.with(&id, |ledger| {
+            let scope = format!("funnel/{}", by.column());
+            Ok(ledger.withhold_table(table, &scope, &[by.column()], f64::from(min_k), FUNNEL_FLOOR)?.0)
+        })?;
         if is_image(format) {
             return chart_response(&views::funnel_chart(&table, by)?, format);
         }

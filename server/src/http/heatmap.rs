@@ -67,7 +67,7 @@ pub struct HeatmapQuery {
     params(("id" = String, Path, description = "dataset id"), HeatmapQuery),
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "cells: `{dataset, res, location, where, k, suppressed: {merged, dropped}, totals, cells: [...]}` as JSON; or GeoJSON, CSV (hex_id column), Arrow IPC, PNG or SVG",
+        (status = 200, description = "cells: `{dataset, res, location, where, k, suppressed: {merged, dropped, withheld, differencing}, totals, cells: [...]}` as JSON; or GeoJSON, CSV (hex_id column), Arrow IPC, PNG or SVG",
             content(
                 (Object = "application/json"),
                 (Object = "application/geo+json"),
@@ -116,7 +116,8 @@ async fn heatmap(
     let st = state.clone();
     cached(&state, version, key, move || {
         let base = cached_base(&st, &entry, &params)?;
-        let result = base.at(&params)?;
+        let mut result = base.at(&params)?;
+        st.ledgers.with(&id, |ledger| Ok(result.withhold_differences(ledger)?))?;
         respond(&entry.dataset, &result, format, &metric, None)
     })
     .await

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use custmap_engine::analytics::placement::Coverage;
+use custmap_engine::analytics::privacy::ledger::{write_records, Ledger};
 use custmap_engine::analytics::{HeatmapBase, Policy, PublicRelease};
 use custmap_engine::{Dataset, Error};
 
@@ -404,6 +405,8 @@ pub struct AppState {
     pub replies: Arc<Cache<(u64, String), super::Reply>>,
     /// Admission control and single flight of engine work.
     pub heavy: Arc<Heavy>,
+    /// What each dataset has released exactly, against differencing.
+    pub ledgers: Arc<Ledgers>,
 }
 
 impl AppState {
@@ -416,8 +419,10 @@ impl AppState {
     #[must_use]
     pub fn with(registry: Registry, config: Config) -> Self {
         let heavy = Arc::new(Heavy::new(config.heavy_workers, config.heavy_queue));
+        let ledgers = Arc::new(Ledgers::new(registry.data_dir().map(|d| d.join(LEDGER_DIR))));
         AppState {
             heavy,
+            ledgers,
             registry: Arc::new(registry),
             config: Arc::new(config),
             bases: Arc::new(Cache::new(CACHE_ENTRIES)),
@@ -426,5 +431,67 @@ impl AppState {
             fingerprints: Arc::new(Cache::new(CACHE_ENTRIES)),
             replies: Arc::new(Cache::new(REPLY_ENTRIES)),
         }
+    }
+}
+
+/// The folder of `data_dir` that holds the release ledgers, one file per dataset id.
+pub const LEDGER_DIR: &str = ".ledger";
+
+/// The release ledger of each dataset id (see `custmap_engine::analytics::privacy::ledger`):
+/// kept by id, not version, so a new upload under the same id is held to what the old one
+/// released. With a data directory each ledger is an append-only file there, read back at the
+/// first use after a restart; without one, in memory.
+pub struct Ledgers {
+    dir: Option<PathBuf>,
+    open: Mutex<HashMap<String, Arc<Mutex<LedgerSlot>>>>,
+}
+
+struct LedgerSlot {
+    ledger: Ledger,
+    file: Option<std::fs::File>,
+}
+
+impl Ledgers {
+    #[must_use]
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Ledgers { dir, open: Mutex::new(HashMap::new()) }
+    }
+
+    fn slot(&self, id: &str) -> Result<Arc<Mutex<LedgerSlot>>, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = open.get(id) {
+            return Ok(slot.clone());
+        }
+        let slot = match &self.dir {
+            None => LedgerSlot { ledger: Ledger::new(), file: None },
+            Some(dir) => {
+                let failed = |e: std::io::Error| ApiError::internal(format!("release ledger of '{id}': {e}"));
+                std::fs::create_dir_all(dir).map_err(failed)?;
+                let path = dir.join(id);
+                let ledger = match std::fs::File::open(&path) {
+                    Ok(f) => Ledger::read(std::io::BufReader::new(f))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ledger::new(),
+                    Err(e) => return Err(failed(e)),
+                };
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(failed)?;
+                LedgerSlot { ledger, file: Some(file) }
+            }
+        };
+        let slot = Arc::new(Mutex::new(slot));
+        open.insert(id.to_string(), slot.clone());
+        Ok(slot)
+    }
+
+    /// Runs `f` on dataset `id`'s ledger, alone, then writes down what it recorded. Releases
+    /// of one dataset are checked one at a time, so two at once cannot both pass.
+    pub fn with<R>(&self, id: &str, f: impl FnOnce(&mut Ledger) -> Result<R, ApiError>) -> Result<R, ApiError> {
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let out = f(&mut slot.ledger)?;
+        let fresh = slot.ledger.take_fresh();
+        if let Some(file) = slot.file.as_mut() {
+            write_records(file, &fresh).map_err(|e| ApiError::internal(format!("release ledger of '{id}': {e}")))?;
+        }
+        Ok(out)
     }
 }

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::Serialize;
 
+pub mod differencing;
 pub(crate) mod groups;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@
 //!   coordinate or a near-unique attribute ([`Policy::check_segment`]);
 //! - [`Access::Public`]: only the differentially private lattice of [`public`], nothing exact.
 
+pub mod ledger;
 pub mod noise;
 pub mod public;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::analytics::segment::Segment;
 use crate::error::{Error, Result};
+pub use ledger::Ledger;
 pub use public::{PublicParams, PublicRelease};
 
 /// Who is asking.
@@ -140,8 +142,12 @@ impl Default for KFloor {
 pub struct Suppressed {
     pub merged: u64,
     pub dropped: u64,
-    /// Published cells with some figure withheld (null) because it counts fewer than `k` people.
+    /// Published cells with some figure withheld (null) because it counts fewer than `k` people,
+    /// or (over the API) differs by fewer than `k` from the same figure released before.
     pub withheld: u64,
+    /// Cells dropped over the API because a figure they imply would differ from one released
+    /// before by 1 to k-1 people (see [`ledger`]); 0 from the CLI.
+    pub differencing: u64,
 }
 
 /// The floor on a table's rows: for each `(count, figures)` group, where the count column is
