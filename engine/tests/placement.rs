@@ -6,6 +6,7 @@ use custmap_engine::analytics::placement::reach::{
     coverage, point_to_site_m, segment_to_site_m, Anchor, Prospect, ReachMode,
 };
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, Weight};
+use custmap_engine::analytics::KFloor;
 use custmap_engine::demo::{generate, DemoFormat, DemoParams};
 use custmap_engine::spatial::geometry::{parse_site_wkt, SiteGeometry};
 use custmap_engine::Dataset;
@@ -251,7 +252,83 @@ fn towers_and_cafes_beat_bus_routes_per_yuan() {
     assert!(report.cost <= 800_000.0 && report.reach > 0.0);
     assert!(report.upper_bound >= report.reach && (0.0..=1.0).contains(&report.gap));
     // Every chosen site of the plan is listed with a cumulative reach equal to the plan's.
-    assert_eq!(report.sites.last().map(|s| s.cumulative_reach), Some(report.reach));
+    assert_eq!(report.sites.last().and_then(|s| s.cumulative_reach), Some(report.reach));
+}
+
+#[test]
+fn the_floor_leaves_no_figure_of_1_to_k_minus_1_prospects_nor_one_that_can_be_derived() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    let ds = Dataset::load(dir.path()).unwrap();
+    let segment = "budget >= 4000000";
+    let cov = Coverage::build(&ds, Some(segment), ReachMode::Both, Weight::Count, &Default::default()).unwrap();
+    let params = PlacementParams {
+        budget: 1_500_000.0,
+        segment: Some(segment.into()),
+        reach: ReachMode::Both,
+        weight: Weight::Count,
+        must_include: vec![],
+        exclude: vec![],
+        time_limit_s: 1.0,
+    };
+    let raw = cov.plan(&params).unwrap();
+    let k = 5.0;
+    let small = |x: f64| x > 0.0 && x < k;
+    let raw_small = raw.sites.iter().filter(|s| s.marginal_reach.is_some_and(small)).count();
+    assert!(raw_small > 0, "the plan has sites adding 1 to 4 prospects (else this tests nothing)");
+    let mut floored = raw.clone();
+    let withheld = floored.floor(KFloor::new(5).unwrap()).unwrap();
+    assert!(withheld > 0 && floored.withheld == withheld);
+    assert_eq!(floored.reach, raw.reach);
+    // Shown cumulative figures are k apart, starting from 0; shown marginals are at least k.
+    let mut last = 0.0;
+    for (s, r) in floored.sites.iter().zip(&raw.sites) {
+        assert!(s.marginal_reach.is_none_or(|m| !small(m)), "{s:?}");
+        if let Some(c) = s.cumulative_reach {
+            assert_eq!(Some(c), r.cumulative_reach);
+            assert!(!small(c - last), "cumulative {c} after {last}");
+            last = c;
+        } else {
+            assert!(s.marginal_reach.is_none() && s.cost_per_reached.is_none(), "{s:?}");
+        }
+    }
+    assert_eq!(last, raw.reach, "the last site shows the plan's reach");
+    assert!(floored.overlap.iter().all(|o| !small(o.shared)));
+    let parts =
+        [floored.reach_split.home, floored.reach_split.work, floored.reach_split.both, floored.reach_split.commute];
+    let hidden: f64 = [raw.reach_split.home, raw.reach_split.work, raw.reach_split.both, raw.reach_split.commute]
+        .iter()
+        .zip(&parts)
+        .filter(|(_, p)| p.is_none())
+        .map(|(r, _)| r.unwrap())
+        .sum();
+    assert!(!small(hidden), "the withheld parts of the split add up to {hidden}");
+    assert!(parts.iter().flatten().all(|&p| !small(p)));
+    let mut shown = vec![floored.reach];
+    for c in floored.curve.iter().filter_map(|c| c.reach) {
+        assert!(!small(c) && shown.iter().all(|s: &f64| !small((c - s).abs())), "curve {c} near {shown:?}");
+        shown.push(c);
+    }
+    assert!(floored.baselines.iter().all(|b| b.reach.is_none_or(|r| !small(r))));
+
+    // A plan reaching 1 to k-1 prospects is refused, without its count.
+    let tiny: std::collections::HashMap<String, f64> = [
+        ("cafe", 10.0),
+        ("bar", 10.0),
+        ("office_lobby", 10.0),
+        ("billboard", 10.0),
+        ("bus_route", 10.0),
+        ("metro_line", 10.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let cov = Coverage::build(&ds, Some(segment), ReachMode::Home, Weight::Count, &tiny).unwrap();
+    let mut report = cov.plan(&PlacementParams { reach: ReachMode::Home, budget: 30_000.0, ..params }).unwrap();
+    if report.reach > 0.0 && report.reach < k {
+        let err = report.floor(KFloor::new(5).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("fewer than 5 prospects"), "{err}");
+    }
 }
 
 fn place() -> impl Strategy<Value = (f64, f64)> {
@@ -348,7 +425,7 @@ fn prospects_sharing_places_are_grouped_without_changing_the_answer() {
     assert_eq!(report.prospects, 30);
     assert_eq!(report.reach, want_count);
     let split = report.reach_split;
-    assert_eq!(split.home + split.work + split.both + split.commute, want_count);
+    assert_eq!(split.home.unwrap() + split.work.unwrap() + split.both.unwrap() + split.commute.unwrap(), want_count);
     let cov = Coverage::build(&ds, None, ReachMode::Both, Weight::Budget, &Default::default()).unwrap();
     assert_eq!(cov.plan(&params(Weight::Budget)).unwrap().reach, want_budget);
 

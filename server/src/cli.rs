@@ -264,6 +264,9 @@ enum Command {
         /// For .png/.svg: the plan on a map of the target prospects (map) or reach versus budget (curve).
         #[arg(long, value_enum, default_value = "map")]
         plot: PlotArg,
+        /// Privacy floor: no figure of the report counts 1 to k-1 prospects.
+        #[arg(long, default_value_t = 5)]
+        k: u32,
         #[arg(long)]
         out: PathBuf,
     },
@@ -554,6 +557,7 @@ fn run(command: Command) -> Result<(), Error> {
             reach_m,
             time_limit,
             plot,
+            k,
             out,
         } => {
             let params = PlacementParams {
@@ -574,7 +578,7 @@ fn run(command: Command) -> Result<(), Error> {
                 time_limit_s: time_limit,
             };
             let radii = parse_radii(&reach_m)?;
-            run_placement(&dir, &params, &radii, compare_kinds, plot, &out)
+            run_placement(&dir, &params, &radii, compare_kinds, plot, KFloor::new(k)?, &out)
         }
         Command::Cluster(command) => run_cluster(command),
         Command::ImportSales { file, out, lat, lng, price, date } => {
@@ -1083,6 +1087,7 @@ fn run_placement(
     radii: &std::collections::HashMap<String, f64>,
     compare_kinds: bool,
     plot: PlotArg,
+    k: KFloor,
     out: &Path,
 ) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
@@ -1096,11 +1101,15 @@ fn run_placement(
     let ds = load(dir, &[Table::Sites])?;
     let pb = spinner("computing reach");
     let coverage = Coverage::build(&ds, params.segment.as_deref(), params.reach, params.weight, radii)?;
-    let report = coverage.plan(params)?;
+    let mut report = coverage.plan(params)?;
+    report.floor(k)?;
     pb.finish_and_clear();
     if let Some(image) = image_format(format) {
         let bytes = match plot {
-            PlotArg::Map => views::placement_map(&ds, &coverage, &report, params, image)?,
+            PlotArg::Map => {
+                let heat = heatmap(&ds, &views::placement_heatmap_params(params, k))?;
+                views::placement_map(&ds, &coverage, &report, params, &heat, image)?
+            }
             PlotArg::Curve => views::reach_curve(&report, params, image)?,
         };
         write_bytes(out, &bytes)?;

@@ -3,7 +3,7 @@
 
 use clap::ValueEnum;
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, PlacementReport, ReachMode};
-use custmap_engine::analytics::{heatmap, AttributionResult, By, HeatmapParams, HeatmapResult, Location};
+use custmap_engine::analytics::{AttributionResult, By, HeatmapParams, HeatmapResult, KFloor, Location};
 use custmap_engine::polars::prelude::DataFrame;
 use custmap_engine::render::chart::{render_chart, Chart, ChartKind, Series};
 use custmap_engine::render::map::{render_map, MapSpec};
@@ -299,17 +299,9 @@ pub fn placement_map(
     coverage: &Coverage,
     report: &PlacementReport,
     params: &PlacementParams,
+    heat: &HeatmapResult,
     image: ImageFormat,
 ) -> Result<Vec<u8>, Error> {
-    let location = match params.reach {
-        ReachMode::Home => Location::Home,
-        ReachMode::Work => Location::Work,
-        ReachMode::Both | ReachMode::Commute => Location::Both,
-    };
-    let heat = heatmap(
-        &ds,
-        &HeatmapParams { res: Res::new(9)?, location, segment: params.segment.clone(), ..HeatmapParams::default() },
-    )?;
     let index: std::collections::HashMap<&str, usize> =
         coverage.site_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
     let overlay = report
@@ -336,6 +328,21 @@ pub fn placement_map(
     render_map(&spec, image)
 }
 
+/// The heatmap under a placement map: the target prospects at res 9 where the plan reaches them,
+/// under the floor `k` (the caller builds it: the server through its release ledger).
+pub fn placement_heatmap_params(params: &PlacementParams, k: KFloor) -> HeatmapParams {
+    let location = match params.reach {
+        ReachMode::Home => Location::Home,
+        ReachMode::Work => Location::Work,
+        ReachMode::Both | ReachMode::Commute => Location::Both,
+    };
+    HeatmapParams { res: res9(), location, segment: params.segment.clone(), k, ..HeatmapParams::default() }
+}
+
+fn res9() -> Res {
+    Res::new(9).unwrap_or(Res::FINEST)
+}
+
 /// Reach versus budget for the plan and the upper bound on the optimum.
 pub fn reach_curve(report: &PlacementReport, params: &PlacementParams, image: ImageFormat) -> Result<Vec<u8>, Error> {
     let spec = Chart {
@@ -348,7 +355,7 @@ pub fn reach_curve(report: &PlacementReport, params: &PlacementParams, image: Im
         y_label: "prospects reached".into(),
         categories: report.curve.iter().map(|c| custmap_engine::render::short_number(c.budget)).collect(),
         series: vec![
-            Series { name: "plan".into(), values: report.curve.iter().map(|c| Some(c.reach)).collect() },
+            Series { name: "plan".into(), values: report.curve.iter().map(|c| c.reach).collect() },
             Series { name: "upper bound".into(), values: report.curve.iter().map(|c| Some(c.upper_bound)).collect() },
         ],
         kind: ChartKind::Lines,

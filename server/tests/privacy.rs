@@ -442,3 +442,51 @@ async fn release_ledger_survives_a_restart() {
     let again = call_on(&second, &near("<=", x)).await;
     assert!(again["suppressed"]["differencing"].as_u64().unwrap() > 0, "{}", again["suppressed"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_placement_figures_hold_the_floor() {
+    // The probe's case: per-site marginal reach, overlaps, the home/work split, baselines and the
+    // curve showed counts of 1 to 4 prospects (a site adding one prospect tells that someone of
+    // the segment lives within its radius). Every count is now 0, null, or at least k, and the
+    // cumulative figures shown are k apart.
+    let k = 5.0;
+    let small = |v: &Value| v.as_f64().is_some_and(|x| x > 0.0 && x < k);
+    let mut withheld = 0;
+    for (segment, reach, budget) in [
+        ("budget >= 3000000", "both", 900_000),
+        ("budget >= 5000000", "home", 400_000),
+        ("budget >= 0", "work", 2_000_000),
+    ] {
+        let body = format!(r#"{{"budget": {budget}, "where": "{segment}", "reach": "{reach}", "time_limit_s": 1}}"#);
+        let req = Request::post("/api/v1/datasets/city/placement")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {ANALYST}"))
+            .body(Body::from(body))
+            .unwrap();
+        let res = app(state()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let doc: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        if status == StatusCode::BAD_REQUEST {
+            assert!(doc["detail"].as_str().unwrap().contains("privacy floor"), "{doc}");
+            continue;
+        }
+        assert_eq!(status, StatusCode::OK, "{doc}");
+        withheld += doc["withheld"].as_u64().unwrap();
+        assert!(!small(&doc["reach"]), "{doc}");
+        let mut last = 0.0;
+        for s in doc["sites"].as_array().unwrap() {
+            assert!(!small(&s["marginal_reach"]), "{s}");
+            if let Some(c) = s["cumulative_reach"].as_f64() {
+                assert!(c - last == 0.0 || c - last >= k, "{s} after {last}");
+                last = c;
+            }
+        }
+        assert!(doc["overlap"].as_array().unwrap().iter().all(|o| !small(&o["shared"])), "{doc}");
+        for part in ["home", "work", "both", "commute"] {
+            assert!(!small(&doc["reach_split"][part]), "{doc}");
+        }
+        assert!(doc["baselines"].as_array().unwrap().iter().all(|b| !small(&b["reach"])), "{doc}");
+        assert!(doc["curve"].as_array().unwrap().iter().all(|c| !small(&c["reach"])), "{doc}");
+    }
+    assert!(withheld > 0, "the plans had small figures to withhold (else this tests nothing)");
+}

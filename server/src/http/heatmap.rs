@@ -115,12 +115,24 @@ async fn heatmap(
     let version = entry.version;
     let st = state.clone();
     cached(&state, version, key, move || {
-        let base = cached_base(&st, &entry, &params)?;
-        let mut result = base.at(&params)?;
-        st.ledgers.with(&id, |ledger| Ok(result.withhold_differences(ledger)?))?;
+        let result = released(&st, &entry, &id, &params)?;
         respond(&entry.dataset, &result, format, &metric, None)
     })
     .await
+}
+
+/// An exact heatmap as the server releases it: from the cached base, under the floor of
+/// `params.k`, through dataset `id`'s release ledger. Every exact map goes through here.
+pub(super) fn released(
+    state: &AppState,
+    entry: &Entry,
+    id: &str,
+    params: &HeatmapParams,
+) -> Result<HeatmapResult, ApiError> {
+    let base = cached_base(state, entry, params)?;
+    let mut result = base.at(params)?;
+    state.ledgers.with(id, |ledger| Ok(result.withhold_differences(ledger)?))?;
+    Ok(result)
 }
 
 /// The public heatmap: a cell table of the differentially private lattice, or a 403 for what

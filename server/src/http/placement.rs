@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
+use custmap_engine::analytics::KFloor;
 use custmap_engine::render::ImageFormat;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -68,7 +69,7 @@ pub struct PlacementRequest {
     request_body = PlacementRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`{budget, cost, reach, upper_bound, gap, reach_split, sites, overlap, baselines, curve, prospects}`; or a picture",
+        (status = 200, description = "`{budget, cost, reach, upper_bound, gap, reach_split, sites, overlap, baselines, curve, prospects, withheld}` (figures of 1 to k-1 prospects, or that would give one, are null; see `withheld`); or a picture",
             content((Object = "application/json"), (Vec<u8> = "image/png"), (String = "image/svg+xml"))),
         (status = 400, description = "a bad field, named", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no analyst token, or an unknown one (public callers get only the differentially private heatmap)", body = Problem, content_type = "application/problem+json"),
@@ -155,14 +156,18 @@ async fn placement(
             let others = coverage.site_ids.iter().zip(&coverage.kinds).filter(|(_, k)| !kinds.contains(k));
             params.exclude.extend(others.map(|(s, _)| s.clone()));
         }
-        let report = coverage.plan(&params)?;
+        let mut report = coverage.plan(&params)?;
+        let k = KFloor::new(min_k)?;
+        report.floor(k)?;
         Ok(match image {
             None => Reply::json(&serde_json::to_value(&report).map_err(ApiError::internal)?),
             Some(image) => {
                 let bytes = if curve {
                     views::reach_curve(&report, &params, image)?
                 } else {
-                    views::placement_map(&entry.dataset, &coverage, &report, &params, image)?
+                    let heat =
+                        super::heatmap::released(&st, &entry, &id, &views::placement_heatmap_params(&params, k))?;
+                    views::placement_map(&entry.dataset, &coverage, &report, &params, &heat, image)?
                 };
                 Reply::new(if image == ImageFormat::Png { "image/png" } else { "image/svg+xml" }, bytes)
             }

@@ -252,13 +252,14 @@ impl Coverage {
                 let only: Vec<bool> =
                     (0..self.candidates.len()).map(|i| allowed[i] && &self.kinds[i] == kind).collect();
                 let p = optimize_within(&self.candidates, &self.weights, params.budget, &[], &only, side);
-                Baseline {
+                let baseline = Baseline {
                     kind: kind.clone(),
                     sites: p.chosen.len(),
                     cost: p.cost,
-                    reach: p.reach,
+                    reach: Some(p.reach),
                     cost_per_reached: per(p.cost, p.reach),
-                }
+                };
+                (baseline, self.people(&p.chosen))
             })
             .collect();
         let curve = (1..=10)
@@ -267,19 +268,40 @@ impl Coverage {
                 let ok = must_cost <= b + 1e-9;
                 let must = if ok { &must[..] } else { &[] };
                 let p = optimize_within(&self.candidates, &self.weights, b, must, &allowed, side);
-                CurvePoint { budget: b, reach: p.reach, upper_bound: p.upper_bound }
+                (CurvePoint { budget: b, reach: Some(p.reach), upper_bound: p.upper_bound }, self.people(&p.chosen))
             })
             .collect();
         Ok(self.report(params, &plan, baselines, curve))
+    }
+
+    /// How many prospects the sites `chosen` reach together.
+    fn people(&self, chosen: &[usize]) -> usize {
+        let mut covered = vec![false; self.weights.len()];
+        let mut n = 0;
+        for &i in chosen {
+            for p in &self.candidates[i].covers {
+                let seen = std::mem::replace(&mut covered[*p as usize], true);
+                n += usize::from(!seen);
+            }
+        }
+        n
     }
 
     fn report(
         &self,
         params: &PlacementParams,
         plan: &optimize::Plan,
-        baselines: Vec<Baseline>,
-        curve: Vec<CurvePoint>,
+        baselines: Vec<(Baseline, usize)>,
+        curve: Vec<(CurvePoint, usize)>,
     ) -> PlacementReport {
+        let mut people = People {
+            plan: self.people(&plan.chosen),
+            baselines: baselines.iter().map(|b| b.1).collect(),
+            curve: curve.iter().map(|c| c.1).collect(),
+            ..People::default()
+        };
+        let (baselines, curve) =
+            (baselines.into_iter().map(|b| b.0).collect(), curve.into_iter().map(|c| c.0).collect());
         let mut covered = vec![false; self.weights.len()];
         let mut cumulative = 0.0;
         let mut spent = 0.0;
@@ -288,6 +310,7 @@ impl Coverage {
             let c = &self.candidates[i];
             let marginal: f64 =
                 c.covers.iter().filter(|p| !covered[**p as usize]).map(|p| self.weights[*p as usize]).sum();
+            people.marginal.push(c.covers.iter().filter(|p| !covered[**p as usize]).count());
             for p in &c.covers {
                 covered[*p as usize] = true;
             }
@@ -298,8 +321,8 @@ impl Coverage {
                 site_id: self.site_ids[i].clone(),
                 kind: self.kinds[i].clone(),
                 cost: c.cost,
-                marginal_reach: marginal,
-                cumulative_reach: cumulative,
+                marginal_reach: Some(marginal),
+                cumulative_reach: Some(cumulative),
                 cost_per_reached: per(spent, cumulative),
             });
         }
@@ -315,24 +338,29 @@ impl Coverage {
                 }
             }
         }
-        let mut split = ReachSplit::default();
-        for (p, (h, w, c)) in how {
-            let x = self.weights[p as usize];
-            match (h, w, c) {
-                (true, true, _) => split.both += x,
-                (true, false, _) => split.home += x,
-                (false, true, _) => split.work += x,
-                _ => split.commute += x,
-            }
+        // home, work, both, commute
+        let mut split = [0.0; 4];
+        for (p, (h, w, _)) in how {
+            let slot = match (h, w) {
+                (true, true) => 2,
+                (true, false) => 0,
+                (false, true) => 1,
+                _ => 3,
+            };
+            split[slot] += self.weights[p as usize];
+            people.split[slot] += 1;
         }
+        let split =
+            ReachSplit { home: Some(split[0]), work: Some(split[1]), both: Some(split[2]), commute: Some(split[3]) };
         let mut overlap = Vec::new();
         for (a, &i) in plan.chosen.iter().enumerate() {
             for &j in &plan.chosen[a + 1..] {
                 let (x, y) = (&self.candidates[i].covers, &self.candidates[j].covers);
-                let shared: f64 =
-                    x.iter().filter(|p| y.binary_search(p).is_ok()).map(|p| self.weights[*p as usize]).sum();
-                if shared > 0.0 {
-                    overlap.push(Overlap { a: self.site_ids[i].clone(), b: self.site_ids[j].clone(), shared });
+                let shared: Vec<u32> = x.iter().filter(|p| y.binary_search(p).is_ok()).copied().collect();
+                if !shared.is_empty() {
+                    let weight = shared.iter().map(|p| self.weights[*p as usize]).sum();
+                    overlap.push(Overlap { a: self.site_ids[i].clone(), b: self.site_ids[j].clone(), shared: weight });
+                    people.shared.push(shared.len());
                 }
             }
         }
@@ -352,6 +380,8 @@ impl Coverage {
             prospects: self.prospects,
             weight: self.weight,
             total_weight: self.weights.iter().sum(),
+            withheld: 0,
+            people,
         }
     }
 }
@@ -382,14 +412,139 @@ pub struct PlacementReport {
     pub weight: Weight,
     /// The whole segment in that unit: the reach of a plan that reached everyone.
     pub total_weight: f64,
+    /// Figures withheld (null, or overlaps left out) by [`PlacementReport::floor`].
+    pub withheld: usize,
+    #[serde(skip)]
+    people: People,
+}
+
+/// How many prospects each figure of a report counts: what the floor reads.
+#[derive(Debug, Clone, Default)]
+struct People {
+    plan: usize,
+    marginal: Vec<usize>,
+    shared: Vec<usize>,
+    split: [usize; 4],
+    baselines: Vec<usize>,
+    curve: Vec<usize>,
+}
+
+impl PlacementReport {
+    /// The privacy floor on a report (SPEC §3): no figure counts 1 to k-1 prospects, and none
+    /// can be worked out from the others.
+    /// - A plan reaching 1 to k-1 prospects is refused (a 400 over HTTP).
+    /// - Site lines: consecutive sites are grouped until each group adds at least k prospects
+    ///   (a small last group joins the one before); within a group of several sites the marginal
+    ///   reach is withheld and the cumulative reach shown only at its last site, so the cumulative
+    ///   figures shown are k or more prospects apart.
+    /// - Overlaps shared by 1 to k-1 prospects are left out (as if none).
+    /// - The home / work / both / commute split: parts of 1 to k-1 prospects are withheld, and
+    ///   further parts, smallest first, until what is withheld counts k or more (the parts add up
+    ///   to the reach, so one withheld part would be the reach minus the others).
+    /// - Baselines and curve points of 1 to k-1 prospects are withheld, as is a curve point within
+    ///   k-1 prospects of the plan or of a curve point already shown.
+    ///
+    /// Returns how many figures it withheld (also in `withheld`).
+    pub fn floor(&mut self, k: crate::analytics::KFloor) -> Result<usize> {
+        let k = k.get() as usize;
+        let small = |n: usize| n > 0 && n < k;
+        if small(self.people.plan) {
+            return Err(Error::bad_input(format!(
+                "this plan reaches fewer than {k} prospects, the privacy floor: widen the segment, the radii or the budget"
+            )));
+        }
+        let mut withheld = 0;
+        // Site lines, grouped.
+        let n = self.sites.len();
+        let mut groups: Vec<(usize, usize, usize)> = Vec::new();
+        let (mut start, mut acc) = (0, 0);
+        for (i, &m) in self.people.marginal.iter().enumerate() {
+            acc += m;
+            if !small(acc) {
+                groups.push((start, i, acc));
+                start = i + 1;
+                acc = 0;
+            }
+        }
+        if start < n {
+            let mut last = (start, n - 1, acc);
+            while small(last.2) {
+                match groups.pop() {
+                    Some(g) => last = (g.0, last.1, g.2 + last.2),
+                    None => break,
+                }
+            }
+            groups.push(last);
+        }
+        for &(a, b, _) in groups.iter().filter(|g| g.1 > g.0) {
+            for line in &mut self.sites[a..=b] {
+                withheld += usize::from(line.marginal_reach.take().is_some());
+            }
+            for line in &mut self.sites[a..b] {
+                withheld += usize::from(line.cumulative_reach.take().is_some());
+                line.cost_per_reached = None;
+            }
+        }
+        // Overlaps.
+        let before = self.overlap.len();
+        let mut keep = self.people.shared.iter().map(|&n| !small(n));
+        self.overlap.retain(|_| keep.next().unwrap_or(false));
+        withheld += before - self.overlap.len();
+        // The split, with complementary suppression.
+        let mut parts: Vec<(usize, &mut Option<f64>)> = [
+            &mut self.reach_split.home,
+            &mut self.reach_split.work,
+            &mut self.reach_split.both,
+            &mut self.reach_split.commute,
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (self.people.split[i], v))
+        .collect();
+        let mut hidden: usize = 0;
+        for (n, v) in &mut parts {
+            if small(*n) {
+                hidden += *n;
+                **v = None;
+                withheld += 1;
+            }
+        }
+        while small(hidden) {
+            let next = parts.iter_mut().filter(|(n, v)| *n > 0 && v.is_some()).min_by_key(|(n, _)| *n);
+            let Some((n, v)) = next else { break };
+            hidden += *n;
+            **v = None;
+            withheld += 1;
+        }
+        // Baselines.
+        for (b, &n) in self.baselines.iter_mut().zip(&self.people.baselines) {
+            if small(n) {
+                b.reach = None;
+                b.cost_per_reached = None;
+                withheld += 1;
+            }
+        }
+        // The curve: every point shown is 0 or k apart from the plan and from each other.
+        let mut shown = vec![self.people.plan];
+        for (c, &n) in self.curve.iter_mut().zip(&self.people.curve) {
+            if small(n) || shown.iter().any(|&m| small(n.abs_diff(m))) {
+                c.reach = None;
+                withheld += 1;
+            } else {
+                shown.push(n);
+            }
+        }
+        self.withheld += withheld;
+        Ok(withheld)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReachSplit {
-    pub home: f64,
-    pub work: f64,
-    pub both: f64,
-    pub commute: f64,
+    pub home: Option<f64>,
+    pub work: Option<f64>,
+    pub both: Option<f64>,
+    pub commute: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -398,8 +553,10 @@ pub struct SiteLine {
     pub site_id: String,
     pub kind: String,
     pub cost: f64,
-    pub marginal_reach: f64,
-    pub cumulative_reach: f64,
+    /// Null when the site is grouped with the next ones by the floor.
+    pub marginal_reach: Option<f64>,
+    /// Null inside a group of sites, shown at its last site.
+    pub cumulative_reach: Option<f64>,
     pub cost_per_reached: Option<f64>,
 }
 
@@ -416,13 +573,13 @@ pub struct Baseline {
     pub kind: String,
     pub sites: usize,
     pub cost: f64,
-    pub reach: f64,
+    pub reach: Option<f64>,
     pub cost_per_reached: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CurvePoint {
     pub budget: f64,
-    pub reach: f64,
+    pub reach: Option<f64>,
     pub upper_bound: f64,
 }
