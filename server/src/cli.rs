@@ -542,6 +542,7 @@ fn run(command: Command) -> Result<(), Error> {
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get)),
                 heavy_queue,
                 cluster: cluster_target(&engine)?,
+                ..custmap::http::Config::default()
             };
             run_serve(dir.as_deref(), &addr, &data_dir, config)
         }

@@ -125,7 +125,7 @@ async fn mistakes_are_problem_json_4xx() {
 async fn end_to_end_on_a_socket() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app(state())).await });
+    let server = tokio::spawn(custmap::http::serve_on(listener, state(), std::future::pending()));
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
@@ -133,6 +133,44 @@ async fn end_to_end_on_a_socket() {
     stream.read_to_string(&mut reply).await.unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("\"status\":\"ok\""));
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_slow_headers_are_cut_off_and_hold_nothing() {
+    // A client that sends its headers a byte at a time (or not at all) held a connection open
+    // for as long as it liked; enough of them and no one else is served. Now the connection is
+    // closed after the header timeout, and the connection limit makes later clients wait
+    // rather than fail.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = custmap::http::Config {
+        header_timeout: std::time::Duration::from_millis(500),
+        max_connections: 8,
+        ..Default::default()
+    };
+    let served = AppState::with(custmap::http::Registry::in_memory(vec![]), config);
+    let server = tokio::spawn(custmap::http::serve_on(listener, served, std::future::pending()));
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: loc").await.unwrap();
+        slow.push(s);
+    }
+    // Every slot is held by a slow client; a normal one is answered once they are cut off.
+    let started = std::time::Instant::now();
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), ok.read_to_string(&mut reply)).await.unwrap().unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "it waited for a slot");
+    for mut s in slow {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "a slow client's connection was closed");
+    }
     server.abort();
 }
 

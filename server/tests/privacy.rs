@@ -490,3 +490,74 @@ async fn regression_placement_figures_hold_the_floor() {
     }
     assert!(withheld > 0, "the plans had small figures to withhold (else this tests nothing)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_isolation_inside_a_large_segment_changes_nothing() {
+    // The probe's attack: `(B) OR (A)`, A isolating one person, clears every floor (B is large)
+    // yet differs from B by that person: the two heatmaps' totals gave their budget, the cells
+    // dropped between them their hexagon, and a placement's reach their distance to a site.
+    // A condition changing the segment by 1 to k-1 customers is now left out, so both answers
+    // are the same, and the document still shows the caller's text.
+    let state = fresh_state(None);
+    // B leaves the victim out; A is the victim alone (their budget is unique).
+    let b = "budget < 3000000";
+    let a = format!("budget = {VICTIM_BUDGET}");
+    let heat = |w: String| format!("/api/v1/datasets/city/heatmap?res=9&location=home&where={}", enc(&w));
+    let plain = call_on(&state, &heat(b.to_string())).await;
+    for w in [format!("({b}) OR ({a})"), format!("({a}) OR ({b})"), format!("({b}) AND NOT ({a})")] {
+        let doc = call_on(&state, &heat(w.clone())).await;
+        assert_eq!(doc["cells"], plain["cells"], "{w}");
+        assert_eq!(doc["totals"], plain["totals"], "{w}");
+        assert_eq!(doc["where"], w.as_str(), "the caller's text is shown");
+    }
+    let place = |w: String| {
+        let body = format!(
+            r#"{{"budget": 300000, "where": "{w}", "reach": "home", "weight": "budget", "reach_m": {{"billboard": 100000, "cafe": 100000, "office_lobby": 100000, "bus_route": 100000, "metro_line": 100000, "bar": 100000}}, "time_limit_s": 1}}"#
+        );
+        Request::post("/api/v1/datasets/city/placement")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {ANALYST}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let read = |res: axum::response::Response| async move {
+        serde_json::from_slice::<Value>(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    };
+    let one = read(app(state.clone()).oneshot(place(b.to_string())).await.unwrap()).await;
+    let two = read(app(state.clone()).oneshot(place(format!("({b}) OR ({a})"))).await.unwrap()).await;
+    assert!(one["total_weight"].as_f64().is_some(), "{one}");
+    assert_eq!(
+        one["total_weight"], two["total_weight"],
+        "the segment's purchasing power would give the victim's budget"
+    );
+    assert_eq!(one["reach"], two["reach"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_attribution_headline_shows_no_one_deal() {
+    // The probe's case: window 1 gave 0 attributed conversions and window 2 gave 1 with its
+    // revenue (one deal's price), and the only null row named its campaign. Headline counts now
+    // hold the floor and the ledger across windows, and rows crediting none show null too.
+    let k = 5.0;
+    let state = fresh_state(None);
+    let mut shown: Vec<f64> = Vec::new();
+    for window in 1..=12 {
+        let doc =
+            call_on(&state, &format!("/api/v1/datasets/city/attribution?model=last_touch&by=campaign&window={window}"))
+                .await;
+        let c = &doc["conversions"];
+        if let Some(n) = c["attributed"].as_f64() {
+            assert!(n == 0.0 || n >= k, "window {window}: {c}");
+            assert!(
+                shown.iter().all(|s| (s - n).abs() < 1e-9 || (s - n).abs() >= k),
+                "window {window}: {n} near {shown:?}"
+            );
+            shown.push(n);
+        } else {
+            assert!(c["attributed_revenue"].is_null(), "{c}");
+        }
+        for r in doc["rows"].as_array().unwrap() {
+            assert!(r["conversions"].as_f64().is_none_or(|n| n >= k), "window {window}: {r}");
+        }
+    }
+}

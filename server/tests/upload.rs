@@ -231,9 +231,7 @@ fn body_of(reply: &str) -> &str {
 async fn start(state: AppState) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app(state)).await.unwrap();
-    });
+    let task = tokio::spawn(custmap::http::serve_on(listener, state, std::future::pending()));
     (addr, task)
 }
 

@@ -138,8 +138,17 @@ impl Segment {
         if next.token != Token::EOF {
             return Err(bad(format!("unexpected '{}' after the expression", next.token)));
         }
+        Self::from_ast(text, &ast, schema, restricted)
+    }
+
+    fn from_ast(
+        text: &str,
+        ast: &Sql,
+        schema: &Schema,
+        restricted: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Segment> {
         let compiler = Compiler { schema, restricted, named: std::cell::Cell::new(false) };
-        let Part { expr, ty, sql } = compiler.compile(&ast)?;
+        let Part { expr, ty, sql } = compiler.compile(ast)?;
         if !matches!(ty, Ty::Bool | Ty::Null) {
             return Err(bad(format!("the expression is {}, not a true/false condition", ty.name())));
         }
@@ -152,6 +161,117 @@ impl Segment {
             }
         }
         Ok(Segment { text: text.to_string(), expr, sql: format!("COALESCE({sql}, false)") })
+    }
+}
+
+/// Rounds of low-effect detection before a filter is refused as made of too many of them.
+pub const MAX_LOW_EFFECT_ROUNDS: usize = 16;
+
+impl Segment {
+    /// Low-effect detection, against isolation inside a larger segment: `(budget >= 3000000) OR
+    /// (customer born on ... in project P2)` holds thousands of people, so it clears every floor,
+    /// yet it differs from the first condition by one person, and comparing the two answers
+    /// tells about them. So each condition joined by AND or OR (at any depth) whose removal would
+    /// change whether 1 to k-1 of `customers` are in the segment is removed, one at a time, until
+    /// every condition left changes none or at least k (at most [`MAX_LOW_EFFECT_ROUNDS`]
+    /// removals; more is refused). Returns the filter as it will be applied (the text
+    /// unchanged when nothing was removed). The answer is then the same whether or not the
+    /// person matched the removed condition, and which conditions went is not told.
+    pub fn without_low_effect(
+        text: &str,
+        customers: &polars::prelude::DataFrame,
+        restricted: &dyn Fn(&str) -> Option<String>,
+        k: u32,
+    ) -> Result<String> {
+        use polars::prelude::IntoLazy;
+        let schema = customers.schema();
+        Self::parse_restricted(text, schema, restricted)?;
+        let dialect = GenericDialect {};
+        let mut ast = Parser::new(&dialect)
+            .with_recursion_limit(64)
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| bad(e.to_string()))?;
+        let mut changed = false;
+        for round in 0..=MAX_LOW_EFFECT_ROUNDS {
+            let mut paths = Vec::new();
+            removable(&ast, &mut Vec::new(), &mut paths);
+            if paths.is_empty() {
+                break;
+            }
+            let full = Self::from_ast(text, &ast, schema, restricted)?.expr;
+            let mut exprs = Vec::with_capacity(paths.len());
+            for (i, path) in paths.iter().enumerate() {
+                let reduced = Self::from_ast(text, &remove(&ast, path), schema, restricted)?.expr;
+                let moved = full.clone().neq(reduced).cast(DataType::UInt32).sum().alias(format!("__e{i}"));
+                exprs.push(moved);
+            }
+            let effects = customers.clone().lazy().select(exprs).collect()?;
+            let low = paths.iter().enumerate().find(|(i, _)| {
+                let n = effects.column(&format!("__e{i}")).ok().and_then(|c| c.u32().ok()?.get(0)).unwrap_or(0);
+                n > 0 && n < k
+            });
+            let Some((_, path)) = low else { break };
+            if round == MAX_LOW_EFFECT_ROUNDS {
+                return Err(bad(format!(
+                    "the filter has more than {MAX_LOW_EFFECT_ROUNDS} conditions that each change the segment by fewer than {k} customers (the privacy floor); simplify it"
+                )));
+            }
+            ast = remove(&ast, path);
+            changed = true;
+        }
+        Ok(if changed { ast.to_string() } else { text.to_string() })
+    }
+}
+
+/// The paths (child indices from the root) of every condition joined by AND or OR.
+fn removable(ast: &Sql, path: &mut Vec<u8>, out: &mut Vec<Vec<u8>>) {
+    match ast {
+        Sql::Nested(inner) => {
+            path.push(0);
+            removable(inner, path, out);
+            path.pop();
+        }
+        Sql::UnaryOp { op: UnaryOperator::Not, expr } => {
+            path.push(0);
+            removable(expr, path, out);
+            path.pop();
+        }
+        Sql::BinaryOp { left, op: BinaryOperator::And | BinaryOperator::Or, right } => {
+            for (i, child) in [(0u8, left), (1, right)] {
+                path.push(i);
+                out.push(path.clone());
+                removable(child, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `ast` with the condition at `path` taken out of its AND / OR (the other side stands alone).
+fn remove(ast: &Sql, path: &[u8]) -> Sql {
+    let Some((&step, rest)) = path.split_first() else { return ast.clone() };
+    match ast {
+        Sql::Nested(inner) => Sql::Nested(Box::new(remove(inner, rest))),
+        Sql::UnaryOp { op, expr } => Sql::UnaryOp { op: op.clone(), expr: Box::new(remove(expr, rest)) },
+        Sql::BinaryOp { left, op, right } if rest.is_empty() => {
+            let _ = op;
+            if step == 0 {
+                (**right).clone()
+            } else {
+                (**left).clone()
+            }
+        }
+        Sql::BinaryOp { left, op, right } => {
+            let (l, r) = if step == 0 {
+                (remove(left, rest), (**right).clone())
+            } else {
+                ((**left).clone(), remove(right, rest))
+            };
+            Sql::BinaryOp { left: Box::new(l), op: op.clone(), right: Box::new(r) }
+        }
+        other => other.clone(),
     }
 }
 
@@ -555,6 +675,31 @@ mod tests {
         let err = Segment::parse_restricted("district = 'x'", df.schema(), &no_district).unwrap_err();
         assert!(err.to_string().contains("'district' identifies a place"), "{err}");
         assert!(Segment::parse_restricted("budget > 1", df.schema(), &no_district).is_ok());
+    }
+
+    #[test]
+    fn a_condition_that_moves_fewer_than_k_customers_is_removed() {
+        let customers = df!(
+            "customer_id" => (0..40).map(|i| format!("C{i}")).collect::<Vec<_>>(),
+            "budget" => (0..40).map(|i| Some(f64::from(i) * 100_000.0)).collect::<Vec<_>>(),
+            "age_band" => (0..40).map(|i| if i == 7 { "45-54" } else { "35-44" }).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let none = |_: &str| None;
+        let run = |t: &str| Segment::without_low_effect(t, &customers, &none, 5).unwrap();
+        // The victim (i = 7, budget 700000) isolated inside a large segment: removed.
+        assert_eq!(run("budget >= 2000000 OR age_band = '45-54'"), "budget >= 2000000");
+        assert_eq!(run("budget >= 500000 AND NOT age_band = '45-54'"), "budget >= 500000");
+        // A condition changing no one stays: the answer is the same as without it.
+        let same = "budget >= 2000000 AND NOT age_band = '45-54'";
+        assert_eq!(run(same), same);
+        assert_eq!(run("(budget >= 2000000 OR (age_band = '45-54' AND budget > 0))"), "(budget >= 2000000)");
+        // Whether or not the victim matches, the applied filter is the same.
+        assert_eq!(run("budget >= 2000000 OR (age_band = '45-54' AND budget > 800000)"), "budget >= 2000000");
+        // Conditions that move k or more (or none) stay, text unchanged.
+        assert_eq!(run("budget >= 2000000 OR budget < 500000"), "budget >= 2000000 OR budget < 500000");
+        assert_eq!(run("budget >= 2000000"), "budget >= 2000000");
+        assert_eq!(run("budget >= 2000000 OR budget >= 3000000"), "budget >= 2000000 OR budget >= 3000000");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use axum::response::Response;
 #[cfg(feature = "cluster")]
 use custmap_engine::analytics::attribution::attribution_of;
 use custmap_engine::analytics::attribution::funnel;
+use custmap_engine::analytics::privacy::Ledger;
 use custmap_engine::analytics::{attribution, AttributionParams, AttributionResult, By, Model};
 use custmap_engine::io::write::{frame_bytes, frame_to_json_rows};
 use custmap_engine::io::OutputFormat;
@@ -114,7 +115,7 @@ async fn attribution_route(
     let min_k = state.config.policy.min_k.get();
     cached(&state, entry.version, key, move || {
         let mut result = run_attribution(&st, &ds, &params)?;
-        let table = floor_rows(result.table, min_k, ATTRIBUTION_FLOOR)?;
+        let table = floor_rows(zero_conversions_withheld(result.table)?, min_k, ATTRIBUTION_FLOOR)?;
         let scope = format!("attribution/{}", params.by.column());
         result.table = st.ledgers.with(&id, |ledger| {
             Ok(ledger
@@ -132,7 +133,10 @@ async fn attribution_route(
         if format != OutputFormat::Json {
             return table_response(&result.table, format);
         }
-        Ok(Reply::json(&views::attribution_json(&id, &result)?))
+        let mut doc = views::attribution_json(&id, &result)?;
+        let scope = format!("attribution/headline/{}", params.by.column());
+        st.ledgers.with(&id, |ledger| floor_headline(&mut doc, ledger, &scope, f64::from(min_k)))?;
+        Ok(Reply::json(&doc))
     })
     .await
 }
@@ -147,6 +151,57 @@ const ATTRIBUTION_FLOOR: &[(&str, &[&str])] = &[
     ("leads", &["leads", "cpl"]),
     ("visits", &["visits"]),
 ];
+
+/// Over HTTP a row crediting no conversion shows null, as one crediting 1 to k-1 does: a 0
+/// beside a null would tell which row a single moved conversion went to (a window one day
+/// longer, with every other row at 0). Leads and visits keep their 0 (spend without leads
+/// must show).
+fn zero_conversions_withheld(table: DataFrame) -> Result<DataFrame, ApiError> {
+    use custmap_engine::polars::prelude::{col, lit, when, IntoLazy, NULL};
+    let schema = table.schema().clone();
+    if schema.get("conversions").is_none() {
+        return Ok(table);
+    }
+    let zero = col("conversions").eq(lit(0.0));
+    let exprs: Vec<_> = ["conversions", "revenue", "cpa", "roi", "roas"]
+        .into_iter()
+        .filter_map(|f| schema.get(f).map(|t| (f, t.clone())))
+        .map(|(f, t)| when(zero.clone()).then(lit(NULL)).otherwise(col(f)).cast(t).alias(f))
+        .collect();
+    table.lazy().with_columns(exprs).collect().map_err(|e| ApiError::from(custmap_engine::Error::from(e)))
+}
+
+/// The headline counts of an attribution document (all conversions, attributed, unattributed
+/// and each reason) under the floor and the release ledger: a count of 1 to k-1, or one within
+/// k-1 of a count released before for the same block and grouping (any window), is withheld (null)
+/// with its revenue. Two windows a day apart otherwise differ by one deal and show its price.
+fn floor_headline(doc: &mut serde_json::Value, ledger: &mut Ledger, scope: &str, k: f64) -> Result<(), ApiError> {
+    let mut pairs: Vec<(String, [&str; 2], Option<usize>)> = vec![
+        ("conversions".into(), ["total", "revenue"], None),
+        ("conversions".into(), ["attributed", "attributed_revenue"], None),
+        ("unattributed".into(), ["conversions", "revenue"], None),
+    ];
+    let reasons = doc["unattributed"]["by_reason"].as_array().map_or(0, Vec::len);
+    pairs.extend((0..reasons).map(|i| ("unattributed".to_string(), ["conversions", "revenue"], Some(i))));
+    for (block, [count, sum], reason) in pairs {
+        let node = match reason {
+            None => &mut doc[block.as_str()],
+            Some(i) => &mut doc[block.as_str()]["by_reason"][i],
+        };
+        let key = match reason {
+            None => format!("{block}.{count}"),
+            Some(_) => format!("{block}.{}", node["reason"].as_str().unwrap_or_default()),
+        };
+        let Some(n) = node[count].as_f64() else { continue };
+        if (n > 0.0 && n < k) || !ledger.admits(scope, &key, n, k) {
+            node[count] = serde_json::Value::Null;
+            node[sum] = serde_json::Value::Null;
+        } else {
+            ledger.record(scope, &key, n);
+        }
+    }
+    Ok(())
+}
 
 /// The same floor on funnel rows: deals, visits and leads of 1 to k-1 people are withheld with
 /// the revenue, rates and medians drawn from them.

@@ -122,16 +122,23 @@ async fn heatmap(
 }
 
 /// An exact heatmap as the server releases it: from the cached base, under the floor of
-/// `params.k`, through dataset `id`'s release ledger. Every exact map goes through here.
+/// `params.k`, through dataset `id`'s release ledger, its segment applied less the conditions
+/// that change it by 1 to k-1 customers (`Policy::applied_segment`; the result shows the
+/// caller's text). Every exact map goes through here.
 pub(super) fn released(
     state: &AppState,
     entry: &Entry,
     id: &str,
     params: &HeatmapParams,
 ) -> Result<HeatmapResult, ApiError> {
-    let base = cached_base(state, entry, params)?;
-    let mut result = base.at(params)?;
+    let mut applied = params.clone();
+    if let Some(text) = &params.segment {
+        applied.segment = Some(state.config.policy.applied_segment(&entry.dataset.customers, text, params.k)?);
+    }
+    let base = cached_base(state, entry, &applied)?;
+    let mut result = base.at(&applied)?;
     state.ledgers.with(id, |ledger| Ok(result.withhold_differences(ledger)?))?;
+    result.params.segment.clone_from(&params.segment);
     Ok(result)
 }
 

@@ -311,7 +311,56 @@ where
 pub async fn serve(state: AppState, addr: &str) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await
+    serve_on(listener, state, shutdown()).await;
+    Ok(())
+}
+
+/// Serves `state` on `listener` until `stop` resolves, then finishes the requests in flight.
+/// HTTP/1.1 connections, at most `config.max_connections` at once (the rest wait to be
+/// accepted), each closed when its client takes longer than `config.header_timeout` to send
+/// a request's headers: slow or idle clients cannot hold the server. An accept error (out of
+/// file descriptors) pauses accepting briefly instead of ending the server.
+pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState, stop: impl std::future::Future<Output = ()>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let header_timeout = state.config.header_timeout;
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(state.config.max_connections.max(1)));
+    let app = app(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; pausing");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone().map_request(|req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new)),
+        );
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    graceful.shutdown().await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -138,6 +138,13 @@ async fn placement(
     let radii = req.reach_m;
     let kinds = req.kinds;
     cached(&state, entry.version, key, move || {
+        // The segment is applied less its low-effect conditions; pictures show the caller's text.
+        let shown = params.clone();
+        let k = KFloor::new(min_k)?;
+        let mut params = params;
+        if let Some(text) = &params.segment {
+            params.segment = Some(st.config.policy.applied_segment(&entry.dataset.customers, text, k)?);
+        }
         let coverage = cached_coverage(&st, &entry, &params, &radii)?;
         // The floor, before any planning: a plan over fewer target prospects than k would show
         // where they are (a one-person segment and a shrinking reach_m find a home). The count
@@ -147,7 +154,6 @@ async fn placement(
                 "the target segment holds fewer prospects than the privacy floor k = {min_k}; widen it"
             )));
         }
-        let mut params = params;
         if let Some(kinds) = &kinds {
             let unknown: Vec<&String> = kinds.iter().filter(|k| !coverage.kinds.contains(k)).collect();
             if !unknown.is_empty() {
@@ -157,17 +163,15 @@ async fn placement(
             params.exclude.extend(others.map(|(s, _)| s.clone()));
         }
         let mut report = coverage.plan(&params)?;
-        let k = KFloor::new(min_k)?;
         report.floor(k)?;
         Ok(match image {
             None => Reply::json(&serde_json::to_value(&report).map_err(ApiError::internal)?),
             Some(image) => {
                 let bytes = if curve {
-                    views::reach_curve(&report, &params, image)?
+                    views::reach_curve(&report, &shown, image)?
                 } else {
-                    let heat =
-                        super::heatmap::released(&st, &entry, &id, &views::placement_heatmap_params(&params, k))?;
-                    views::placement_map(&entry.dataset, &coverage, &report, &params, &heat, image)?
+                    let heat = super::heatmap::released(&st, &entry, &id, &views::placement_heatmap_params(&shown, k))?;
+                    views::placement_map(&entry.dataset, &coverage, &report, &shown, &heat, image)?
                 };
                 Reply::new(if image == ImageFormat::Png { "image/png" } else { "image/svg+xml" }, bytes)
             }

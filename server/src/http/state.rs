@@ -153,6 +153,11 @@ pub struct Config {
     /// A Ballista scheduler that reduces customers for heatmaps (`serve --engine`); `None`:
     /// the local engine.
     pub cluster: Option<ClusterTarget>,
+    /// Longest a client may take to send a request's headers (and to start the next one on a
+    /// kept-alive connection) before the connection is closed: a slow client holds nothing.
+    pub header_timeout: Duration,
+    /// Connections served at once; further clients wait in the kernel's accept queue.
+    pub max_connections: usize,
 }
 
 /// Where a server's heatmap reductions run when not locally.
@@ -234,6 +239,8 @@ impl Default for Config {
             heavy_workers: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             heavy_queue: 16,
             cluster: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }

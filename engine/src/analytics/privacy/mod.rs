@@ -85,6 +85,15 @@ impl Policy {
         let restricted = |name: &str| restricted_column(customers, name);
         Segment::parse_restricted(text, customers.schema(), &restricted).map(|_| ())
     }
+
+    /// The filter an API caller's segment is answered with: checked as [`Self::check_segment`],
+    /// less every condition that changes it by 1 to k-1 customers
+    /// ([`Segment::without_low_effect`]). Runs over every customer: call it off the async
+    /// runtime. Answers show the caller's text, never this one (which would tell what went).
+    pub fn applied_segment(&self, customers: &DataFrame, text: &str, k: KFloor) -> Result<String> {
+        let restricted = |name: &str| restricted_column(customers, name);
+        Segment::without_low_effect(text, customers, &restricted, k.get())
+    }
 }
 
 /// Why a filter over the API may not name `name`, if it may not.
