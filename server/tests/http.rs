@@ -330,6 +330,29 @@ fn post_json(uri: &str, body: &serde_json::Value) -> Request<Body> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_placement_defaults_agree_between_cli_and_http() {
+    // The CLI planned for `reach both` by default and HTTP for `work`: the same request gave
+    // two plans. Both default to `both` now; the same request gives the same document.
+    let (_dir, city) = demo_city(2_000, 11);
+    let out = city.with_file_name("plan.json");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_custmap"))
+        .args(["placement", city.to_str().unwrap(), "--budget", "200000", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let from_cli: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let served = analyst_state(vec![Dataset::load(&city).unwrap()], custmap::http::Config::default());
+    let uri = "/api/v1/datasets/city/placement";
+    let (s, _, body) = send(served, post_json(uri, &serde_json::json!({"budget": 200000}))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let from_http = json_of(&body);
+    assert_eq!(from_cli["proven_optimal"], true, "a proven plan is unique in its reach");
+    for field in ["reach", "reach_split", "prospects", "total_weight", "withheld"] {
+        assert_eq!(from_cli[field], from_http[field], "{field}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placement_plans_within_budget() {
     let uri = "/api/v1/datasets/city/placement";
     let (s, h, body) = send(state(), post_json(uri, &serde_json::json!({"budget": 300000, "reach": "work"}))).await;

@@ -37,7 +37,7 @@ pub struct PlacementRequest {
     #[serde(rename = "where")]
     #[schema(rename = "where")]
     where_: Option<String>,
-    /// `home`, `work` (default), `both` or `commute`.
+    /// `home`, `work`, `both` (default, as on the CLI) or `commute`.
     reach: Option<String>,
     /// `count` (default: one per prospect) or `budget` (purchasing power).
     weight: Option<String>,
@@ -87,7 +87,7 @@ async fn placement(
     if let Some(w) = req.where_.as_deref().filter(|w| !w.trim().is_empty()) {
         state.config.policy.check_segment(&entry.dataset.customers, w)?;
     }
-    let reach = match req.reach.as_deref().unwrap_or("work") {
+    let reach = match req.reach.as_deref().unwrap_or("both") {
         "home" => ReachMode::Home,
         "work" => ReachMode::Work,
         "both" => ReachMode::Both,
