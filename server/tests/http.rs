@@ -175,6 +175,45 @@ async fn regression_slow_headers_are_cut_off_and_hold_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_queued_work_whose_callers_left_never_runs() {
+    // 100 placements at once all passed the deadline and their work still ran for 75 s after,
+    // for no one. Queued work whose every caller has left is now dropped when its turn comes.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let config = custmap::http::Config { heavy_workers: 1, heavy_queue: 4, ..Default::default() };
+    let state = AppState::with(custmap::http::Registry::in_memory(vec![]), config);
+    let first = state.clone();
+    let busy = tokio::spawn(async move {
+        custmap::http::cached(&first, 1, "slow".into(), || {
+            std::thread::sleep(std::time::Duration::from_millis(800));
+            Ok(custmap::http::Reply::json(&serde_json::json!({})))
+        })
+        .await
+        .map(|_| ())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let ran = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        custmap::http::cached(&state, 1, "queued".into(), move || {
+            flag.store(true, Ordering::SeqCst);
+            Ok(custmap::http::Reply::json(&serde_json::json!({})))
+        }),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the caller gave up while it queued");
+    busy.await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!ran.load(Ordering::SeqCst), "no one was waiting for it");
+    assert_eq!(state.heavy.abandoned.load(Ordering::SeqCst), 1);
+    // A caller still waiting is served as before.
+    let served = custmap::http::cached(&state, 1, "queued".into(), || {
+        Ok(custmap::http::Reply::json(&serde_json::json!({"ok": 1})))
+    });
+    assert!(served.await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attribution_and_funnel_routes() {
     let (s, ct, body) = get("/api/v1/datasets/city/attribution?model=all&by=channel&window=365").await;
     assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/json"));

@@ -484,6 +484,8 @@ impl Compiler<'_> {
                 Ok(part(e, Ty::Num, format!("(CAST({ls} AS DOUBLE) {sym} CAST({rs} AS DOUBLE))")))
             }
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq => {
+                no_compound_condition(left, lt)?;
+                no_compound_condition(right, rt)?;
                 let ((l, ls), (r, rs)) = comparable((l, lt, ls), left, (r, rt, rs), right)?;
                 let (e, sym) = match op {
                     B::Eq => (l.eq(r), "="),
@@ -505,6 +507,22 @@ type Operand = (Expr, Ty, String);
 
 /// Makes two operands comparable: same type, or a date column against a quoted date.
 /// Numbers compare as doubles on both engines.
+/// A true/false operand of a comparison or an `IN` must be a column or a literal: conditions
+/// are joined with AND, OR and NOT, where low-effect detection sees them. (`((B) OR (A)) = true`
+/// and `(B) <> (A)` hid an isolating condition inside one comparison.)
+fn no_compound_condition(sql: &Sql, ty: Ty) -> Result<()> {
+    let mut inner = sql;
+    while let Sql::Nested(e) = inner {
+        inner = e;
+    }
+    if ty == Ty::Bool && !matches!(inner, Sql::Identifier(_) | Sql::Value(_)) {
+        return Err(bad(format!(
+            "'{sql}' is a condition: join conditions with AND, OR and NOT, not by comparing them"
+        )));
+    }
+    Ok(())
+}
+
 fn comparable(l: Operand, lsql: &Sql, r: Operand, rsql: &Sql) -> Result<((Expr, String), (Expr, String))> {
     let num = |s: String, ty: Ty| if ty == Ty::Num { format!("CAST({s} AS DOUBLE)") } else { s };
     match (l.1, r.1) {
@@ -700,6 +718,19 @@ mod tests {
         assert_eq!(run("budget >= 2000000 OR budget < 500000"), "budget >= 2000000 OR budget < 500000");
         assert_eq!(run("budget >= 2000000"), "budget >= 2000000");
         assert_eq!(run("budget >= 2000000 OR budget >= 3000000"), "budget >= 2000000 OR budget >= 3000000");
+        // Conditions compared with = or <> would hide one from the detection: refused.
+        for hidden in [
+            "((budget >= 2000000) OR (age_band = '45-54')) = true",
+            "(budget >= 2000000) <> (age_band = '45-54')",
+            "(age_band = '45-54') IN (true)",
+            "true = (budget >= 2000000 OR age_band = '45-54')",
+        ] {
+            let err = Segment::without_low_effect(hidden, &customers, &none, 5).unwrap_err().to_string();
+            assert!(
+                err.contains("is a condition") || err.contains("not allowed") || err.contains("cannot"),
+                "{hidden}: {err}"
+            );
+        }
     }
 
     #[test]

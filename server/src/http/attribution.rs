@@ -115,13 +115,18 @@ async fn attribution_route(
     let min_k = state.config.policy.min_k.get();
     cached(&state, entry.version, key, move || {
         let mut result = run_attribution(&st, &ds, &params)?;
+        let raw = result.table.clone();
         let table = floor_rows(zero_conversions_withheld(result.table)?, min_k, ATTRIBUTION_FLOOR)?;
         let scope = format!("attribution/{}", params.by.column());
-        result.table = st.ledgers.with(&id, |ledger| {
+        let table = st.ledgers.with(&id, |ledger| {
             Ok(ledger
                 .withhold_table(table, &scope, &["model", params.by.column()], f64::from(min_k), ATTRIBUTION_FLOOR)?
                 .0)
         })?;
+        result.table = match params.by {
+            By::Campaign => withhold_complements(&raw, table, &ds, f64::from(min_k))?,
+            By::Channel => table,
+        };
         if is_image(format) {
             let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
             let months = match chart {
@@ -169,6 +174,66 @@ fn zero_conversions_withheld(table: DataFrame) -> Result<DataFrame, ApiError> {
         .map(|(f, t)| when(zero.clone()).then(lit(NULL)).otherwise(col(f)).cast(t).alias(f))
         .collect();
     table.lazy().with_columns(exprs).collect().map_err(|e| ApiError::from(custmap_engine::Error::from(e)))
+}
+
+/// Complementary suppression of campaign rows: a channel's row (by channel) less its campaigns'
+/// rows shown would give the conversions withheld among its campaigns, one deal when a single
+/// small campaign is withheld. So within each channel and model, while the campaigns withheld
+/// credit 1 to k-1 conversions between them, the shown campaign crediting fewest is withheld too.
+fn withhold_complements(raw: &DataFrame, shown: DataFrame, ds: &Dataset, k: f64) -> Result<DataFrame, ApiError> {
+    use std::collections::HashMap;
+    let internal = |e: custmap_engine::polars::error::PolarsError| ApiError::from(custmap_engine::Error::from(e));
+    let text = |df: &DataFrame, c: &str| -> Result<Vec<Option<String>>, ApiError> {
+        let col = df
+            .column(c)
+            .map_err(internal)?
+            .cast(&custmap_engine::polars::prelude::DataType::String)
+            .map_err(internal)?;
+        Ok(col.str().map_err(internal)?.iter().map(|v| v.map(str::to_string)).collect())
+    };
+    let channel_of: HashMap<String, String> = match ds.campaigns.as_ref() {
+        Some(c) => {
+            text(c, "campaign_id")?.into_iter().zip(text(c, "channel")?).filter_map(|(a, b)| Some((a?, b?))).collect()
+        }
+        None => HashMap::new(),
+    };
+    let models = text(raw, "model")?;
+    let campaigns = text(raw, "campaign")?;
+    let truth = views::floats(raw, "conversions")?;
+    let now = views::floats(&shown, "conversions")?;
+    let mut groups: HashMap<(Option<String>, Option<String>), Vec<usize>> = HashMap::new();
+    for i in 0..raw.height() {
+        let channel = campaigns[i].as_ref().and_then(|c| channel_of.get(c).cloned());
+        groups.entry((models[i].clone(), channel)).or_default().push(i);
+    }
+    let mut hide = vec![false; raw.height()];
+    for rows in groups.values() {
+        let mut hidden: f64 = rows.iter().filter(|&&i| now[i].is_none()).map(|&i| truth[i].unwrap_or(0.0)).sum();
+        while hidden > 1e-9 && hidden < k {
+            let next = rows
+                .iter()
+                .copied()
+                .filter(|&i| now[i].is_some() && !hide[i])
+                .min_by(|&a, &b| truth[a].unwrap_or(0.0).total_cmp(&truth[b].unwrap_or(0.0)));
+            let Some(i) = next else { break };
+            hide[i] = true;
+            hidden += truth[i].unwrap_or(0.0);
+        }
+    }
+    if !hide.iter().any(|&h| h) {
+        return Ok(shown);
+    }
+    use custmap_engine::polars::prelude::{col, lit, when, Column, IntoLazy, NULL};
+    let mut out = shown;
+    out.with_column(Column::new("__hide".into(), hide)).map_err(internal)?;
+    let schema = out.schema().clone();
+    let exprs: Vec<_> = ["conversions", "revenue", "cpa", "roi", "roas"]
+        .into_iter()
+        .filter_map(|f| schema.get(f).map(|t| (f, t.clone())))
+        .map(|(f, t)| when(col("__hide")).then(lit(NULL)).otherwise(col(f)).cast(t).alias(f))
+        .collect();
+    let out = out.lazy().with_columns(exprs).collect().map_err(internal)?;
+    out.drop("__hide").map_err(internal)
 }
 
 /// The headline counts of an attribution document (all conversions, attributed, unattributed

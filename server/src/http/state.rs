@@ -329,6 +329,8 @@ pub struct Heavy {
     in_flight: Mutex<HashMap<(u64, String), tokio::sync::watch::Receiver<Outcome>>>,
     /// Computations started (each distinct key once while in flight).
     pub started: AtomicU64,
+    /// Computations dropped before they ran because every caller had left.
+    pub abandoned: AtomicU64,
 }
 
 impl Heavy {
@@ -341,6 +343,7 @@ impl Heavy {
             limit: (workers + queue) as u64,
             in_flight: Mutex::new(HashMap::new()),
             started: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
         }
     }
 
@@ -379,6 +382,15 @@ impl Heavy {
             }
             let admitted = Admitted(admitted);
             let outcome = match running.acquire_owned().await {
+                // Every caller left (gave up, or passed the deadline) while it queued: nobody
+                // would read it, so it never starts (the flight map's own receiver is the one).
+                Ok(_permit) if tx.receiver_count() <= 1 => {
+                    state.heavy.abandoned.fetch_add(1, Ordering::Relaxed);
+                    Err(ApiError::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "every caller left before this computation started; ask again",
+                    ))
+                }
                 Ok(_permit) => super::blocking(move || span.in_scope(work)).await,
                 Err(e) => Err(ApiError::internal(e)),
             };
