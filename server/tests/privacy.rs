@@ -609,3 +609,32 @@ async fn regression_a_withheld_campaign_is_not_its_channel_less_the_others() {
     }
     assert!(checked > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_placement_reach_cannot_be_differenced_by_a_nudged_segment() {
+    // The second probe's case: `budget >= X` against `budget > X`, X one person's budget, moved a
+    // forced site's reach by one, and bisecting the radius trilaterated their home. The second
+    // answer for the same sites within k-1 of the first is refused, as is a segment within k-1
+    // of one answered before.
+    let state = fresh_state(None);
+    let ds = state.registry.get("city").unwrap().dataset;
+    let site = ds.sites.as_ref().unwrap().column("site_id").unwrap().str().unwrap().get(0).unwrap().to_string();
+    let place = |w: &str, r: u32| {
+        let body = format!(
+            r#"{{"budget": 1000000000, "where": "{w}", "reach": "home", "must_include": ["{site}"], "reach_m": {{"billboard": {r}, "cafe": {r}, "office_lobby": {r}, "bus_route": {r}, "metro_line": {r}, "bar": {r}}}, "time_limit_s": 1}}"#
+        );
+        Request::post("/api/v1/datasets/city/placement")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {ANALYST}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let status = |res: axum::response::Response| res.status();
+    let below = format!("budget < {VICTIM_BUDGET}");
+    let upto = format!("budget <= {VICTIM_BUDGET}");
+    assert_eq!(status(app(state.clone()).oneshot(place(&below, 150_000)).await.unwrap()), StatusCode::OK);
+    let nudged = app(state.clone()).oneshot(place(&upto, 150_000)).await.unwrap();
+    assert_eq!(nudged.status(), StatusCode::BAD_REQUEST, "one person more must not be answered");
+    // The same request again is the same answer.
+    assert_eq!(status(app(state.clone()).oneshot(place(&below, 150_000)).await.unwrap()), StatusCode::OK);
+}

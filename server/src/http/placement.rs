@@ -164,6 +164,7 @@ async fn placement(
         }
         let mut report = coverage.plan(&params)?;
         report.floor(k)?;
+        guard_differences(&st, &id, &params, &report, k)?;
         Ok(match image {
             None => Reply::json(&serde_json::to_value(&report).map_err(ApiError::internal)?),
             Some(image) => {
@@ -178,6 +179,42 @@ async fn placement(
         })
     })
     .await
+}
+
+/// The release ledger on placement: the people a plan reaches, keyed by its sites (not the
+/// radii, nor the segment), and the segment's size, keyed by the reach mode. An answer whose
+/// figure is within k-1 of one released before is refused: a segment nudged by one person
+/// (`budget >= X` against `> X`, X one person's budget) would otherwise move a forced site's
+/// reach by one as its radius is bisected, which trilaterates a home; and two radii for the same
+/// sites are answered only when their reach differs by k or more, so radii cannot be bisected
+/// finely.
+fn guard_differences(
+    st: &AppState,
+    id: &str,
+    params: &PlacementParams,
+    report: &custmap_engine::analytics::placement::PlacementReport,
+    k: KFloor,
+) -> Result<(), ApiError> {
+    let mut sites: Vec<&str> = report.sites.iter().map(|s| s.site_id.as_str()).collect();
+    sites.sort_unstable();
+    let figures = [
+        (format!("placement/{:?}/reach", params.reach), sites.join(","), report.people_reached() as f64),
+        (format!("placement/{:?}/segment", params.reach), "prospects".to_string(), report.prospects as f64),
+    ];
+    let kf = f64::from(k.get());
+    st.ledgers.with(id, |ledger| {
+        if figures.iter().any(|(scope, key, v)| !ledger.admits(scope, key, *v, kf)) {
+            return Err(ApiError::bad_request(format!(
+                "this plan's reach, or its segment's size, is within {} of an answer given before (the differencing guard, k = {}): change the sites, the budget or the segment",
+                k.get() - 1,
+                k.get()
+            )));
+        }
+        for (scope, key, v) in &figures {
+            ledger.record(scope, key, *v);
+        }
+        Ok(())
+    })
 }
 
 /// The longest search an HTTP placement may ask for, seconds (less when the server's request

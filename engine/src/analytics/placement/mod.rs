@@ -430,6 +430,12 @@ struct People {
 }
 
 impl PlacementReport {
+    /// How many prospects the plan reaches (whatever `weight` counts).
+    #[must_use]
+    pub fn people_reached(&self) -> usize {
+        self.people.plan
+    }
+
     /// The privacy floor on a report (SPEC §3): no figure counts 1 to k-1 prospects, and none
     /// can be worked out from the others.
     /// - A plan reaching 1 to k-1 prospects is refused (a 400 over HTTP).
