@@ -356,7 +356,7 @@ pub fn reach_curve(report: &PlacementReport, params: &PlacementParams, image: Im
         categories: report.curve.iter().map(|c| custmap_engine::render::short_number(c.budget)).collect(),
         series: vec![
             Series { name: "plan".into(), values: report.curve.iter().map(|c| c.reach).collect() },
-            Series { name: "upper bound".into(), values: report.curve.iter().map(|c| Some(c.upper_bound)).collect() },
+            Series { name: "upper bound".into(), values: report.curve.iter().map(|c| c.upper_bound).collect() },
         ],
         kind: ChartKind::Lines,
     };

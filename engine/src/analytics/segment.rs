@@ -203,7 +203,8 @@ impl Segment {
             let mut exprs = Vec::with_capacity(paths.len());
             for (i, path) in paths.iter().enumerate() {
                 let reduced = Self::from_ast(text, &remove(&ast, path), schema, restricted)?.expr;
-                let moved = full.clone().neq(reduced).cast(DataType::UInt32).sum().alias(format!("__e{i}"));
+                let (a, b) = (full.clone().fill_null(lit(false)), reduced.fill_null(lit(false)));
+                let moved = a.neq(b).cast(DataType::UInt32).sum().alias(format!("__e{i}"));
                 exprs.push(moved);
             }
             let effects = customers.clone().lazy().select(exprs).collect()?;

@@ -139,8 +139,8 @@ async fn attribution_route(
             return table_response(&result.table, format);
         }
         let mut doc = views::attribution_json(&id, &result)?;
-        let scope = format!("attribution/headline/{}", params.by.column());
-        st.ledgers.with(&id, |ledger| floor_headline(&mut doc, ledger, &scope, f64::from(min_k)))?;
+        let scope = "attribution/headline";
+        st.ledgers.with(&id, |ledger| floor_headline(&mut doc, ledger, scope, f64::from(min_k)))?;
         Ok(Reply::json(&doc))
     })
     .await
@@ -263,6 +263,27 @@ fn floor_headline(doc: &mut serde_json::Value, ledger: &mut Ledger, scope: &str,
             node[sum] = serde_json::Value::Null;
         } else {
             ledger.record(scope, &key, n);
+        }
+    }
+    // Complements: attributed + unattributed = total, and the reasons add up to unattributed,
+    // so one of a pair withheld withholds the other, and one reason withheld withholds them all.
+    let gone = |v: &serde_json::Value| v.is_null();
+    if gone(&doc["conversions"]["attributed"]) || gone(&doc["unattributed"]["conversions"]) {
+        for (block, count, sum) in
+            [("conversions", "attributed", "attributed_revenue"), ("unattributed", "conversions", "revenue")]
+        {
+            doc[block][count] = serde_json::Value::Null;
+            doc[block][sum] = serde_json::Value::Null;
+        }
+    }
+    let reasons_gone =
+        doc["unattributed"]["by_reason"].as_array().is_some_and(|rs| rs.iter().any(|r| gone(&r["conversions"])));
+    if reasons_gone || gone(&doc["unattributed"]["conversions"]) {
+        if let Some(rs) = doc["unattributed"]["by_reason"].as_array_mut() {
+            for r in rs {
+                r["conversions"] = serde_json::Value::Null;
+                r["revenue"] = serde_json::Value::Null;
+            }
         }
     }
     Ok(())

@@ -208,7 +208,7 @@ async fn edge(req: Request, next: Next) -> Response {
 }
 
 /// Answers 503 (problem+json) when a request (other than an upload) runs past the configured timeout. Engine work
-/// already handed to the blocking pool finishes there and is cached for the retry.
+/// already running finishes and is cached for the retry; work still queued with no caller left is dropped.
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // An upload is bounded by its size limit instead: a large file on a slow link may take longer.
     if req.method() == axum::http::Method::POST && req.uri().path() == "/api/v1/datasets" {
@@ -226,7 +226,7 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
             ..ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "the request took longer than {} s; its computation goes on and is cached: retry shortly",
+                    "the request took longer than {} s; a computation already running goes on and is cached: retry shortly",
                     limit.as_secs()
                 ),
             )
@@ -276,8 +276,8 @@ impl Reply {
 /// flight: identical requests compute once), or is admitted to the heavy-work queue and runs on
 /// the blocking pool: at most `Config::heavy_workers` at once, `Config::heavy_queue` more
 /// waiting; beyond that the request is refused at once with 503 and `Retry-After`. A computation
-/// finishes and is cached even when its callers have left or passed their deadline, so a retry
-/// finds it (unless it is large: the cache holds at most `REPLY_ENTRIES` x `REPLY_MAX_BYTES`).
+/// that has started finishes and is cached even when its callers have left or passed their
+/// deadline, so a retry finds it (one still queued when its last caller leaves never starts) (unless it is large: the cache holds at most `REPLY_ENTRIES` x `REPLY_MAX_BYTES`).
 pub async fn cached<F>(state: &AppState, version: u64, key: String, work: F) -> Result<Response, ApiError>
 where
     F: FnOnce() -> Result<Reply, ApiError> + Send + 'static,

@@ -347,6 +347,17 @@ impl Heavy {
         }
     }
 
+    /// Removes `key`'s flight when no caller watches it any more (the map's own receiver is the
+    /// only one left); says whether it did.
+    fn forget_if_unwatched(&self, key: &(u64, String), tx: &tokio::sync::watch::Sender<Outcome>) -> bool {
+        let mut flights = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let unwatched = tx.receiver_count() <= 1;
+        if unwatched {
+            flights.remove(key);
+        }
+        unwatched
+    }
+
     /// The computation of `key`: the one in flight, or a new one if admitted.
     pub fn join_or_start<F>(
         &self,
@@ -384,7 +395,9 @@ impl Heavy {
             let outcome = match running.acquire_owned().await {
                 // Every caller left (gave up, or passed the deadline) while it queued: nobody
                 // would read it, so it never starts (the flight map's own receiver is the one).
-                Ok(_permit) if tx.receiver_count() <= 1 => {
+                // Checked under the flight map's lock, and the flight removed with it, so no caller
+                // can join between the check and the removal.
+                Ok(_permit) if state.heavy.forget_if_unwatched(&key, &tx) => {
                     state.heavy.abandoned.fetch_add(1, Ordering::Relaxed);
                     Err(ApiError::new(
                         axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -487,12 +500,19 @@ impl Ledgers {
                 let failed = |e: std::io::Error| ApiError::internal(format!("release ledger of '{id}': {e}"));
                 std::fs::create_dir_all(dir).map_err(failed)?;
                 let path = dir.join(id);
-                let ledger = match std::fs::File::open(&path) {
-                    Ok(f) => Ledger::read(std::io::BufReader::new(f))?,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ledger::new(),
+                let bytes = match std::fs::read(&path) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                     Err(e) => return Err(failed(e)),
                 };
+                // A last line cut short by a crash is dropped from the file too, so the next record
+                // starts a line of its own.
+                let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let ledger = Ledger::read(&bytes[..whole])?;
                 let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(failed)?;
+                if whole < bytes.len() {
+                    file.set_len(whole as u64).map_err(failed)?;
+                }
                 LedgerSlot { ledger, file: Some(file) }
             }
         };

@@ -268,7 +268,10 @@ impl Coverage {
                 let ok = must_cost <= b + 1e-9;
                 let must = if ok { &must[..] } else { &[] };
                 let p = optimize_within(&self.candidates, &self.weights, b, must, &allowed, side);
-                (CurvePoint { budget: b, reach: Some(p.reach), upper_bound: p.upper_bound }, self.people(&p.chosen))
+                (
+                    CurvePoint { budget: b, reach: Some(p.reach), upper_bound: Some(p.upper_bound) },
+                    self.people(&p.chosen),
+                )
             })
             .collect();
         Ok(self.report(params, &plan, baselines, curve))
@@ -535,6 +538,7 @@ impl PlacementReport {
         for (c, &n) in self.curve.iter_mut().zip(&self.people.curve) {
             if small(n) || shown.iter().any(|&m| small(n.abs_diff(m))) {
                 c.reach = None;
+                c.upper_bound = None;
                 withheld += 1;
             } else {
                 shown.push(n);
@@ -587,5 +591,6 @@ pub struct Baseline {
 pub struct CurvePoint {
     pub budget: f64,
     pub reach: Option<f64>,
-    pub upper_bound: f64,
+    /// Withheld with `reach` (a proven plan's bound is its reach).
+    pub upper_bound: Option<f64>,
 }
