@@ -130,7 +130,26 @@ async fn attribution_route(
         if is_image(format) {
             let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
             let months = match chart {
-                ChartChoice::Monthly => Some(funnel::monthly(&funnel::journeys_for(&ds, &params)?, params.by)?),
+                ChartChoice::Monthly => {
+                    // Deals and leads per month and key: the rows' floor and the ledger, like the funnel's.
+                    let months = floor_rows(
+                        funnel::monthly(&funnel::journeys_for(&ds, &params)?, params.by)?,
+                        min_k,
+                        MONTHLY_FLOOR,
+                    )?;
+                    let scope = format!("monthly/{}", params.by.column());
+                    Some(st.ledgers.with(&id, |ledger| {
+                        Ok(ledger
+                            .withhold_table(
+                                months,
+                                &scope,
+                                &["month", params.by.column()],
+                                f64::from(min_k),
+                                MONTHLY_FLOOR,
+                            )?
+                            .0)
+                    })?)
+                }
                 _ => None,
             };
             return chart_response(&views::attribution_chart(&result, months.as_ref(), chart)?, format);
@@ -288,6 +307,10 @@ fn floor_headline(doc: &mut serde_json::Value, ledger: &mut Ledger, scope: &str,
     }
     Ok(())
 }
+
+/// The floor on the monthly chart's rows (deals and leads per month and key): counts of 1 to
+/// k-1 are withheld, deals with their revenue.
+const MONTHLY_FLOOR: &[(&str, &[&str])] = &[("deals", &["deals", "revenue"]), ("leads", &["leads"])];
 
 /// The same floor on funnel rows: deals, visits and leads of 1 to k-1 people are withheld with
 /// the revenue, rates and medians drawn from them.
