@@ -7,7 +7,7 @@ use axum::response::Response;
 #[cfg(feature = "cluster")]
 use custmap_engine::analytics::attribution::attribution_of;
 use custmap_engine::analytics::attribution::funnel;
-use custmap_engine::analytics::privacy::Ledger;
+use custmap_engine::analytics::privacy::{withhold_where, Ledger};
 use custmap_engine::analytics::{attribution, AttributionParams, AttributionResult, By, Model};
 use custmap_engine::io::write::{frame_bytes, frame_to_json_rows};
 use custmap_engine::io::OutputFormat;
@@ -170,29 +170,17 @@ async fn attribution_route(
 /// to a row is at most 1, so a row crediting k or more conversions sums over at least k people),
 /// as are leads and visits of 1 to k-1 people and their cost per lead. A short window would
 /// otherwise show one deal.
-const ATTRIBUTION_FLOOR: &[(&str, &[&str])] = &[
-    ("conversions", &["conversions", "revenue", "cpa", "roi", "roas"]),
-    ("leads", &["leads", "cpl"]),
-    ("visits", &["visits"]),
-];
+const ATTRIBUTION_FLOOR: &[(&str, &[&str])] =
+    &[("conversions", CONVERSION_FIGURES), ("leads", &["leads", "cpl"]), ("visits", &["visits"])];
 
 /// Over HTTP a row crediting no conversion shows null, as one crediting 1 to k-1 does: a 0
 /// beside a null would tell which row a single moved conversion went to (a window one day
 /// longer, with every other row at 0). Leads and visits keep their 0 (spend without leads
 /// must show).
 fn zero_conversions_withheld(table: DataFrame) -> Result<DataFrame, ApiError> {
-    use custmap_engine::polars::prelude::{col, lit, when, IntoLazy, NULL};
-    let schema = table.schema().clone();
-    if schema.get("conversions").is_none() {
-        return Ok(table);
-    }
-    let zero = col("conversions").eq(lit(0.0));
-    let exprs: Vec<_> = ["conversions", "revenue", "cpa", "roi", "roas"]
-        .into_iter()
-        .filter_map(|f| schema.get(f).map(|t| (f, t.clone())))
-        .map(|(f, t)| when(zero.clone()).then(lit(NULL)).otherwise(col(f)).cast(t).alias(f))
-        .collect();
-    table.lazy().with_columns(exprs).collect().map_err(|e| ApiError::from(custmap_engine::Error::from(e)))
+    let Ok(conversions) = views::floats(&table, "conversions") else { return Ok(table) };
+    let zero: Vec<bool> = conversions.iter().map(|c| *c == Some(0.0)).collect();
+    Ok(withhold_where(table, &zero, CONVERSION_FIGURES)?)
 }
 
 /// Complementary suppression of campaign rows: a channel's row (by channel) less its campaigns'
@@ -239,20 +227,7 @@ fn withhold_complements(raw: &DataFrame, shown: DataFrame, ds: &Dataset, k: f64)
             hidden += truth[i].unwrap_or(0.0);
         }
     }
-    if !hide.iter().any(|&h| h) {
-        return Ok(shown);
-    }
-    use custmap_engine::polars::prelude::{col, lit, when, Column, IntoLazy, NULL};
-    let mut out = shown;
-    out.with_column(Column::new("__hide".into(), hide)).map_err(internal)?;
-    let schema = out.schema().clone();
-    let exprs: Vec<_> = ["conversions", "revenue", "cpa", "roi", "roas"]
-        .into_iter()
-        .filter_map(|f| schema.get(f).map(|t| (f, t.clone())))
-        .map(|(f, t)| when(col("__hide")).then(lit(NULL)).otherwise(col(f)).cast(t).alias(f))
-        .collect();
-    let out = out.lazy().with_columns(exprs).collect().map_err(internal)?;
-    out.drop("__hide").map_err(internal)
+    Ok(withhold_where(shown, &hide, CONVERSION_FIGURES)?)
 }
 
 /// The headline counts of an attribution document (all conversions, attributed, unattributed
@@ -311,6 +286,9 @@ fn floor_headline(doc: &mut serde_json::Value, ledger: &mut Ledger, scope: &str,
 /// The floor on the monthly chart's rows (deals and leads per month and key): counts of 1 to
 /// k-1 are withheld, deals with their revenue.
 const MONTHLY_FLOOR: &[(&str, &[&str])] = &[("deals", &["deals", "revenue"]), ("leads", &["leads"])];
+
+/// An attribution row's credited conversions and what is drawn from them, withheld together.
+const CONVERSION_FIGURES: &[&str] = &["conversions", "revenue", "cpa", "roi", "roas"];
 
 /// The same floor on funnel rows: deals, visits and leads of 1 to k-1 people are withheld with
 /// the revenue, rates and medians drawn from them.

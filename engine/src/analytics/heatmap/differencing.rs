@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use super::HeatmapResult;
+use super::{HeatmapResult, BUYER_FIGURES};
 use crate::analytics::privacy::Ledger;
 use crate::error::{Error, Result};
 use crate::spatial::{h3, Res};
@@ -22,9 +22,6 @@ use crate::spatial::{h3, Res};
 /// Hexagons coarser than this are not kept as implied figures: a res-4 cell is some 1,770 km²,
 /// and a difference there locates no one (the segment's city totals are released anyway).
 pub const COARSEST: u8 = 5;
-
-/// The buyer figures of a cell, withheld together.
-const BUYER_FIGURES: [&str; 5] = ["buyers", "deals", "revenue", "conversion", "conversion_smoothed"];
 
 /// The counts whose implied sums the ledger keeps.
 const COUNTS: [&str; 2] = ["customers", "prospects"];

@@ -467,6 +467,9 @@ impl HeatmapBase {
     }
 }
 
+/// A cell's figures drawn from its buyers, withheld together.
+pub(crate) const BUYER_FIGURES: [&str; 5] = ["buyers", "deals", "revenue", "conversion", "conversion_smoothed"];
+
 /// The floor for the buyers of a kept cell (its customers, prospects and customers outside the
 /// segment are each none or at least `k`): buyers under `k` (but not 0) withholds buyers, deals,
 /// revenue and conversion (null). Returns the table and how many cells had figures withheld.
@@ -488,7 +491,7 @@ fn withhold_small_figures(cells: DataFrame, k: KFloor) -> Result<(DataFrame, u64
         return Ok((cells, 0));
     }
     let schema = cells.schema().clone();
-    let exprs: Vec<Expr> = ["buyers", "deals", "revenue", "conversion", "conversion_smoothed"]
+    let exprs: Vec<Expr> = BUYER_FIGURES
         .into_iter()
         .map(|name| {
             let dtype = schema.get(name).cloned().unwrap_or(DataType::Float64);

@@ -161,29 +161,8 @@ impl Ledger {
         let any: Vec<bool> = (0..table.height()).map(|i| masks.iter().any(|m| m[i])).collect();
         let withheld = any.iter().filter(|&&b| b).count();
         let mut out = table;
-        if withheld > 0 {
-            let mut exprs = Vec::new();
-            let mut helpers = Vec::new();
-            for g in 0..groups.len() {
-                let name = format!("__ledger_{g}");
-                out.with_column(Column::new(name.as_str().into(), masks[g].clone()))?;
-                helpers.push(name);
-            }
-            let schema = out.schema().clone();
-            let mut figures: Vec<&str> = groups.iter().flat_map(|(_, f)| f.iter().copied()).collect();
-            figures.sort_unstable();
-            figures.dedup();
-            for f in figures.into_iter().filter(|f| schema.contains(f)) {
-                let covering = groups
-                    .iter()
-                    .zip(&helpers)
-                    .filter(|((_, fs), _)| fs.contains(&f))
-                    .fold(lit(false), |acc, (_, h)| acc.or(col(h.as_str())));
-                let dtype = schema.get(f).cloned().unwrap_or(DataType::Float64);
-                exprs.push(when(covering).then(lit(NULL)).otherwise(col(f)).cast(dtype).alias(f));
-            }
-            out = out.lazy().with_columns(exprs).collect()?;
-            out = out.drop_many(helpers);
+        for ((_, figures), mask) in groups.iter().zip(&masks) {
+            out = super::withhold_where(out, mask, figures)?;
         }
         for (count, _) in groups {
             self.record_table(&out, scope, keys, count)?;

@@ -159,6 +159,23 @@ pub struct Suppressed {
     pub differencing: u64,
 }
 
+/// `figures` of `table` (those it has) set to null on the rows where `mask` holds, their types
+/// kept: the one step every rule that withholds a row's figures ends with.
+pub fn withhold_where(table: DataFrame, mask: &[bool], figures: &[&str]) -> Result<DataFrame> {
+    if !mask.iter().any(|&m| m) {
+        return Ok(table);
+    }
+    let schema = table.schema().clone();
+    let mut table = table;
+    table.with_column(polars::prelude::Column::new("__withhold".into(), mask))?;
+    let exprs: Vec<Expr> = figures
+        .iter()
+        .filter_map(|f| schema.get(f).map(|t| (*f, t.clone())))
+        .map(|(f, t)| when(col("__withhold")).then(lit(NULL)).otherwise(col(f)).cast(t).alias(f))
+        .collect();
+    Ok(table.lazy().with_columns(exprs).collect()?.drop("__withhold")?)
+}
+
 /// The floor on a table's rows: for each `(count, figures)` group, where the count column is
 /// between 0 and `k` exclusive, its figures are withheld (null); a figure covered by several
 /// groups is withheld when any of them is small. Groups whose count column the table lacks are
