@@ -12,6 +12,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use custmap_engine::analytics::heatmap::Totals;
 use custmap_engine::analytics::privacy::public;
+use custmap_engine::analytics::privacy::segments::Answered;
+use custmap_engine::analytics::KFloor;
 use custmap_engine::analytics::{HeatmapBase, HeatmapParams, HeatmapResult, Location, PublicRelease};
 use custmap_engine::io::write::{cells_geojson, frame_bytes};
 use custmap_engine::io::OutputFormat;
@@ -133,13 +135,32 @@ pub(super) fn released(
 ) -> Result<HeatmapResult, ApiError> {
     let mut applied = params.clone();
     if let Some(text) = &params.segment {
-        applied.segment = Some(state.config.policy.applied_segment(&entry.dataset.customers, text, params.k)?);
+        applied.segment = answered_segment(state, entry, id, text, params.k)?;
     }
     let base = cached_base(state, entry, &applied)?;
     let mut result = base.at(&applied)?;
     state.ledgers.with(id, |ledger| Ok(result.withhold_differences(ledger)?))?;
     result.params.segment.clone_from(&params.segment);
     Ok(result)
+}
+
+/// The segment a caller's filter is answered as (`None`: everyone): less its low-effect
+/// conditions, then as an earlier answered segment of the dataset within 1 to k-1 customers of
+/// it (`custmap_engine::analytics::privacy::segments`). Every exact answer with a segment, of
+/// any analytic, goes through here, so any two of them are the same people or k apart.
+pub(super) fn answered_segment(
+    state: &AppState,
+    entry: &Entry,
+    id: &str,
+    text: &str,
+    k: KFloor,
+) -> Result<Option<String>, ApiError> {
+    let customers = &entry.dataset.customers;
+    let (applied, members) = state.config.policy.applied_members(customers, text, k)?;
+    Ok(match state.ledgers.answer_segment(id, entry.version, customers, &applied, members, k.get())? {
+        Answered::AsAsked => Some(applied),
+        Answered::As(earlier) => earlier,
+    })
 }
 
 /// The public heatmap: a cell table of the differentially private lattice, or a 403 for what

@@ -143,7 +143,7 @@ async fn placement(
         let k = KFloor::new(min_k)?;
         let mut params = params;
         if let Some(text) = &params.segment {
-            params.segment = Some(st.config.policy.applied_segment(&entry.dataset.customers, text, k)?);
+            params.segment = super::heatmap::answered_segment(&st, &entry, &id, text, k)?;
         }
         let coverage = cached_coverage(&st, &entry, &params, &radii)?;
         // The floor, before any planning: a plan over fewer target prospects than k would show

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use custmap_engine::analytics::placement::Coverage;
 use custmap_engine::analytics::privacy::ledger::{write_records, Ledger};
+use custmap_engine::analytics::privacy::segments::{Answered, AnsweredSegments, Members};
 use custmap_engine::analytics::{HeatmapBase, Policy, PublicRelease};
 use custmap_engine::{Dataset, Error};
 
@@ -481,6 +482,8 @@ pub struct Ledgers {
 struct LedgerSlot {
     ledger: Ledger,
     file: Option<std::fs::File>,
+    /// The members of the segments answered, for the dataset version in use.
+    segments: Option<AnsweredSegments>,
 }
 
 impl Ledgers {
@@ -495,7 +498,7 @@ impl Ledgers {
             return Ok(slot.clone());
         }
         let slot = match &self.dir {
-            None => LedgerSlot { ledger: Ledger::new(), file: None },
+            None => LedgerSlot { ledger: Ledger::new(), file: None, segments: None },
             Some(dir) => {
                 let failed = |e: std::io::Error| ApiError::internal(format!("release ledger of '{id}': {e}"));
                 std::fs::create_dir_all(dir).map_err(failed)?;
@@ -513,12 +516,41 @@ impl Ledgers {
                 if whole < bytes.len() {
                     file.set_len(whole as u64).map_err(failed)?;
                 }
-                LedgerSlot { ledger, file: Some(file) }
+                LedgerSlot { ledger, file: Some(file), segments: None }
             }
         };
         let slot = Arc::new(Mutex::new(slot));
         open.insert(id.to_string(), slot.clone());
         Ok(slot)
+    }
+
+    /// What segment `text` (members `members`) of dataset `id` at `version` is answered as,
+    /// under floor `k` (see `custmap_engine::analytics::privacy::segments`): under the
+    /// dataset's lock, with the answered segments' sets rebuilt from the ledger when the
+    /// version changed; a new segment is written down before the answer goes out.
+    pub fn answer_segment(
+        &self,
+        id: &str,
+        version: u64,
+        customers: &custmap_engine::polars::prelude::DataFrame,
+        text: &str,
+        members: Members,
+        k: u32,
+    ) -> Result<Answered, ApiError> {
+        let slot = self.slot(id)?;
+        let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = &mut *slot;
+        if slot.segments.as_ref().is_none_or(|s| s.version() != version) {
+            slot.segments = Some(AnsweredSegments::new(version, customers)?);
+        }
+        let seen = slot.segments.as_mut().expect("set above");
+        seen.sync(&slot.ledger, customers)?;
+        let answered = seen.answer(&mut slot.ledger, text, members, k)?;
+        let fresh = slot.ledger.take_fresh();
+        if let Some(file) = slot.file.as_mut() {
+            write_records(file, &fresh).map_err(|e| ApiError::internal(format!("release ledger of '{id}': {e}")))?;
+        }
+        Ok(answered)
     }
 
     /// Runs `f` on dataset `id`'s ledger, alone, then writes down what it recorded. Releases

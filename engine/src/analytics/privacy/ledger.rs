@@ -45,6 +45,8 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct Ledger {
     released: HashMap<u64, Vec<f64>>,
+    /// The texts recorded under [`super::segments::SEGMENT_SCOPE`], in order.
+    segments: Vec<String>,
     fresh: Vec<Record>,
     hasher: foldhash::quality::FixedState,
 }
@@ -81,8 +83,17 @@ impl Ledger {
         let values = self.released.entry(slot).or_default();
         if !values.iter().any(|&v| same(v, value)) {
             values.push(value);
+            if scope == super::segments::SEGMENT_SCOPE {
+                self.segments.push(key.to_string());
+            }
             self.fresh.push(Record { scope: scope.to_string(), key: key.to_string(), value });
         }
+    }
+
+    /// The segment texts answered, in the order they were first answered.
+    #[must_use]
+    pub fn segments(&self) -> &[String] {
+        &self.segments
     }
 
     /// How many distinct values are recorded, over all figures.

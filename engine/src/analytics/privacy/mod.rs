@@ -11,6 +11,7 @@
 pub mod ledger;
 pub mod noise;
 pub mod public;
+pub mod segments;
 
 use polars::prelude::{col, lit, when, DataFrame, DataType, Expr, IntoLazy, NULL};
 use serde::Serialize;
@@ -93,6 +94,15 @@ impl Policy {
     pub fn applied_segment(&self, customers: &DataFrame, text: &str, k: KFloor) -> Result<String> {
         let restricted = |name: &str| restricted_column(customers, name);
         Segment::without_low_effect(text, customers, &restricted, k.get())
+    }
+
+    /// [`Self::applied_segment`] and its members (a bit per customer), to find what it is
+    /// answered as among the dataset's [`segments::AnsweredSegments`].
+    pub fn applied_members(&self, customers: &DataFrame, text: &str, k: KFloor) -> Result<(String, segments::Members)> {
+        let applied = self.applied_segment(customers, text, k)?;
+        let segment = Segment::parse(&applied, customers.schema())?;
+        let members = segments::Members::of(customers, Some(&segment))?;
+        Ok((applied, members))
     }
 }
 
