@@ -31,3 +31,5 @@ echo "-- uncached, 2 connections: every request a new segment (budget >= N), so 
 wrk -t2 -c2 -d"${seconds}s" --timeout 10s --latency -s "$here/new_segment.lua" "$base?res=8" | grep -E "$keep"
 echo "-- burst: 40 identical + 40 distinct uncached placements at once, /health polled meanwhile"
 python3 "$here/burst.py" --customers "$customers" --bin "$bin"
+echo "-- mixed: 16 connections for 30 s over heatmaps, attribution, funnel and placements"
+python3 "$here/mixed.py" --customers "$customers" --bin "$bin"

@@ -32,7 +32,10 @@ pub const SEGMENT_SCOPE: &str = "segment";
 
 /// The members of one segment: a bit per customer row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Members(Vec<u64>);
+pub struct Members {
+    bits: Vec<u64>,
+    count: u64,
+}
 
 impl Members {
     /// Which rows of `customers` satisfy `segment` (`None`: every row).
@@ -58,17 +61,29 @@ impl Members {
                 }
             }
         }
-        Ok(Members(bits))
+        let count = bits.iter().map(|w| u64::from(w.count_ones())).sum();
+        Ok(Members { bits, count })
     }
 
     /// How many customers are in one set and not the other.
     #[must_use]
     pub fn distance(&self, other: &Members) -> u64 {
-        self.0.iter().zip(&other.0).map(|(a, b)| u64::from((a ^ b).count_ones())).sum()
+        self.bits.iter().zip(&other.bits).map(|(a, b)| u64::from((a ^ b).count_ones())).sum()
+    }
+
+    /// How many customers are in the set.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
     fn bytes(&self) -> usize {
-        self.0.len() * 8
+        self.bits.len() * 8
     }
 }
 
@@ -123,7 +138,12 @@ impl AnsweredSegments {
     /// the sets would pass [`MAX_SEGMENT_BYTES`].
     pub fn answer(&mut self, ledger: &mut Ledger, text: &str, members: Members, k: u32) -> Result<Answered> {
         let mut nearest: Option<(u64, usize)> = None;
+        let size = members.len();
         for (i, (_, set)) in self.sets.iter().enumerate() {
+            // Sets whose sizes differ by k or more are k or more apart.
+            if set.len().abs_diff(size) >= u64::from(k) {
+                continue;
+            }
             let d = set.distance(&members);
             if d == 0 {
                 return Ok(Answered::AsAsked);
