@@ -354,3 +354,38 @@ async fn regression_huge_csv_fields_and_names_are_refused() {
     assert!(doc["detail"].as_str().unwrap().len() < 200, "{doc}");
     assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_stalled_upload_body_is_cut_off() {
+    // An upload's body was under no timeout: a client that sent part of it and then nothing held
+    // its connection, its temporary files and its memory for as long as it liked. Now a body that
+    // stalls for the idle timeout is answered 408 (problem+json) and leaves nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { body_idle_timeout: Duration::from_millis(300), ..with_token() };
+    let state = server(dir.path(), config);
+    let (addr, server_task) = start(state.clone()).await;
+    let full = raw_upload(&city_form("stalled"));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&full[..full.len() / 2]).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+        .await
+        .expect("the server answers a stalled body instead of waiting")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("application/problem+json") && body_of(&reply).contains("stalled"), "{reply}");
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    // A body that keeps moving is not cut off, however long it takes in all.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let full = raw_upload(&city_form("steady"));
+    for piece in full.chunks(full.len() / 6 + 1) {
+        stream.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 201"), "{}", String::from_utf8_lossy(&reply));
+    server_task.abort();
+}

@@ -143,6 +143,7 @@ struct UploadForm {
         (status = 401, description = "missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "this server takes no writes (no CUSTMAP_TOKEN)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "a dataset of this name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "the body stalled (no data for the server's idle timeout)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "the body or the row count is over the server's limit", body = Problem, content_type = "application/problem+json")))]
 async fn upload(
     State(state): State<AppState>,
@@ -168,11 +169,12 @@ async fn upload(
         .map_err(|e| ApiError::internal(format!("upload directory: {e}")))?;
     let mut name: Option<String> = None;
     let mut received = 0usize;
-    while let Some(mut field) = form.next_field().await.map_err(|e| form_error(&e, limit))? {
+    let idle = state.config.body_idle_timeout;
+    while let Some(mut field) = moving(idle, form.next_field()).await?.map_err(|e| form_error(&e, limit))? {
         let field_name = field.name().unwrap_or_default().to_string();
         if field_name == "name" {
             let mut text = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(|e| form_error(&e, limit))? {
+            while let Some(chunk) = moving(idle, field.chunk()).await?.map_err(|e| form_error(&e, limit))? {
                 received += chunk.len();
                 text.extend_from_slice(&chunk);
                 if text.len() > MAX_NAME_BYTES {
@@ -190,7 +192,7 @@ async fn upload(
             return Err(ApiError::bad_request(format!("field '{field_name}' is given twice")));
         }
         let mut out = tokio::fs::File::create(&path).await.map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
-        while let Some(chunk) = field.chunk().await.map_err(|e| form_error(&e, limit))? {
+        while let Some(chunk) = moving(idle, field.chunk()).await?.map_err(|e| form_error(&e, limit))? {
             received += chunk.len();
             if received > limit {
                 return Err(too_large(limit));
@@ -374,6 +376,16 @@ fn too_large(limit: usize) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the upload is larger than this server's limit of {} MiB", limit >> 20),
     )
+}
+
+/// The next piece of an upload's body, or a 408 when none came for `idle`.
+async fn moving<T>(idle: std::time::Duration, next: impl std::future::Future<Output = T>) -> Result<T, ApiError> {
+    tokio::time::timeout(idle, next).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the upload's body stalled for {} s; nothing was kept, send it again", idle.as_secs()),
+        )
+    })
 }
 
 fn form_error(e: &MultipartError, limit: usize) -> ApiError {

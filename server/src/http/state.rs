@@ -159,6 +159,10 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Connections served at once; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Longest an upload's body may stall between two pieces before it is answered 408 and its
+    /// temporary files removed (uploads have no overall deadline: a large file on a slow link
+    /// may take long, but it must keep moving).
+    pub body_idle_timeout: Duration,
 }
 
 /// Where a server's heatmap reductions run when not locally.
@@ -242,6 +246,7 @@ impl Default for Config {
             cluster: None,
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            body_idle_timeout: Duration::from_secs(30),
         }
     }
 }
