@@ -9,7 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
-(cd "$root" && cargo build --release --workspace)
+(cd "$root" && cargo build --release --workspace --all-features)
 bin="$target/release/custmap"
 work="$(mktemp -d)"
 pids=()

@@ -811,7 +811,7 @@ fn cluster_target(engine: &EngineArgs) -> Result<Option<custmap::http::ClusterTa
     }
     #[cfg(not(feature = "cluster"))]
     {
-        Err(Error::BadInput(format!("--engine {}: this custmap was built without the cluster feature", engine.engine)))
+        Err(Error::BadInput(format!("--engine {}: this custmap was built without the cluster feature (build it with `cargo build --release -p custmap --features cluster`)", engine.engine)))
     }
 }
 
@@ -835,7 +835,7 @@ fn connect(engine: &EngineArgs, dir: &Path) -> Result<Option<ClusterSession>, Er
     #[cfg(not(feature = "cluster"))]
     {
         let _ = dir;
-        Err(Error::BadInput(format!("--engine {}: this custmap was built without the cluster feature", engine.engine)))
+        Err(Error::BadInput(format!("--engine {}: this custmap was built without the cluster feature (build it with `cargo build --release -p custmap --features cluster`)", engine.engine)))
     }
 }
 
@@ -863,7 +863,9 @@ fn run_cluster(command: ClusterCommand) -> Result<(), Error> {
     #[cfg(not(feature = "cluster"))]
     {
         let _ = command;
-        Err(Error::BadInput("this custmap was built without the cluster feature".into()))
+        Err(Error::BadInput(
+            "this custmap was built without the cluster feature (build it with `cargo build --release -p custmap --features cluster`)".into(),
+        ))
     }
 }
 
