@@ -457,6 +457,28 @@ fn placement_map_curve_and_radius_override() {
 }
 
 #[test]
+fn regression_a_zero_radius_gets_the_same_answer_from_the_cli_and_the_api() {
+    // `--reach-m cafe=0` was accepted by the CLI and refused by the API: one rule now, in the
+    // engine (`placement::check_radius`), with one message.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(&tmp, "p.json");
+    let dir = city().to_str().unwrap();
+    for r in ["0", "-5", "NaN"] {
+        let o = custmap(&[
+            "placement",
+            dir,
+            "--budget",
+            "1000",
+            "--reach-m",
+            &format!("cafe={r}"),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_user_error(&o, "reach_m for 'cafe' must be a distance > 0 in metres");
+    }
+}
+
+#[test]
 fn serve_answers_and_stops_cleanly_on_sigterm() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let data = tempfile::tempdir().unwrap();

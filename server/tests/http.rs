@@ -430,6 +430,11 @@ async fn placement_mistakes_are_4xx_naming_the_field() {
         (serde_json::json!({"budget": 1000, "kinds": ["zeppelin"]}), StatusCode::BAD_REQUEST, "zeppelin"),
         (serde_json::json!({"budget": 1000, "where": "salary > 3"}), StatusCode::BAD_REQUEST, "salary"),
         (serde_json::json!({"budget": 1000, "reach_m": {"cafe": -5}}), StatusCode::BAD_REQUEST, "reach_m"),
+        (
+            serde_json::json!({"budget": 1000, "reach_m": {"cafe": 0}}),
+            StatusCode::BAD_REQUEST,
+            "reach_m for 'cafe' must be a distance > 0 in metres",
+        ),
         // regression: a 600 s search held a worker for ten minutes after its caller had gone.
         (serde_json::json!({"budget": 1000, "time_limit_s": 600}), StatusCode::BAD_REQUEST, "at most 30"),
     ] {

@@ -110,8 +110,8 @@ async fn placement(
         "curve" => true,
         other => return Err(ApiError::bad_request(format!("plot '{other}' is not one of map, curve"))),
     };
-    if let Some((kind, r)) = req.reach_m.iter().find(|(_, r)| !r.is_finite() || **r <= 0.0) {
-        return Err(ApiError::bad_request(format!("reach_m for '{kind}' must be a distance > 0 in metres, got {r}")));
+    for (kind, &r) in &req.reach_m {
+        custmap_engine::analytics::placement::check_radius(kind, r)?;
     }
     let params = PlacementParams {
         budget: req.budget,

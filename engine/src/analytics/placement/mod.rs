@@ -105,6 +105,17 @@ pub struct Coverage {
     pub weight: Weight,
 }
 
+/// Checks a reach radius given for sites of `kind`: a distance over 0 metres (a radius of 0
+/// reaches only a prospect standing on the site; to leave a kind out, exclude its sites). The
+/// one rule for the CLI's `--reach-m` and the API's `reach_m`.
+pub fn check_radius(kind: &str, metres: f64) -> Result<()> {
+    if metres.is_finite() && metres > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::bad_input(format!("reach_m for '{kind}' must be a distance > 0 in metres, got {metres}")))
+    }
+}
+
 impl Coverage {
     /// Reads the dataset's sites and the prospects of `segment`, and computes reach.
     pub fn build(
@@ -114,6 +125,9 @@ impl Coverage {
         weight: Weight,
         radius_override: &HashMap<String, f64>,
     ) -> Result<Coverage> {
+        for (kind, &m) in radius_override {
+            check_radius(kind, m)?;
+        }
         let sites = ds
             .sites
             .as_ref()

@@ -1,0 +1,183 @@
+//! `attribution` and `funnel`: campaign credit per model, by channel, campaign or place.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+pub(super) fn run_attribution(
+    dir: &Path,
+    params: &AttributionParams,
+    chart: Option<ChartChoice>,
+    paths: Option<&Path>,
+    engine: &EngineArgs,
+    out: &Path,
+) -> Result<(), Error> {
+    let format = OutputFormat::from_path(out)?;
+    if let Some(p) = paths {
+        if !matches!(OutputFormat::from_path(p)?, OutputFormat::Csv | OutputFormat::Parquet | OutputFormat::Arrow) {
+            return Err(Error::BadInput(format!(
+                "--paths {}: write the paths as .csv, .parquet or .arrow",
+                p.display()
+            )));
+        }
+    }
+    if format == OutputFormat::GeoJson {
+        return Err(Error::BadInput(format!("{}: attribution writes tables or charts, not GeoJSON", out.display())));
+    }
+    params.check()?;
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = connect(engine, dir)? {
+        return run_cluster_attribution(dir, &cluster, params, chart, paths, out);
+    }
+    #[cfg(not(feature = "cluster"))]
+    connect(engine, dir)?;
+    let ds = load(dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
+    let pb = spinner("attributing");
+    let result = attribution(&ds, params)?;
+    pb.finish_and_clear();
+    if let Some(p) = paths {
+        write_paths(&funnel::journeys_for(&ds, params)?, p)?;
+    }
+    if let Some(image) = image_format(format) {
+        let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
+        let months = if chart == ChartChoice::Monthly {
+            Some(funnel::monthly(&funnel::journeys_for(&ds, params)?, params.by)?)
+        } else {
+            None
+        };
+        let spec = views::attribution_chart(&result, months.as_ref(), chart)?;
+        write_bytes(out, &render_chart(&spec, image)?)?;
+        println!("wrote a {chart:?} chart to {}", out.display());
+        return Ok(());
+    }
+    if chart == Some(ChartChoice::Monthly) {
+        // The monthly series as a table.
+        let months = funnel::monthly(&funnel::journeys_for(&ds, params)?, params.by)?;
+        write_frame(&months, out)?;
+        println!("wrote {} month x {} rows to {}", months.height(), params.by.column(), out.display());
+        return Ok(());
+    }
+    write_attribution(&ds.name, params, &result, out)
+}
+
+pub(super) fn write_paths(j: &custmap_engine::analytics::attribution::Journeys, p: &Path) -> Result<(), Error> {
+    let table = j.path_table()?;
+    write_frame(&table, p)?;
+    println!("wrote {} distinct paths to {}", table.height(), p.display());
+    Ok(())
+}
+
+/// Attribution with the journeys reduced on a cluster: the path-count models, charts and tables.
+#[cfg(feature = "cluster")]
+pub(super) fn run_cluster_attribution(
+    dir: &Path,
+    cluster: &custmap::cluster::Cluster,
+    params: &AttributionParams,
+    chart: Option<ChartChoice>,
+    paths: Option<&Path>,
+    out: &Path,
+) -> Result<(), Error> {
+    if chart == Some(ChartChoice::Monthly) {
+        return Err(Error::BadInput("the monthly series needs each lead's dates: use --engine local for it".into()));
+    }
+    let pb = spinner("reducing journeys on the cluster");
+    let j = custmap::cluster::jobs::journeys(cluster, params.by, params.window_days)?;
+    pb.finish_and_clear();
+    let campaigns = custmap_engine::Dataset::load_side_table(dir, Table::Campaigns)?;
+    if let Some((_, rejects)) = campaigns.as_ref().filter(|(_, r)| !r.is_empty()) {
+        println!("campaigns: {} rows rejected (custmap validate DIR lists them)", rejects.len());
+    }
+    let result =
+        custmap_engine::analytics::attribution::attribution_of(&j, campaigns.as_ref().map(|(f, _)| f), params)?;
+    if let Some(p) = paths {
+        write_paths(&j, p)?;
+    }
+    if let Some(image) = image_format(OutputFormat::from_path(out)?) {
+        let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
+        let spec = views::attribution_chart(&result, None, chart)?;
+        write_bytes(out, &render_chart(&spec, image)?)?;
+        println!("wrote a {chart:?} chart to {}", out.display());
+        return Ok(());
+    }
+    write_attribution(&dataset_name(dir), params, &result, out)
+}
+
+/// Writes an attribution table (JSON with its qualifiers, or a table format) and reports it.
+pub(super) fn write_attribution(
+    name: &str,
+    params: &AttributionParams,
+    result: &custmap_engine::analytics::AttributionResult,
+    out: &Path,
+) -> Result<(), Error> {
+    if OutputFormat::from_path(out)? == OutputFormat::Json {
+        let doc = views::attribution_json(name, result)?;
+        custmap_engine::io::write::write_atomic(out, |w| {
+            serde_json::to_writer(w, &doc).map_err(|e| Error::Internal(e.to_string()))
+        })?;
+    } else {
+        write_frame(&result.table, out)?;
+    }
+    let why: Vec<String> = result.unattributed_reasons.iter().map(|(reason, n, _)| format!("{n} {reason}")).collect();
+    println!(
+        "wrote {} rows to {} ({} of {} conversions left unattributed{}; window {} days)",
+        result.table.height(),
+        out.display(),
+        result.unattributed.0,
+        result.conversions.0,
+        if why.is_empty() { String::new() } else { format!(": {}", why.join(", ")) },
+        params.window_days
+    );
+    if let Some(se) = result.shapley_std_error {
+        println!(
+            "shapley: more than {} {}s, so sampled ({} permutations); largest standard error {se:.4} conversions",
+            custmap_engine::analytics::attribution::shapley::EXACT_MAX,
+            params.by.column(),
+            custmap_engine::analytics::attribution::shapley::SAMPLES
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn run_geo_attribution(
+    dir: &Path,
+    params: &AttributionParams,
+    location: Location,
+    res: Res,
+    k: KFloor,
+    out: &Path,
+) -> Result<(), Error> {
+    let format = OutputFormat::from_path(out)?;
+    if image_format(format).is_some() {
+        return Err(Error::BadInput("--geo writes a table (.csv .parquet .arrow .json .geojson)".into()));
+    }
+    let ds = load(dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
+    let (table, suppressed) = attribution_by_place(&ds, params, location, res, k)?;
+    write_frame(&table, out)?;
+    println!(
+        "wrote {} cell x {} rows to {} ({} attribution by {} place, res {}, k = {}: {} small cells merged, {} dropped)",
+        table.height(),
+        params.by.column(),
+        out.display(),
+        params.models[0].name(),
+        location.as_str(),
+        res.get(),
+        k.get(),
+        suppressed.merged,
+        suppressed.dropped
+    );
+    Ok(())
+}
+
+pub(super) fn run_funnel(dir: &Path, by: By, out: &Path) -> Result<(), Error> {
+    let format = OutputFormat::from_path(out)?;
+    let ds = load(dir, &[Table::Touchpoints, Table::Deals])?;
+    let params = AttributionParams { by, ..AttributionParams::default() };
+    let table = funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?;
+    if let Some(image) = image_format(format) {
+        let spec = views::funnel_chart(&table, by)?;
+        write_bytes(out, &render_chart(&spec, image)?)?;
+    } else {
+        write_frame(&table, out)?;
+    }
+    println!("wrote the funnel of {} {}s to {}", table.height(), by.column(), out.display());
+    Ok(())
+}
