@@ -740,3 +740,25 @@ async fn schemathesis_runs_clean() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_padded_segment_is_the_same_request() {
+    // The segment text was trimmed in five places but the cache key used it raw: `budget >= X`
+    // and ` budget >= X ` were two computations. One rule now (`Segment::given`) before the key.
+    let ds = (*state().registry.get("city").unwrap().dataset).clone();
+    let st = analyst_state(vec![ds], custmap::http::Config::default());
+    let uri =
+        |w: &str| format!("/api/v1/datasets/city/heatmap?res=8&where={}", w.replace(' ', "%20").replace('>', "%3E"));
+    let before = st.heavy.started.load(std::sync::atomic::Ordering::Relaxed);
+    let (s1, _, plain) = send(st.clone(), Request::get(uri("budget > 2000000")).body(Body::empty()).unwrap()).await;
+    let (s2, _, padded) =
+        send(st.clone(), Request::get(uri("  budget > 2000000  ")).body(Body::empty()).unwrap()).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(plain, padded, "the same document, shown with the trimmed text");
+    assert_eq!(st.heavy.started.load(std::sync::atomic::Ordering::Relaxed) - before, 1, "computed once");
+    // Blank is everyone.
+    let (_, _, blank) = send(st.clone(), Request::get(uri("   ")).body(Body::empty()).unwrap()).await;
+    let (_, _, all) =
+        send(st.clone(), Request::get("/api/v1/datasets/city/heatmap?res=8").body(Body::empty()).unwrap()).await;
+    assert_eq!(blank, all);
+}

@@ -164,6 +164,23 @@ impl Segment {
     }
 }
 
+impl Segment {
+    /// A segment filter as given (a CLI `--where`, an API `where`): trimmed, and `None` when
+    /// blank, which means everyone. The one rule every surface and engine path applies before
+    /// parsing, so `" budget > 1 "` and `"budget > 1"` are one request (and one cache key).
+    ///
+    /// ```
+    /// use custmap_engine::analytics::segment::Segment;
+    /// assert_eq!(Segment::given(Some("  budget > 1 ")), Some("budget > 1"));
+    /// assert_eq!(Segment::given(Some("  ")), None);
+    /// assert_eq!(Segment::given(None), None);
+    /// ```
+    #[must_use]
+    pub fn given(text: Option<&str>) -> Option<&str> {
+        text.map(str::trim).filter(|w| !w.is_empty())
+    }
+}
+
 /// Rounds of low-effect detection before a filter is refused as made of too many of them.
 pub const MAX_LOW_EFFECT_ROUNDS: usize = 16;
 

@@ -11,7 +11,9 @@ use custmap_engine::analytics::attribution::attribution;
 use custmap_engine::analytics::attribution::{attribution_by_place, funnel};
 use custmap_engine::analytics::heatmap::heatmap;
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
-use custmap_engine::analytics::{AttributionParams, By, HeatmapParams, HeatmapResult, KFloor, Location, Model};
+use custmap_engine::analytics::{
+    AttributionParams, By, HeatmapParams, HeatmapResult, KFloor, Location, Model, Segment,
+};
 use custmap_engine::demo::{self, DemoFormat, DemoParams};
 use custmap_engine::io::import::{sales_to_tables, SalesColumns};
 use custmap_engine::io::schema::Table;
@@ -106,7 +108,7 @@ fn run(command: Command) -> Result<(), Error> {
                     LocationArg::Work => Location::Work,
                     LocationArg::Both => Location::Both,
                 },
-                segment: where_,
+                segment: Segment::given(where_.as_deref()).map(str::to_string),
                 k: KFloor::new(k)?,
                 prior,
                 smooth,
@@ -214,7 +216,7 @@ fn run(command: Command) -> Result<(), Error> {
         } => {
             let params = PlacementParams {
                 budget,
-                segment: where_,
+                segment: Segment::given(where_.as_deref()).map(str::to_string),
                 reach: match reach {
                     ReachArg::Home => ReachMode::Home,
                     ReachArg::Work => ReachMode::Work,

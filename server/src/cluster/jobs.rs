@@ -251,11 +251,7 @@ pub fn heatmap_base(
     where_: Option<&str>,
     res: Res,
 ) -> Result<HeatmapBase, Error> {
-    let segment = where_
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .map(|w| Segment::parse(w, &customers_schema(cluster)?))
-        .transpose()?;
+    let segment = Segment::given(where_).map(|w| Segment::parse(w, &customers_schema(cluster)?)).transpose()?;
     let prospect = segment.as_ref().map_or_else(|| "true".to_string(), |s| s.sql.clone());
     let deals = if cluster.has("deals") {
         "SELECT \"customer_id\" AS __cid, COUNT(*) AS __deals, SUM(\"price\") AS __revenue, MAX(\"price\") AS __max_price \

@@ -13,8 +13,8 @@ use axum::response::Response;
 use custmap_engine::analytics::heatmap::Totals;
 use custmap_engine::analytics::privacy::public;
 use custmap_engine::analytics::privacy::segments::Answered;
-use custmap_engine::analytics::KFloor;
 use custmap_engine::analytics::{HeatmapBase, HeatmapParams, HeatmapResult, Location, PublicRelease};
+use custmap_engine::analytics::{KFloor, Segment};
 use custmap_engine::io::write::{cells_geojson, frame_bytes};
 use custmap_engine::io::OutputFormat;
 use custmap_engine::render::map::{render_map, MapSpec};
@@ -98,7 +98,7 @@ async fn heatmap(
         None => from_accept(&headers)?,
     };
     let metric = q.metric.unwrap_or_else(|| "purchasing_power".into());
-    let segment = q.where_.clone().filter(|w| !w.trim().is_empty());
+    let segment = Segment::given(q.where_.as_deref()).map(str::to_string);
     if !access.exact() {
         return public_heatmap(&state, entry, res, location, segment.is_some(), format, metric).await;
     }

@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
-use custmap_engine::analytics::KFloor;
+use custmap_engine::analytics::{KFloor, Segment};
 use custmap_engine::render::ImageFormat;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -84,7 +84,8 @@ async fn placement(
     require_exact(access(&headers, &state.config)?, "placement")?;
     let entry = state.registry.entry(&id)?;
     let Json(req) = body?;
-    if let Some(w) = req.where_.as_deref().filter(|w| !w.trim().is_empty()) {
+    let where_ = Segment::given(req.where_.as_deref()).map(str::to_string);
+    if let Some(w) = &where_ {
         state.config.policy.check_segment(&entry.dataset.customers, w)?;
     }
     let reach = match req.reach.as_deref().unwrap_or("both") {
@@ -115,7 +116,7 @@ async fn placement(
     }
     let params = PlacementParams {
         budget: req.budget,
-        segment: req.where_.filter(|w| !w.trim().is_empty()),
+        segment: where_,
         reach,
         weight,
         must_include: req.must_include,

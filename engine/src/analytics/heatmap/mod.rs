@@ -334,11 +334,7 @@ impl HeatmapBase {
 
     /// [`Self::build`] with the reduction chosen.
     pub fn build_by(ds: &Dataset, location: Location, where_: Option<&str>, res: Res, by: Reduction) -> Result<Self> {
-        let segment = where_
-            .map(str::trim)
-            .filter(|w| !w.is_empty())
-            .map(|w| Segment::parse(w, ds.customers.schema()))
-            .transpose()?;
+        let segment = Segment::given(where_).map(|w| Segment::parse(w, ds.customers.schema())).transpose()?;
         let (groups, cells) = reduce(ds, segment.as_ref(), location, res, by)?;
         let totals = totals_of(&cells)?;
         Ok(HeatmapBase { res, location, segment: segment.map(|s| s.text), groups, cells, totals })

@@ -133,11 +133,7 @@ impl Coverage {
             .as_ref()
             .filter(|s| s.height() > 0)
             .ok_or_else(|| Error::bad_input("placement needs a sites table"))?;
-        let seg = segment
-            .map(str::trim)
-            .filter(|w| !w.is_empty())
-            .map(|w| Segment::parse(w, ds.customers.schema()))
-            .transpose()?;
+        let seg = Segment::given(segment).map(|w| Segment::parse(w, ds.customers.schema())).transpose()?;
         let prospect = seg.map_or(lit(true), |s| s.expr);
         let mut customers = ds.customers.clone();
         if weight == Weight::Budget {
