@@ -235,6 +235,7 @@ fn towers_and_cafes_beat_bus_routes_per_yuan() {
         weight: Weight::Count,
         must_include: vec![],
         exclude: vec![],
+        kinds: Vec::new(),
         time_limit_s: 2.0,
     };
     let report = cov.plan(&params).unwrap();
@@ -269,6 +270,7 @@ fn the_floor_leaves_no_figure_of_1_to_k_minus_1_prospects_nor_one_that_can_be_de
         weight: Weight::Count,
         must_include: vec![],
         exclude: vec![],
+        kinds: Vec::new(),
         time_limit_s: 1.0,
     };
     let raw = cov.plan(&params).unwrap();
@@ -403,6 +405,7 @@ fn prospects_sharing_places_are_grouped_without_changing_the_answer() {
         weight,
         must_include: vec![],
         exclude: vec![],
+        kinds: Vec::new(),
         time_limit_s: 2.0,
     };
     let near = |(lat, lng): (f64, f64), site: (f64, f64)| {
@@ -453,6 +456,7 @@ fn regression_budget_weight_takes_a_buyers_deal_price_when_the_budget_is_missing
         weight: Weight::Budget,
         must_include: vec![],
         exclude: vec![],
+        kinds: Vec::new(),
         time_limit_s: 2.0,
     };
     let report = cov.plan(&params).unwrap();
@@ -476,6 +480,7 @@ fn regression_review_a_site_named_twice_in_must_include_counts_once() {
         weight: Weight::Count,
         must_include: vec!["S1".into(), "S1".into()],
         exclude: vec![],
+        kinds: Vec::new(),
         time_limit_s: 2.0,
     };
     let report = cov.plan(&params).unwrap();

@@ -624,3 +624,19 @@ fn referrals_command_writes_tables_charts_and_the_advocates_map() {
     let o = custmap(&["referrals", dir, "--by", "channel", "--out", out.to_str().unwrap()]);
     assert_user_error(&o, "charts (.png .svg)");
 }
+
+#[test]
+fn regression_kinds_filter_is_the_same_on_the_cli_and_the_api() {
+    // `kinds` existed only in the HTTP handler, which reached into the coverage's internals; the
+    // engine holds it now (`PlacementParams::kinds`) and the CLI has `--kinds`.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = out_path(&tmp, "p.json");
+    let dir = city().to_str().unwrap();
+    let o = custmap(&["placement", dir, "--budget", "300000", "--kinds", "cafe", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let sites = doc["sites"].as_array().unwrap();
+    assert!(!sites.is_empty() && sites.iter().all(|s| s["kind"] == "cafe"), "{doc}");
+    let o = custmap(&["placement", dir, "--budget", "300000", "--kinds", "zeppelin", "--out", out.to_str().unwrap()]);
+    assert_user_error(&o, "kinds: no site is of kind [\"zeppelin\"]");
+}

@@ -225,6 +225,9 @@ pub(super) enum Command {
         /// Sites never to choose (comma-separated site ids).
         #[arg(long, value_delimiter = ',')]
         exclude: Vec<String>,
+        /// Only sites of these kinds (comma-separated, e.g. office_lobby,cafe); every kind by default.
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
         /// Write the per-kind baselines (towers vs bus routes ...) instead of the plan's sites.
         #[arg(long)]
         compare_kinds: bool,

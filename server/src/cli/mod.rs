@@ -207,6 +207,7 @@ fn run(command: Command) -> Result<(), Error> {
             weight,
             must_include,
             exclude,
+            kinds,
             compare_kinds,
             reach_m,
             time_limit,
@@ -229,6 +230,7 @@ fn run(command: Command) -> Result<(), Error> {
                 },
                 must_include,
                 exclude,
+                kinds,
                 time_limit_s: time_limit,
             };
             let radii = parse_radii(&reach_m)?;

@@ -121,6 +121,7 @@ async fn placement(
         weight,
         must_include: req.must_include,
         exclude: req.exclude,
+        kinds: req.kinds.unwrap_or_default(),
         time_limit_s: req.time_limit_s.unwrap_or(custmap_engine::analytics::placement::DEFAULT_TIME_LIMIT_S),
     };
     params.check()?;
@@ -133,11 +134,10 @@ async fn placement(
             params.time_limit_s
         )));
     }
-    let key = format!("placement {params:?} {:?} {:?} {image:?} {curve}", req.kinds, req.reach_m);
+    let key = format!("placement {params:?} {:?} {image:?} {curve}", req.reach_m);
     let st = state.clone();
     let min_k = state.config.policy.min_k.get();
     let radii = req.reach_m;
-    let kinds = req.kinds;
     cached(&state, entry.version, key, move || {
         // The segment is applied less its low-effect conditions; pictures show the caller's text.
         let shown = params.clone();
@@ -154,14 +154,6 @@ async fn placement(
             return Err(ApiError::bad_request(format!(
                 "the target segment holds fewer prospects than the privacy floor k = {min_k}; widen it"
             )));
-        }
-        if let Some(kinds) = &kinds {
-            let unknown: Vec<&String> = kinds.iter().filter(|k| !coverage.kinds.contains(k)).collect();
-            if !unknown.is_empty() {
-                return Err(ApiError::bad_request(format!("kinds: no site is of kind {unknown:?}")));
-            }
-            let others = coverage.site_ids.iter().zip(&coverage.kinds).filter(|(_, k)| !kinds.contains(k));
-            params.exclude.extend(others.map(|(s, _)| s.clone()));
         }
         let mut report = coverage.plan(&params)?;
         report.floor(k)?;

@@ -59,6 +59,10 @@ pub struct PlacementParams {
     pub weight: Weight,
     pub must_include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Only sites of these kinds (e.g. `office_lobby`, `cafe`); every kind when empty. The
+    /// others are excluded; naming a kind no site has is an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
     /// Seconds the solver may search for the plan before it reports the best found with its
     /// certified gap (each baseline and curve point gets an eighth of it, at most 0.25 s).
     pub time_limit_s: f64,
@@ -233,13 +237,32 @@ impl Coverage {
             .collect()
     }
 
+    /// The sites not of `kinds` (none when `kinds` is empty); a kind no site has is an error.
+    fn outside_kinds(&self, kinds: &[String]) -> Result<Vec<usize>> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let unknown: Vec<&String> = kinds.iter().filter(|k| !self.kinds.contains(k)).collect();
+        if !unknown.is_empty() {
+            let mut known = self.kinds.clone();
+            known.sort();
+            known.dedup();
+            return Err(Error::bad_input(format!(
+                "kinds: no site is of kind {unknown:?} (kinds: {})",
+                known.join(", ")
+            )));
+        }
+        Ok((0..self.kinds.len()).filter(|&i| !kinds.contains(&self.kinds[i])).collect())
+    }
+
     /// Plans one budget.
     pub fn plan(&self, params: &PlacementParams) -> Result<PlacementReport> {
         params.check()?;
-        let mut must = self.index(&params.must_include, "--must-include")?;
+        let mut must = self.index(&params.must_include, "must_include")?;
         must.sort_unstable();
         must.dedup();
-        let excluded = self.index(&params.exclude, "--exclude")?;
+        let mut excluded = self.index(&params.exclude, "exclude")?;
+        excluded.extend(self.outside_kinds(&params.kinds)?);
         if let Some(i) = must.iter().find(|i| excluded.contains(i)) {
             return Err(Error::bad_input(format!("site '{}' is both must-include and excluded", self.site_ids[*i])));
         }
