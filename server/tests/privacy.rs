@@ -337,14 +337,12 @@ async fn regression_differencing_two_thresholds_isolates_no_one() {
     budgets.dedup();
     let picks: Vec<i64> =
         budgets.iter().step_by(budgets.len() / 12 + 1).copied().chain([VICTIM_BUDGET.parse().unwrap()]).collect();
-    let mut dropped = 0;
     for res in [12u8, 9] {
         let mut seen: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
         for &x in &picks {
             for filter in [format!("budget < {x}"), format!("budget < {}", x + 1), format!("budget <= {x}")] {
                 let uri = format!("/api/v1/datasets/city/heatmap?res={res}&location=home&where={}", enc(&filter));
                 let doc = call_on(&state, &uri).await;
-                dropped += doc["suppressed"]["differencing"].as_u64().unwrap();
                 for (hex, v) in implied(&doc) {
                     let earlier = seen.entry(hex.clone()).or_default();
                     for &e in earlier.iter() {
@@ -357,7 +355,6 @@ async fn regression_differencing_two_thresholds_isolates_no_one() {
         }
     }
     // The victim's own threshold pair is one person apart: answered as the same segment.
-    let _ = dropped;
     let v: i64 = VICTIM_BUDGET.parse().unwrap();
     for res in [12u8, 9] {
         let uri = |f: String| format!("/api/v1/datasets/city/heatmap?res={res}&location=home&where={}", enc(&f));
@@ -663,9 +660,6 @@ async fn regression_placement_reach_cannot_be_differenced_by_a_nudged_segment() 
     assert_eq!(first["reach"], nudged["reach"], "one person more must not move the reach");
     assert_eq!(first["sites"], nudged["sites"]);
     assert_eq!(first["total_weight"], nudged["total_weight"]);
-    // A radius whose reach is within k-1 of the same sites' earlier answer is refused.
-    let near = app(state.clone()).oneshot(place(&below, 150_001)).await.unwrap();
-    assert!(matches!(near.status(), StatusCode::OK | StatusCode::BAD_REQUEST));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -549,7 +549,7 @@ impl Ledgers {
             slot.segments = Some(AnsweredSegments::new(version, customers)?);
         }
         let seen = slot.segments.as_mut().expect("set above");
-        seen.sync(&slot.ledger, customers)?;
+        seen.sync(&slot.ledger, customers, k);
         let answered = seen.answer(&mut slot.ledger, text, members, k)?;
         let fresh = slot.ledger.take_fresh();
         if let Some(file) = slot.file.as_mut() {

@@ -10,8 +10,11 @@
 //! customer) and answers a new segment that differs from an earlier one by 1 to k-1 customers
 //! **as that earlier one**. Any two segments answered are then the same people or at least `k`
 //! apart, whatever the filters' text. The reader cannot tell a replayed answer from a segment that
-//! truly is the earlier one (their answers are identical in both cases), so a replay tells only
-//! that the two filters differ by fewer than `k` people, never where those people are.
+//! truly is the earlier one (their answers are identical, and both are answered from the earlier
+//! segment's work), so a replay tells only that the two filters differ by fewer than `k` people,
+//! not where those people are. What this pairwise rule does not cover, as the ledger's: three or
+//! more segments, pairwise `k` apart, combined by inclusion-exclusion; and the bit "fewer than `k`
+//! apart" itself, which a reader can use to search thresholds for where the k-th customer falls.
 //! Everyone (no filter) counts as answered.
 //!
 //! Memory is one bit per customer per distinct segment answered; a dataset keeps at most
@@ -68,6 +71,7 @@ impl Members {
     /// How many customers are in one set and not the other.
     #[must_use]
     pub fn distance(&self, other: &Members) -> u64 {
+        debug_assert_eq!(self.bits.len(), other.bits.len(), "sets of one dataset version");
         self.bits.iter().zip(&other.bits).map(|(a, b)| u64::from((a ^ b).count_ones())).sum()
     }
 
@@ -101,15 +105,18 @@ pub struct AnsweredSegments {
 /// What a segment is answered as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answered {
-    /// As asked: it is the same people as an earlier answer, or new and at least `k` from each.
+    /// As asked: a new segment, at least `k` customers from each answered before.
     AsAsked,
-    /// As an earlier segment within 1 to k-1 customers of it (`None`: everyone).
+    /// As the earliest answered segment within k-1 customers of it (`None`: everyone). The same
+    /// people (0 apart) are answered this way too, so a replay of a segment 1 to k-1 apart takes
+    /// the same path (and time: the earlier segment's cached work) as a filter that truly
+    /// selects the earlier segment's people.
     As(Option<String>),
 }
 
 impl AnsweredSegments {
-    /// The answered segments of `customers` (dataset version `version`): everyone, and each
-    /// segment text `ledger` recorded, evaluated with `parse` (the caller's restrictions).
+    /// The answered segments of `customers` (dataset version `version`): everyone; the texts
+    /// the ledger recorded are added by [`Self::sync`].
     pub fn new(version: u64, customers: &DataFrame) -> Result<Self> {
         Ok(AnsweredSegments { version, synced: 0, sets: vec![(None, Members::of(customers, None)?)] })
     }
@@ -120,39 +127,47 @@ impl AnsweredSegments {
         self.version
     }
 
-    /// Adds the sets of the segment texts `ledger` recorded since the last call.
-    pub fn sync(&mut self, ledger: &Ledger, customers: &DataFrame) -> Result<()> {
+    /// Adds the sets of the segment texts `ledger` recorded since the last call, under floor
+    /// `k`: on customers that changed since (a new upload under the same id), a text within
+    /// k-1 customers of one added before is not added (it is then answered as that one), so the
+    /// sets stay pairwise k or more apart.
+    pub fn sync(&mut self, ledger: &Ledger, customers: &DataFrame, k: u32) {
         let texts = ledger.segments();
-        for text in &texts[self.synced.min(texts.len())..] {
-            // A text the customers of this version cannot answer (a column gone in a new
-            // upload) cannot be asked of them either.
+        while self.synced < texts.len() {
+            let text = &texts[self.synced];
+            self.synced += 1;
+            // A text the customers of this version cannot answer (a column gone or retyped in a
+            // new upload) cannot be asked of them either.
             let Ok(seg) = Segment::parse(text, customers.schema()) else { continue };
-            self.sets.push((Some(text.clone()), Members::of(customers, Some(&seg))?));
+            let Ok(members) = Members::of(customers, Some(&seg)) else { continue };
+            if self.nearest(&members, k).is_none() {
+                self.sets.push((Some(text.clone()), members));
+            }
         }
-        self.synced = texts.len();
-        Ok(())
+    }
+
+    /// The earliest answered set within k-1 customers of `members` (0 included).
+    fn nearest(&self, members: &Members, k: u32) -> Option<usize> {
+        let k = u64::from(k);
+        let mut best: Option<(u64, usize)> = None;
+        for (i, (_, set)) in self.sets.iter().enumerate() {
+            // Sets whose sizes differ by k or more are k or more apart.
+            if set.len().abs_diff(members.len()) >= k {
+                continue;
+            }
+            let d = set.distance(members);
+            if d < k && best.is_none_or(|(b, _)| d < b) {
+                best = Some((d, i));
+            }
+        }
+        best.map(|(_, i)| i)
     }
 
     /// What segment `text` (with members `members`) is answered as, under floor `k`; a new
     /// segment is recorded in `ledger` (call [`Self::sync`] first). Refuses a new segment once
     /// the sets would pass [`MAX_SEGMENT_BYTES`].
     pub fn answer(&mut self, ledger: &mut Ledger, text: &str, members: Members, k: u32) -> Result<Answered> {
-        let mut nearest: Option<(u64, usize)> = None;
-        let size = members.len();
-        for (i, (_, set)) in self.sets.iter().enumerate() {
-            // Sets whose sizes differ by k or more are k or more apart.
-            if set.len().abs_diff(size) >= u64::from(k) {
-                continue;
-            }
-            let d = set.distance(&members);
-            if d == 0 {
-                return Ok(Answered::AsAsked);
-            }
-            if d < u64::from(k) && nearest.is_none_or(|(best, _)| d < best) {
-                nearest = Some((d, i));
-            }
-        }
-        if let Some((_, i)) = nearest {
+        if let Some(i) = self.nearest(&members, k) {
             return Ok(Answered::As(self.sets[i].0.clone()));
         }
         let used: usize = self.sets.iter().map(|(_, m)| m.bytes()).sum();
@@ -164,6 +179,7 @@ impl AnsweredSegments {
         }
         ledger.record(SEGMENT_SCOPE, text, 0.0);
         self.sets.push((Some(text.to_string()), members));
+        // Recorded by this call: already in the sets.
         self.synced = ledger.segments().len();
         Ok(Answered::AsAsked)
     }
@@ -184,7 +200,7 @@ mod tests {
     }
 
     fn ask(seen: &mut AnsweredSegments, ledger: &mut Ledger, customers: &DataFrame, text: &str) -> Answered {
-        seen.sync(ledger, customers).unwrap();
+        seen.sync(ledger, customers, 5);
         let seg = Segment::parse(text, customers.schema()).unwrap();
         let members = Members::of(customers, Some(&seg)).unwrap();
         seen.answer(ledger, text, members, 5).unwrap()
@@ -200,8 +216,12 @@ mod tests {
             ask(&mut seen, &mut ledger, &customers, "budget > 800000"),
             Answered::As(Some("budget >= 800000".into()))
         );
-        // The same people under another text: as asked, nothing new recorded.
-        assert_eq!(ask(&mut seen, &mut ledger, &customers, "budget > 750000"), Answered::AsAsked);
+        // The same people under another text: answered as the earlier text (the same path and
+        // time as a replay), nothing new recorded.
+        assert_eq!(
+            ask(&mut seen, &mut ledger, &customers, "budget > 750000"),
+            Answered::As(Some("budget >= 800000".into()))
+        );
         assert_eq!(ledger.segments().len(), 1);
         // Within k of everyone: answered as everyone.
         assert_eq!(ask(&mut seen, &mut ledger, &customers, "budget > 200000"), Answered::As(None));
@@ -251,5 +271,18 @@ mod tests {
             ask(&mut again, &mut ledger, &customers, "budget > 800000"),
             Answered::As(Some("budget >= 800000".into()))
         );
+        // Texts recorded k apart on other customers, now 2 apart: the later one is not rebuilt
+        // as a set of its own, so it is answered as the earlier one.
+        ledger.record(SEGMENT_SCOPE, "budget >= 1000000", 0.0);
+        ledger.record(SEGMENT_SCOPE, "budget >= 9000000", 0.0);
+        let mut third = AnsweredSegments::new(3, &customers).unwrap();
+        assert_eq!(
+            ask(&mut third, &mut ledger, &customers, "budget >= 1000000"),
+            Answered::As(Some("budget >= 800000".into()))
+        );
+        // A text these customers cannot evaluate is skipped, not an error for every request.
+        ledger.record(SEGMENT_SCOPE, "salary > 1", 0.0);
+        let mut fourth = AnsweredSegments::new(4, &customers).unwrap();
+        assert_eq!(ask(&mut fourth, &mut ledger, &customers, "budget >= 2500000"), Answered::AsAsked);
     }
 }
