@@ -18,15 +18,12 @@ import http.client
 import json
 import os
 import random
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 
-from burst import TOKEN, call, pct
+from harness import DEFAULT_BIN, TOKEN, HealthPoller, Server, pct
 
 SEGMENTS = ["budget >= 3000000", "budget >= 1500000 AND desired_area_sqm >= 120", "age_band = '35-44'"]
 
@@ -60,43 +57,20 @@ def main():
     ap.add_argument("--customers", type=int, default=200_000)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=30)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
-    ap.add_argument("--bin", default=os.path.join(target, "release", "custmap"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     args = ap.parse_args()
 
-    data = os.path.join(os.environ.get("CUSTMAP_BENCH_DATA", os.path.join(target, "custmap-bench-data")), f"burst-{args.customers}")
-    if not os.path.exists(os.path.join(data, "customers.parquet")):
-        subprocess.run([args.bin, "demo", "--out", data, "--customers", str(args.customers), "--format", "parquet"], check=True, stdout=subprocess.DEVNULL)
-    store = tempfile.mkdtemp()
-    port = 20000 + (os.getpid() + 7) % 20000
-    env = dict(os.environ, CUSTMAP_ANALYST_TOKEN=TOKEN)
-    server = subprocess.Popen([args.bin, "serve", data, "--addr", f"127.0.0.1:{port}", "--data-dir", store], env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/api/v1"
-    name = os.path.basename(data)
-    mix = routes(name)
-    weights = [w for _, w, *_ in mix]
-    try:
-        for _ in range(600):
-            if call(f"{base}/health", timeout=2)[0] == 200:
-                break
-            time.sleep(0.5)
+    with Server(args.bin, args.customers, salt=7) as server:
+        mix = routes(server.name)
+        weights = [w for _, w, *_ in mix]
         print(f"== {args.customers} customers, {os.cpu_count()} cores, {args.connections} connections, {args.seconds:.0f} s, cold caches")
         results = []
         lock = threading.Lock()
-        health = []
         stop = time.perf_counter() + args.seconds
-        done = threading.Event()
-
-        def poll():
-            while not done.is_set():
-                s, t = call(f"{base}/health", timeout=30)
-                health.append(t if s == 200 else float("inf"))
-                time.sleep(0.02)
 
         def connection(seed):
             rng = random.Random(seed)
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
             local = []
             while time.perf_counter() < stop:
                 route, _, method, path, body = rng.choices(mix, weights)[0]
@@ -113,13 +87,13 @@ def main():
                 except Exception:
                     status = None
                     conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
                 local.append((route, status, time.perf_counter() - t0))
             with lock:
                 results.extend(local)
 
-        poller = threading.Thread(target=poll)
-        poller.start()
+        health = HealthPoller(server.base)
+        health.start()
         threads = [threading.Thread(target=connection, args=(i,)) for i in range(args.connections)]
         t0 = time.perf_counter()
         for t in threads:
@@ -127,10 +101,7 @@ def main():
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
-        done.set()
-        poller.join()
-        with open(f"/proc/{server.pid}/status") as f:
-            hwm = next((line.split()[1] for line in f if line.startswith("VmHWM")), "0")
+        health.stop()
 
         print(f"{len(results)} requests in {wall:.1f} s ({len(results) / wall:.0f} req/s from this Python client)")
         print("| route | requests | answered | refused early | failed late | answered p50 / p99 ms |")
@@ -143,19 +114,11 @@ def main():
             late = len(rows) - len(ok) - len(early)
             late_total += late
             print(f"| {route} | {len(rows)} | {len(ok)} | {len(early)} | {late} | {1000 * pct(ok, 0.5):.1f} / {1000 * pct(ok, 0.99):.1f} |")
-        finite = [h for h in health if h != float("inf")]
-        print(
-            f"/health meanwhile: {len(health)} probes, p50 {1000 * pct(finite, 0.5):.1f} ms, "
-            f"p99 {1000 * pct(finite, 0.99):.1f} ms, max {1000 * max(finite, default=float('nan')):.1f} ms, failed {len(health) - len(finite)}"
-        )
-        print(f"server peak RSS: {int(hwm) / 1024:.0f} MiB; failed late: {late_total}")
+        print(health.summary("meanwhile"))
+        print(f"server peak RSS: {server.peak_rss_mib():.0f} MiB; failed late: {late_total}")
         statuses = sorted({s for _, s, _ in results if s not in (200, 429, 503)}, key=str)
         if statuses:
             print(f"other statuses: {statuses}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(store, ignore_errors=True)
 
 
 if __name__ == "__main__":
