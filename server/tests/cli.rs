@@ -639,4 +639,20 @@ fn regression_kinds_filter_is_the_same_on_the_cli_and_the_api() {
     assert!(!sites.is_empty() && sites.iter().all(|s| s["kind"] == "cafe"), "{doc}");
     let o = custmap(&["placement", dir, "--budget", "300000", "--kinds", "zeppelin", "--out", out.to_str().unwrap()]);
     assert_user_error(&o, "kinds: no site is of kind [\"zeppelin\"]");
+    // A must-include site of another kind is named as such.
+    let sites = std::fs::read_to_string(city().join("sites.csv")).unwrap();
+    let billboard = sites.lines().find(|l| l.contains("billboard")).unwrap().split(',').next().unwrap().to_string();
+    let o = custmap(&[
+        "placement",
+        dir,
+        "--budget",
+        "3000000",
+        "--kinds",
+        "cafe",
+        "--must-include",
+        &billboard,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "is must-include but of kind 'billboard', not one of the kinds asked");
 }

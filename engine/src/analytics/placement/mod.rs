@@ -262,7 +262,14 @@ impl Coverage {
         must.sort_unstable();
         must.dedup();
         let mut excluded = self.index(&params.exclude, "exclude")?;
-        excluded.extend(self.outside_kinds(&params.kinds)?);
+        let outside = self.outside_kinds(&params.kinds)?;
+        if let Some(i) = must.iter().find(|i| outside.contains(i)) {
+            return Err(Error::bad_input(format!(
+                "site '{}' is must-include but of kind '{}', not one of the kinds asked",
+                self.site_ids[*i], self.kinds[*i]
+            )));
+        }
+        excluded.extend(outside);
         if let Some(i) = must.iter().find(|i| excluded.contains(i)) {
             return Err(Error::bad_input(format!("site '{}' is both must-include and excluded", self.site_ids[*i])));
         }
