@@ -16,9 +16,8 @@ import argparse
 import os
 import sys
 import threading
-import time
 
-from harness import DEFAULT_BIN, HealthPoller, Server, call, pct
+from harness import DEFAULT_BIN, Server, call, pct, run_all
 
 
 def main():
@@ -45,16 +44,7 @@ def main():
 
         jobs = [("identical", {"budget": 500000, "where": segment, "reach": "both", "time_limit_s": 2}) for _ in range(args.n)]
         jobs += [("distinct", {"budget": 500000 + 1000 * i, "where": segment, "reach": "both", "time_limit_s": 2}) for i in range(args.n)]
-        health = HealthPoller(server.base)
-        health.start()
-        threads = [threading.Thread(target=heavy, args=job) for job in jobs]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        health.stop()
+        wall, health = run_all(server.base, [threading.Thread(target=heavy, args=job) for job in jobs])
 
         print(f"burst: {len(jobs)} placements at once ({args.n} identical + {args.n} distinct), all settled in {wall:.1f} s")
         print("| requests | answered | refused early | failed late | answered p50 / p99 s |")

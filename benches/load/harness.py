@@ -104,3 +104,18 @@ class HealthPoller:
             f"p99 {1000 * pct(finite, 0.99):.1f} ms, max {1000 * max(finite, default=float('nan')):.1f} ms, "
             f"failed {len(self.samples) - len(finite)}"
         )
+
+
+def run_all(base, threads):
+    """Starts `threads` at once with a /health poller beside them; returns (seconds until the
+    last one finished, the poller)."""
+    health = HealthPoller(base)
+    health.start()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    health.stop()
+    return wall, health

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import DEFAULT_BIN, TOKEN, HealthPoller, Server, pct
+from harness import DEFAULT_BIN, TOKEN, Server, pct, run_all
 
 SEGMENTS = ["budget >= 3000000", "budget >= 1500000 AND desired_area_sqm >= 120", "age_band = '35-44'"]
 
@@ -92,16 +92,7 @@ def main():
             with lock:
                 results.extend(local)
 
-        health = HealthPoller(server.base)
-        health.start()
-        threads = [threading.Thread(target=connection, args=(i,)) for i in range(args.connections)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        health.stop()
+        wall, health = run_all(server.base, [threading.Thread(target=connection, args=(i,)) for i in range(args.connections)])
 
         print(f"{len(results)} requests in {wall:.1f} s ({len(results) / wall:.0f} req/s from this Python client)")
         print("| route | requests | answered | refused early | failed late | answered p50 / p99 ms |")

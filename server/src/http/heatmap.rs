@@ -133,10 +133,23 @@ pub(super) fn released(
     id: &str,
     params: &HeatmapParams,
 ) -> Result<HeatmapResult, ApiError> {
-    let mut applied = params.clone();
-    if let Some(text) = &params.segment {
-        applied.segment = answered_segment(state, entry, id, text, params.k)?;
-    }
+    let answered = match &params.segment {
+        Some(text) => answered_segment(state, entry, id, text, params.k)?,
+        None => None,
+    };
+    released_as(state, entry, id, params, answered)
+}
+
+/// [`released`] with its segment already answered (`answered`, from [`answered_segment`]): a
+/// placement's map shows the plan's own segment.
+pub(super) fn released_as(
+    state: &AppState,
+    entry: &Entry,
+    id: &str,
+    params: &HeatmapParams,
+    answered: Option<String>,
+) -> Result<HeatmapResult, ApiError> {
+    let applied = HeatmapParams { segment: answered, ..params.clone() };
     let base = cached_base(state, entry, &applied)?;
     let mut result = base.at(&applied)?;
     state.ledgers.with(id, |ledger| Ok(result.withhold_differences(ledger)?))?;

@@ -164,7 +164,8 @@ async fn placement(
                 let bytes = if curve {
                     views::reach_curve(&report, &shown, image)?
                 } else {
-                    let heat = super::heatmap::released(&st, &entry, &id, &views::placement_heatmap_params(&shown, k))?;
+                    let map = views::placement_heatmap_params(&shown, k);
+                    let heat = super::heatmap::released_as(&st, &entry, &id, &map, params.segment.clone())?;
                     views::placement_map(&entry.dataset, &coverage, &report, &shown, &heat, image)?
                 };
                 Reply::new(if image == ImageFormat::Png { "image/png" } else { "image/svg+xml" }, bytes)
