@@ -4,4 +4,6 @@
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod http;
+pub mod release;
+pub mod requests;
 pub mod views;

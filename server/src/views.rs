@@ -49,6 +49,16 @@ pub enum ChartChoice {
     Monthly,
 }
 
+/// Which placement picture to draw: the plan on a map of the target prospects, or reach versus
+/// budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlotChoice {
+    #[default]
+    Map,
+    Curve,
+}
+
 /// The JSON document of an attribution result, for the CLI's `--out x.json` and the HTTP reply
 /// alike: the rows, and every conversion accounted for (attributed + unattributed = total, in
 /// each model), the unattributed split by reason.

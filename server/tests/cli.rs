@@ -139,7 +139,10 @@ fn bad_usage_is_exit_2() {
         &custmap(&["heatmap", dir, "--out", out_path(&tmp, "x.xlsx").to_str().unwrap()]),
         "output format",
     );
-    assert_user_error(&custmap(&["heatmap", dir, "--k", "0", "--out", out.to_str().unwrap()]), "k must be");
+    assert_user_error(
+        &custmap(&["heatmap", dir, "--k", "0", "--out", out.to_str().unwrap()]),
+        "k = 0: a floor is a whole number from 1 to 1000",
+    );
     assert_user_error(&custmap(&["heatmap", dir, "--location", "office", "--out", out.to_str().unwrap()]), "office");
     assert_user_error(&custmap(&["heatmap", "/nonexistent/city", "--out", out.to_str().unwrap()]), "/nonexistent/city");
     assert_user_error(&custmap(&["frobnicate"]), "frobnicate");
@@ -243,6 +246,8 @@ fn attribution_paths_export_accounts_for_every_conversion() {
         city().to_str().unwrap(),
         "--model",
         "last_touch",
+        "--k",
+        "1",
         "--paths",
         paths.to_str().unwrap(),
         "--out",
@@ -574,7 +579,17 @@ fn regression_usage_errors_name_the_argument() {
 fn regression_attribution_json_reconciles_conversions() {
     let tmp = tempfile::tempdir().unwrap();
     let out = out_path(&tmp, "attr.json");
-    let o = custmap(&["attribution", city().to_str().unwrap(), "--model", "all", "--out", out.to_str().unwrap()]);
+    // `--k 1`: every figure shown, so the accounts can be checked to the last conversion.
+    let o = custmap(&[
+        "attribution",
+        city().to_str().unwrap(),
+        "--model",
+        "all",
+        "--k",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let total = doc["conversions"]["total"].as_f64().unwrap();

@@ -235,7 +235,7 @@ async fn attribution_and_funnel_routes() {
     assert!(doc["rows"][0]["leads"].as_i64().unwrap() > 0);
     for (uri, needle) in [
         ("/api/v1/datasets/city/attribution?model=magic", "unknown model"),
-        ("/api/v1/datasets/city/attribution?by=region", "by 'region'"),
+        ("/api/v1/datasets/city/attribution?by=region", "by: unknown variant `region`"),
         ("/api/v1/datasets/city/attribution?window=0", "window"),
         ("/api/v1/datasets/city/funnel?format=xlsx", "format 'xlsx'"),
     ] {
@@ -424,7 +424,7 @@ async fn placement_mistakes_are_4xx_naming_the_field() {
     let uri = "/api/v1/datasets/city/placement";
     for (body, status, needle) in [
         (serde_json::json!({"budget": -1}), StatusCode::BAD_REQUEST, "budget"),
-        (serde_json::json!({"budget": 1000, "reach": "sky"}), StatusCode::BAD_REQUEST, "reach 'sky'"),
+        (serde_json::json!({"budget": 1000, "reach": "sky"}), StatusCode::BAD_REQUEST, "reach: unknown variant `sky`"),
         (serde_json::json!({"budget": 1000, "budjet": 5}), StatusCode::BAD_REQUEST, "budjet"),
         (serde_json::json!({"budget": 1000, "must_include": ["nowhere"]}), StatusCode::BAD_REQUEST, "nowhere"),
         (serde_json::json!({"budget": 1000, "kinds": ["zeppelin"]}), StatusCode::BAD_REQUEST, "zeppelin"),
@@ -570,7 +570,7 @@ async fn referrals_route_by_referrer_and_channel() {
     assert!(String::from_utf8_lossy(&body).starts_with("channel,customers,buyers,revenue,referred_customers"));
     let (s, _, body) = get("/api/v1/datasets/city/referrals?by=cousin").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(String::from_utf8_lossy(&body).contains("by 'cousin'"));
+    assert!(String::from_utf8_lossy(&body).contains("by: unknown variant `cousin`"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,5 +6,6 @@ mod cli;
 mod cluster;
 mod http;
 mod notebooks;
+mod parity;
 mod privacy;
 mod upload;

@@ -434,7 +434,8 @@ mod tests {
 }
 
 /// What a referrals table is keyed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "surface", derive(clap::ValueEnum, utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReferralsBy {
     /// One row per advocate (a person: analysts only over HTTP).

@@ -27,52 +27,6 @@ pub(super) enum FormatArg {
     Parquet,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(super) enum ReachArg {
-    Home,
-    Work,
-    Both,
-    Commute,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(super) enum PlotArg {
-    Map,
-    Curve,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(super) enum WeightArg {
-    Count,
-    Budget,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(super) enum GeoArg {
-    Home,
-    Work,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(super) enum ByArg {
-    Channel,
-    Campaign,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(super) enum ReferralsArg {
-    Referrer,
-    Channel,
-    Cell,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(super) enum LocationArg {
-    Home,
-    Work,
-    Both,
-}
-
 #[derive(Subcommand, Debug)]
 pub(super) enum Command {
     /// Write a synthetic city dataset (all tables) plus truth.json with its planted effects.
@@ -104,25 +58,14 @@ pub(super) enum Command {
     #[command(allow_negative_numbers = true)]
     Heatmap {
         dir: PathBuf,
-        #[arg(long, default_value_t = 8)]
-        res: u8,
-        #[arg(long, value_enum, default_value = "work")]
-        location: LocationArg,
-        /// Segment filter, a SQL boolean expression over customer columns.
-        #[arg(long = "where")]
-        where_: Option<String>,
-        /// Privacy floor: minimum customers per published cell.
-        #[arg(long, default_value_t = 5)]
-        k: u32,
+        #[command(flatten)]
+        request: HeatmapRequest,
         /// Prior strength m of the empirical-Bayes shrinkage.
         #[arg(long, default_value_t = 10.0)]
         prior: f64,
         /// k-ring smoothing radius for purchasing power (0 = off).
         #[arg(long, default_value_t = 0)]
         smooth: u32,
-        /// Metric that colours a map (.png/.svg).
-        #[arg(long, default_value = "purchasing_power")]
-        metric: String,
         #[command(flatten)]
         engine: EngineArgs,
         #[arg(long)]
@@ -133,29 +76,12 @@ pub(super) enum Command {
     #[command(allow_negative_numbers = true)]
     Attribution {
         dir: PathBuf,
-        /// first_touch, last_touch, linear, time_decay, position_based, markov, shapley, or all.
-        #[arg(long, default_value = "markov")]
-        model: String,
-        #[arg(long, value_enum, default_value = "channel")]
-        by: ByArg,
-        /// Lookback window in days.
-        #[arg(long, default_value_t = 365)]
-        window: u32,
-        /// Half-life of the time_decay model, in days.
-        #[arg(long, default_value_t = 30.0)]
-        half_life: f64,
-        /// Order of the Markov chain.
-        #[arg(long, default_value_t = 1)]
-        order: u8,
-        /// Chart for .png/.svg: roi (by channel), compare (models side by side) or monthly
-        /// (deals per month by first-touch channel). Default: compare for several models, else roi.
-        /// With a table format, `monthly` writes the monthly series (month, key, leads, deals, revenue).
-        #[arg(long, value_enum)]
-        chart: Option<ChartChoice>,
+        #[command(flatten)]
+        request: AttributionRequest,
         /// Attribute by place instead: conversions per H3 cell x channel, by where converting
         /// customers live or work (first model only; table or .geojson).
         #[arg(long, value_enum)]
-        geo: Option<GeoArg>,
+        geo: Option<Location>,
         /// H3 resolution of --geo.
         #[arg(long, default_value_t = 8)]
         res: u8,
@@ -163,9 +89,6 @@ pub(super) enum Command {
         /// the input of other attribution tools, for comparing or auditing.
         #[arg(long)]
         paths: Option<PathBuf>,
-        /// Privacy floor of --geo: minimum converting customers per published cell.
-        #[arg(long, default_value_t = 5)]
-        k: u32,
         #[command(flatten)]
         engine: EngineArgs,
         #[arg(long)]
@@ -175,8 +98,8 @@ pub(super) enum Command {
     /// median days between stages. Format from --out's extension (table or .png/.svg chart).
     Funnel {
         dir: PathBuf,
-        #[arg(long, value_enum, default_value = "channel")]
-        by: ByArg,
+        #[command(flatten)]
+        request: FunnelRequest,
         #[arg(long)]
         out: PathBuf,
     },
@@ -189,17 +112,8 @@ pub(super) enum Command {
     #[command(allow_negative_numbers = true)]
     Referrals {
         dir: PathBuf,
-        #[arg(long, value_enum, default_value = "referrer")]
-        by: ReferralsArg,
-        /// Privacy floor of --by channel and cell: minimum root customers or advocates per row.
-        #[arg(long, default_value_t = 5)]
-        k: u32,
-        /// H3 resolution of --by cell.
-        #[arg(long, default_value_t = 7)]
-        res: u8,
-        /// The advocates' place for --by cell.
-        #[arg(long, value_enum, default_value = "home")]
-        location: GeoArg,
+        #[command(flatten)]
+        request: ReferralsRequest,
         #[arg(long)]
         out: PathBuf,
     },
@@ -209,41 +123,11 @@ pub(super) enum Command {
     #[command(allow_negative_numbers = true)]
     Placement {
         dir: PathBuf,
-        #[arg(long)]
-        budget: f64,
-        /// Target prospects: a SQL boolean expression over customer columns.
-        #[arg(long = "where")]
-        where_: Option<String>,
-        #[arg(long, value_enum, default_value = "both")]
-        reach: ReachArg,
-        /// Count prospects (count) or weigh them by budget (purchasing power).
-        #[arg(long, value_enum, default_value = "count")]
-        weight: WeightArg,
-        /// Sites that must be in the plan (comma-separated site ids).
-        #[arg(long, value_delimiter = ',')]
-        must_include: Vec<String>,
-        /// Sites never to choose (comma-separated site ids).
-        #[arg(long, value_delimiter = ',')]
-        exclude: Vec<String>,
-        /// Only sites of these kinds (comma-separated, e.g. office_lobby,cafe); every kind by default.
-        #[arg(long, value_delimiter = ',')]
-        kinds: Vec<String>,
+        #[command(flatten)]
+        request: PlacementRequest,
         /// Write the per-kind baselines (towers vs bus routes ...) instead of the plan's sites.
         #[arg(long)]
         compare_kinds: bool,
-        /// Reach radius per kind in metres, overriding the sites' reach_m and the defaults
-        /// (e.g. office_lobby=150,cafe=300).
-        #[arg(long, value_delimiter = ',')]
-        reach_m: Vec<String>,
-        /// Seconds the solver may search before reporting its best plan with a certified gap.
-        #[arg(long, default_value_t = custmap_engine::analytics::placement::DEFAULT_TIME_LIMIT_S)]
-        time_limit: f64,
-        /// For .png/.svg: the plan on a map of the target prospects (map) or reach versus budget (curve).
-        #[arg(long, value_enum, default_value = "map")]
-        plot: PlotArg,
-        /// Privacy floor: no figure of the report counts 1 to k-1 prospects.
-        #[arg(long, default_value_t = 5)]
-        k: u32,
         #[arg(long)]
         out: PathBuf,
     },
@@ -364,13 +248,4 @@ pub(super) enum ClusterCommand {
         #[arg(long, default_value_t = 10)]
         heartbeat_s: u64,
     },
-}
-
-impl From<ByArg> for By {
-    fn from(b: ByArg) -> By {
-        match b {
-            ByArg::Channel => By::Channel,
-            ByArg::Campaign => By::Campaign,
-        }
-    }
 }

@@ -7,6 +7,7 @@ pub(super) fn run_attribution(
     dir: &Path,
     params: &AttributionParams,
     chart: Option<ChartChoice>,
+    k: KFloor,
     paths: Option<&Path>,
     engine: &EngineArgs,
     out: &Path,
@@ -26,37 +27,56 @@ pub(super) fn run_attribution(
     params.check()?;
     #[cfg(feature = "cluster")]
     if let Some(cluster) = connect(engine, dir)? {
-        return run_cluster_attribution(dir, &cluster, params, chart, paths, out);
+        return run_cluster_attribution(dir, &cluster, params, chart, k, paths, out);
     }
     #[cfg(not(feature = "cluster"))]
     connect(engine, dir)?;
     let ds = load(dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
-    let pb = spinner("attributing");
-    let result = attribution(&ds, params)?;
-    pb.finish_and_clear();
     if let Some(p) = paths {
         write_paths(&funnel::journeys_for(&ds, params)?, p)?;
     }
-    if let Some(image) = image_format(format) {
-        let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
-        let months = if chart == ChartChoice::Monthly {
-            Some(funnel::monthly(&funnel::journeys_for(&ds, params)?, params.by)?)
-        } else {
-            None
-        };
-        let spec = views::attribution_chart(&result, months.as_ref(), chart)?;
-        write_bytes(out, &render_chart(&spec, image)?)?;
-        println!("wrote a {chart:?} chart to {}", out.display());
-        return Ok(());
-    }
+    // One release per run, as a server's first answer to the same request.
+    let mut ledger = custmap_engine::analytics::privacy::Ledger::new();
     if chart == Some(ChartChoice::Monthly) {
-        // The monthly series as a table.
         let months = funnel::monthly(&funnel::journeys_for(&ds, params)?, params.by)?;
-        write_frame(&months, out)?;
-        println!("wrote {} month x {} rows to {}", months.height(), params.by.column(), out.display());
-        return Ok(());
+        let months = release::monthly(months, params.by, k, &mut ledger)?;
+        if image_format(format).is_none() {
+            // The monthly series as a table.
+            match format {
+                OutputFormat::Json => write_json(out, &release::monthly_document(&ds.name, params.by, &months)?)?,
+                _ => write_frame(&months, out)?,
+            }
+            println!("wrote {} month x {} rows to {}", months.height(), params.by.column(), out.display());
+            return Ok(());
+        }
+        let pb = spinner("attributing");
+        let result = release::attribution(attribution(&ds, params)?, ds.campaigns.as_ref(), k, &mut ledger)?;
+        pb.finish_and_clear();
+        return write_chart(&result, Some(&months), ChartChoice::Monthly, out);
     }
-    write_attribution(&ds.name, params, &result, out)
+    let pb = spinner("attributing");
+    let result = release::attribution(attribution(&ds, params)?, ds.campaigns.as_ref(), k, &mut ledger)?;
+    pb.finish_and_clear();
+    if image_format(format).is_some() {
+        let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
+        return write_chart(&result, None, chart, out);
+    }
+    write_attribution(&ds.name, params, &result, k, &mut ledger, out)
+}
+
+/// Draws an attribution chart (`.png` / `.svg` from `out`).
+fn write_chart(
+    result: &custmap_engine::analytics::AttributionResult,
+    months: Option<&custmap_engine::polars::prelude::DataFrame>,
+    chart: ChartChoice,
+    out: &Path,
+) -> Result<(), Error> {
+    let image = image_format(OutputFormat::from_path(out)?)
+        .ok_or_else(|| Error::Internal("a chart needs a .png or .svg path".into()))?;
+    let spec = views::attribution_chart(result, months, chart)?;
+    write_bytes(out, &render_chart(&spec, image)?)?;
+    println!("wrote a {chart:?} chart to {}", out.display());
+    Ok(())
 }
 
 pub(super) fn write_paths(j: &custmap_engine::analytics::attribution::Journeys, p: &Path) -> Result<(), Error> {
@@ -73,6 +93,7 @@ pub(super) fn run_cluster_attribution(
     cluster: &custmap::cluster::Cluster,
     params: &AttributionParams,
     chart: Option<ChartChoice>,
+    k: KFloor,
     paths: Option<&Path>,
     out: &Path,
 ) -> Result<(), Error> {
@@ -86,45 +107,45 @@ pub(super) fn run_cluster_attribution(
     if let Some((_, rejects)) = campaigns.as_ref().filter(|(_, r)| !r.is_empty()) {
         println!("campaigns: {} rows rejected (custmap validate DIR lists them)", rejects.len());
     }
-    let result =
-        custmap_engine::analytics::attribution::attribution_of(&j, campaigns.as_ref().map(|(f, _)| f), params)?;
+    let campaigns = campaigns.as_ref().map(|(f, _)| f);
+    let result = custmap_engine::analytics::attribution::attribution_of(&j, campaigns, params)?;
     if let Some(p) = paths {
         write_paths(&j, p)?;
     }
-    if let Some(image) = image_format(OutputFormat::from_path(out)?) {
+    let mut ledger = custmap_engine::analytics::privacy::Ledger::new();
+    let result = release::attribution(result, campaigns, k, &mut ledger)?;
+    if image_format(OutputFormat::from_path(out)?).is_some() {
         let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });
-        let spec = views::attribution_chart(&result, None, chart)?;
-        write_bytes(out, &render_chart(&spec, image)?)?;
-        println!("wrote a {chart:?} chart to {}", out.display());
-        return Ok(());
+        return write_chart(&result, None, chart, out);
     }
-    write_attribution(&dataset_name(dir), params, &result, out)
+    write_attribution(&dataset_name(dir), params, &result, k, &mut ledger, out)
 }
 
-/// Writes an attribution table (JSON with its qualifiers, or a table format) and reports it.
+/// Writes a released attribution result (JSON with its qualifiers, or a table format) and
+/// reports it.
 pub(super) fn write_attribution(
     name: &str,
     params: &AttributionParams,
     result: &custmap_engine::analytics::AttributionResult,
+    k: KFloor,
+    ledger: &mut custmap_engine::analytics::privacy::Ledger,
     out: &Path,
 ) -> Result<(), Error> {
     if OutputFormat::from_path(out)? == OutputFormat::Json {
-        let doc = views::attribution_json(name, result)?;
-        custmap_engine::io::write::write_atomic(out, |w| {
-            serde_json::to_writer(w, &doc).map_err(|e| Error::Internal(e.to_string()))
-        })?;
+        write_json(out, &release::attribution_document(name, result, k, ledger)?)?;
     } else {
         write_frame(&result.table, out)?;
     }
     let why: Vec<String> = result.unattributed_reasons.iter().map(|(reason, n, _)| format!("{n} {reason}")).collect();
     println!(
-        "wrote {} rows to {} ({} of {} conversions left unattributed{}; window {} days)",
+        "wrote {} rows to {} ({} of {} conversions left unattributed{}; window {} days; k = {}: figures of 1 to k-1 people withheld)",
         result.table.height(),
         out.display(),
         result.unattributed.0,
         result.conversions.0,
         if why.is_empty() { String::new() } else { format!(": {}", why.join(", ")) },
-        params.window_days
+        params.window_days,
+        k.get()
     );
     if let Some(se) = result.shapley_std_error {
         println!(
@@ -167,17 +188,23 @@ pub(super) fn run_geo_attribution(
     Ok(())
 }
 
-pub(super) fn run_funnel(dir: &Path, by: By, out: &Path) -> Result<(), Error> {
+pub(super) fn run_funnel(dir: &Path, by: By, k: KFloor, out: &Path) -> Result<(), Error> {
     let format = OutputFormat::from_path(out)?;
+    if format == OutputFormat::GeoJson {
+        return Err(Error::BadInput(format!("{}: the funnel is a table or a chart, not GeoJSON", out.display())));
+    }
     let ds = load(dir, &[Table::Touchpoints, Table::Deals])?;
     let params = AttributionParams { by, ..AttributionParams::default() };
     let table = funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?;
+    let table = release::funnel(table, by, k, &mut custmap_engine::analytics::privacy::Ledger::new())?;
     if let Some(image) = image_format(format) {
         let spec = views::funnel_chart(&table, by)?;
         write_bytes(out, &render_chart(&spec, image)?)?;
+    } else if format == OutputFormat::Json {
+        write_json(out, &release::funnel_document(&ds.name, by, &table)?)?;
     } else {
         write_frame(&table, out)?;
     }
-    println!("wrote the funnel of {} {}s to {}", table.height(), by.column(), out.display());
+    println!("wrote the funnel of {} {}s to {} (k = {})", table.height(), by.column(), out.display(), k.get());
     Ok(())
 }

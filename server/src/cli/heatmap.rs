@@ -51,12 +51,7 @@ pub(super) fn run_heatmap(
                     .map_err(|e| Error::Write { path: out.into(), message: e.to_string() })
             })?;
         }
-        OutputFormat::Json => {
-            let doc = views::heatmap_json(&name, &result)?;
-            custmap_engine::io::write::write_atomic(out, |w| {
-                serde_json::to_writer(w, &doc).map_err(|e| Error::Internal(e.to_string()))
-            })?;
-        }
+        OutputFormat::Json => write_json(out, &views::heatmap_json(&name, &result)?)?,
         _ => write_frame(&result.cells, out)?,
     }
     println!(

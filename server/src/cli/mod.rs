@@ -6,14 +6,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use custmap::views::{self, ChartChoice};
+use custmap::release;
+use custmap::requests::{
+    requested_floor, AttributionRequest, FunnelRequest, HeatmapRequest, PlacementRequest, ReferralsRequest,
+};
+use custmap::views::{self, ChartChoice, PlotChoice};
 use custmap_engine::analytics::attribution::attribution;
 use custmap_engine::analytics::attribution::{attribution_by_place, funnel};
 use custmap_engine::analytics::heatmap::heatmap;
-use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
-use custmap_engine::analytics::{
-    AttributionParams, By, HeatmapParams, HeatmapResult, KFloor, Location, Model, Segment,
-};
+use custmap_engine::analytics::placement::{Coverage, PlacementParams, Weight};
+use custmap_engine::analytics::{AttributionParams, By, HeatmapParams, HeatmapResult, KFloor, Location};
 use custmap_engine::demo::{self, DemoFormat, DemoParams};
 use custmap_engine::io::import::{sales_to_tables, SalesColumns};
 use custmap_engine::io::schema::Table;
@@ -100,61 +102,27 @@ fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Demo { out, customers, seed, format } => run_demo(&out, customers, seed, format),
         Command::Validate { dir, json, rejects } => run_validate(&dir, json, rejects),
-        Command::Heatmap { dir, res, location, where_, k, prior, smooth, metric, engine, out } => {
-            let params = HeatmapParams {
-                res: Res::new(res)?,
-                location: match location {
-                    LocationArg::Home => Location::Home,
-                    LocationArg::Work => Location::Work,
-                    LocationArg::Both => Location::Both,
-                },
-                segment: Segment::given(where_.as_deref()).map(str::to_string),
-                k: KFloor::new(k)?,
-                prior,
-                smooth,
-                ..HeatmapParams::default()
-            };
-            run_heatmap(&dir, &params, &metric, &engine, &out)
+        Command::Heatmap { dir, request, prior, smooth, engine, out } => {
+            let params = HeatmapParams { prior, smooth, ..HeatmapParams::try_from(&request)? };
+            run_heatmap(&dir, &params, &request.metric, &engine, &out)
         }
-        Command::Attribution { dir, model, by, window, half_life, order, chart, geo, res, k, paths, engine, out } => {
-            let params = AttributionParams {
-                models: Model::parse_list(&model)?,
-                by: by.into(),
-                window_days: window,
-                half_life_days: half_life,
-                markov_order: order,
-            };
+        Command::Attribution { dir, request, geo, res, paths, engine, out } => {
+            let params = AttributionParams::try_from(&request)?;
+            let k = requested_floor(request.k)?;
             match geo {
+                Some(Location::Both) => {
+                    Err(Error::BadInput("--geo: a converting customer's place is home or work, not both".into()))
+                }
                 Some(_) if engine.engine != "local" => Err(Error::BadInput(
                     "--geo needs each converting customer's place: use --engine local for it".into(),
                 )),
-                Some(geo) => {
-                    let location = match geo {
-                        GeoArg::Home => Location::Home,
-                        GeoArg::Work => Location::Work,
-                    };
-                    run_geo_attribution(&dir, &params, location, Res::new(res)?, KFloor::new(k)?, &out)
-                }
-                None => run_attribution(&dir, &params, chart, paths.as_deref(), &engine, &out),
+                Some(geo) => run_geo_attribution(&dir, &params, geo, Res::new(res)?, k, &out),
+                None => run_attribution(&dir, &params, request.chart, k, paths.as_deref(), &engine, &out),
             }
         }
-        Command::Funnel { dir, by, out } => run_funnel(&dir, by.into(), &out),
-        Command::Referrals { dir, by, k, res, location, out } => {
-            use custmap_engine::analytics::referrals::{ReferralsBy, ReferralsParams};
-            let params = ReferralsParams {
-                by: match by {
-                    ReferralsArg::Referrer => ReferralsBy::Referrer,
-                    ReferralsArg::Channel => ReferralsBy::Channel,
-                    ReferralsArg::Cell => ReferralsBy::Cell,
-                },
-                k: KFloor::new(k)?,
-                res: Res::new(res)?,
-                location: match location {
-                    GeoArg::Home => Location::Home,
-                    GeoArg::Work => Location::Work,
-                },
-            };
-            run_referrals(&dir, &params, &out)
+        Command::Funnel { dir, request, out } => run_funnel(&dir, request.by, requested_floor(request.k)?, &out),
+        Command::Referrals { dir, request, out } => {
+            run_referrals(&dir, &custmap_engine::analytics::referrals::ReferralsParams::try_from(&request)?, &out)
         }
         Command::Serve {
             dir,
@@ -199,42 +167,10 @@ fn run(command: Command) -> Result<(), Error> {
             };
             run_serve(dir.as_deref(), &addr, &data_dir, config)
         }
-        Command::Placement {
-            dir,
-            budget,
-            where_,
-            reach,
-            weight,
-            must_include,
-            exclude,
-            kinds,
-            compare_kinds,
-            reach_m,
-            time_limit,
-            plot,
-            k,
-            out,
-        } => {
-            let params = PlacementParams {
-                budget,
-                segment: Segment::given(where_.as_deref()).map(str::to_string),
-                reach: match reach {
-                    ReachArg::Home => ReachMode::Home,
-                    ReachArg::Work => ReachMode::Work,
-                    ReachArg::Both => ReachMode::Both,
-                    ReachArg::Commute => ReachMode::Commute,
-                },
-                weight: match weight {
-                    WeightArg::Count => Weight::Count,
-                    WeightArg::Budget => Weight::Budget,
-                },
-                must_include,
-                exclude,
-                kinds,
-                time_limit_s: time_limit,
-            };
-            let radii = parse_radii(&reach_m)?;
-            run_placement(&dir, &params, &radii, compare_kinds, plot, KFloor::new(k)?, &out)
+        Command::Placement { dir, request, compare_kinds, out } => {
+            let params = PlacementParams::try_from(&request)?;
+            let radii = request.radii()?.into_iter().collect();
+            run_placement(&dir, &params, &radii, compare_kinds, request.plot, requested_floor(request.k)?, &out)
         }
         Command::Cluster(command) => run_cluster(command),
         Command::ImportSales { file, out, lat, lng, price, date } => {
@@ -308,4 +244,9 @@ fn write_bytes(out: &Path, bytes: &[u8]) -> Result<(), Error> {
     custmap_engine::io::write::write_atomic(out, |w| {
         std::io::Write::write_all(w, bytes).map_err(|e| Error::Write { path: out.into(), message: e.to_string() })
     })
+}
+
+/// Writes a result's document, the bytes a server replies with for the same request.
+fn write_json(out: &Path, doc: &serde_json::Value) -> Result<(), Error> {
+    write_bytes(out, &release::json_bytes(doc))
 }

@@ -3,27 +3,12 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-pub(super) fn parse_radii(items: &[String]) -> Result<std::collections::HashMap<String, f64>, Error> {
-    items
-        .iter()
-        .map(|item| {
-            let (kind, m) = item
-                .split_once('=')
-                .ok_or_else(|| Error::BadInput(format!("--reach-m '{item}' is not KIND=METRES")))?;
-            let m: f64 =
-                m.trim().parse().map_err(|_| Error::BadInput(format!("--reach-m '{item}': '{m}' is not a number")))?;
-            custmap_engine::analytics::placement::check_radius(kind.trim(), m)?;
-            Ok((kind.trim().to_string(), m))
-        })
-        .collect()
-}
-
 pub(super) fn run_placement(
     dir: &Path,
     params: &PlacementParams,
     radii: &std::collections::HashMap<String, f64>,
     compare_kinds: bool,
-    plot: PlotArg,
+    plot: PlotChoice,
     k: KFloor,
     out: &Path,
 ) -> Result<(), Error> {
@@ -35,7 +20,8 @@ pub(super) fn run_placement(
         )));
     }
     params.check()?;
-    let ds = load(dir, &[Table::Sites])?;
+    // Deals too: a buyer without a budget is weighed by their deal price, as on a server.
+    let ds = load(dir, &[Table::Sites, Table::Deals])?;
     let pb = spinner("computing reach");
     let coverage = Coverage::build(&ds, params.segment.as_deref(), params.reach, params.weight, radii)?;
     let mut report = coverage.plan(params)?;
@@ -43,18 +29,15 @@ pub(super) fn run_placement(
     pb.finish_and_clear();
     if let Some(image) = image_format(format) {
         let bytes = match plot {
-            PlotArg::Map => {
+            PlotChoice::Map => {
                 let heat = heatmap(&ds, &views::placement_heatmap_params(params, k))?;
                 views::placement_map(&ds, &coverage, &report, params, &heat, image)?
             }
-            PlotArg::Curve => views::reach_curve(&report, params, image)?,
+            PlotChoice::Curve => views::reach_curve(&report, params, image)?,
         };
         write_bytes(out, &bytes)?;
     } else if format == OutputFormat::Json {
-        let doc = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        custmap_engine::io::write::write_atomic(out, |w| {
-            serde_json::to_writer_pretty(w, &doc).map_err(|e| Error::Internal(e.to_string()))
-        })?;
+        write_json(out, &release::placement_document(&report)?)?;
     } else {
         let rows =
             if compare_kinds { serde_json::to_value(&report.baselines) } else { serde_json::to_value(&report.sites) }

@@ -14,12 +14,7 @@ pub(super) fn run_referrals(
     let result = referrals(&ds, params)?;
     let cells = params.by == ReferralsBy::Cell;
     match format {
-        OutputFormat::Json => {
-            let doc = views::referrals_json(&ds.name, &result, params.k.get())?;
-            custmap_engine::io::write::write_atomic(out, |w| {
-                serde_json::to_writer_pretty(w, &doc).map_err(|e| Error::Internal(e.to_string()))
-            })?;
-        }
+        OutputFormat::Json => write_json(out, &views::referrals_json(&ds.name, &result, params.k.get())?)?,
         OutputFormat::Png | OutputFormat::Svg if cells => {
             let image = if format == OutputFormat::Png { ImageFormat::Png } else { ImageFormat::Svg };
             let spec = MapSpec {

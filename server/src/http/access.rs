@@ -56,16 +56,9 @@ pub fn require_exact(access: Access, what: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The largest `k` a request may ask for (a floor above any cell's population only empties the
-/// answer; beyond this it is a mistake, named).
-pub const MAX_K: u32 = 1000;
+pub use crate::requests::MAX_K;
 
 /// A requested floor within `1..=MAX_K` (the server's own floor is applied after, by the policy).
 pub fn requested_k(k: Option<u32>) -> Result<Option<u32>, ApiError> {
-    match k {
-        Some(k) if !(1..=MAX_K).contains(&k) => {
-            Err(ApiError::bad_request(format!("k = {k}: a floor is a whole number from 1 to {MAX_K}")))
-        }
-        other => Ok(other),
-    }
+    Ok(crate::requests::checked_k(k)?)
 }

@@ -13,16 +13,14 @@ use axum::response::Response;
 use custmap_engine::analytics::heatmap::Totals;
 use custmap_engine::analytics::privacy::public;
 use custmap_engine::analytics::privacy::segments::Answered;
+use custmap_engine::analytics::KFloor;
 use custmap_engine::analytics::{HeatmapBase, HeatmapParams, HeatmapResult, Location, PublicRelease};
-use custmap_engine::analytics::{KFloor, Segment};
 use custmap_engine::io::write::{cells_geojson, frame_bytes};
 use custmap_engine::io::OutputFormat;
 use custmap_engine::render::map::{render_map, MapSpec};
 use custmap_engine::render::ImageFormat;
 use custmap_engine::spatial::Res;
 use custmap_engine::Dataset;
-use serde::Deserialize;
-use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -32,33 +30,11 @@ use rand_chacha::ChaCha20Rng;
 use super::access::access;
 use super::state::{AppState, BaseKey, Entry, PublicKey};
 use super::{cached, ApiError, Problem, Reply};
+use crate::requests::HeatmapRequest;
 use crate::views;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(heatmap))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HeatmapQuery {
-    /// H3 resolution 0-15 (default 8).
-    #[param(minimum = 0, maximum = 15)]
-    res: Option<u8>,
-    /// `home`, `work` (default) or `both`.
-    location: Option<String>,
-    /// Segment: a SQL boolean expression over customer columns, e.g. `budget >= 3000000`.
-    #[serde(rename = "where")]
-    #[param(rename = "where")]
-    where_: Option<String>,
-    /// Privacy floor for analysts: the fewest people any figure of a returned cell may count; it
-    /// can only raise the server's floor (`serve --min-k`, default 5). Ignored for the public,
-    /// whose figures are differentially private.
-    #[param(minimum = 1, maximum = 1000)]
-    k: Option<u32>,
-    /// `json` (default), `geojson`, `csv`, `arrow`, `png` or `svg`; or send an Accept header.
-    format: Option<String>,
-    /// For png/svg: the column to colour by (default `purchasing_power`).
-    metric: Option<String>,
 }
 
 /// Heatmap cells with the metrics of SPEC §3. With an analyst or admin token: exact figures under
@@ -66,7 +42,7 @@ pub struct HeatmapQuery {
 /// Without a token: the differentially private public release (resolutions the server declares,
 /// no segment), its parameters stated in the response.
 #[utoipa::path(get, path = "/api/v1/datasets/{id}/heatmap", tag = "heatmap",
-    params(("id" = String, Path, description = "dataset id"), HeatmapQuery),
+    params(("id" = String, Path, description = "dataset id"), HeatmapRequest),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "cells: `{dataset, res, location, where, k, suppressed: {merged, dropped, withheld, differencing}, totals, cells: [...]}` as JSON; or GeoJSON, CSV (hex_id column), Arrow IPC, PNG or SVG",
@@ -85,34 +61,29 @@ pub struct HeatmapQuery {
 async fn heatmap(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: Result<Query<HeatmapQuery>, QueryRejection>,
+    q: Result<Query<HeatmapRequest>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let access = access(&headers, &state.config)?;
-    let Query(q) = q?;
+    let Query(req) = q?;
     let entry = state.registry.entry(&id)?;
-    let res = Res::new(q.res.unwrap_or(8)).map_err(|e| ApiError::bad_request(format!("res: {e}")))?;
-    let location = q.location.as_deref().unwrap_or("work").parse::<Location>()?;
-    let format = match q.format.as_deref() {
+    let format = match req.format.as_deref() {
         Some(name) => parse_format(name)?,
         None => from_accept(&headers)?,
     };
-    let metric = q.metric.unwrap_or_else(|| "purchasing_power".into());
-    let segment = Segment::given(q.where_.as_deref()).map(str::to_string);
     if !access.exact() {
-        return public_heatmap(&state, entry, res, location, segment.is_some(), format, metric).await;
+        // The public release has no floor to ask for: its figures are differentially private.
+        let params = HeatmapParams::try_from(&HeatmapRequest { k: None, ..req.clone() })?;
+        let has_segment = params.segment.is_some();
+        return public_heatmap(&state, entry, params.res, params.location, has_segment, format, req.metric).await;
     }
+    let mut params = HeatmapParams::try_from(&req)?;
+    let metric = req.metric;
     let policy = &state.config.policy;
-    if let Some(w) = &segment {
+    if let Some(w) = &params.segment {
         policy.check_segment(&entry.dataset.customers, w)?;
     }
-    let params = HeatmapParams {
-        res,
-        location,
-        segment,
-        k: policy.floor(super::access::requested_k(q.k)?)?,
-        ..HeatmapParams::default()
-    };
+    params.k = policy.floor(super::access::requested_k(req.k)?)?;
     let key = format!("heatmap {params:?} {format:?} {metric}");
     let version = entry.version;
     let st = state.clone();
@@ -376,8 +347,7 @@ fn respond(
     let body = Reply::new;
     Ok(match format {
         OutputFormat::Json => {
-            let doc = views::heatmap_json(&ds.name, result)?;
-            body("application/json", doc.to_string().into_bytes())
+            body("application/json", crate::release::json_bytes(&views::heatmap_json(&ds.name, result)?))
         }
         OutputFormat::GeoJson => {
             // Foreign members (RFC 7946 §6.1) tell a reader what the floor did.

@@ -10,56 +10,21 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use custmap_engine::analytics::placement::{Coverage, PlacementParams, ReachMode, Weight};
-use custmap_engine::analytics::{KFloor, Segment};
+use custmap_engine::analytics::placement::{Coverage, PlacementParams};
+use custmap_engine::analytics::KFloor;
 use custmap_engine::render::ImageFormat;
-use serde::Deserialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::{access, require_exact};
 use super::state::{AppState, CoverageKey, Entry};
 use super::{cached, ApiError, Problem, Reply};
-use crate::views;
+use crate::release;
+use crate::requests::PlacementRequest;
+use crate::views::{self, PlotChoice};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(placement))
-}
-
-/// A placement request.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PlacementRequest {
-    /// Budget in the sites' cost unit (CNY); >= 0.
-    budget: f64,
-    /// Target segment: a SQL boolean expression over customer columns.
-    #[serde(rename = "where")]
-    #[schema(rename = "where")]
-    where_: Option<String>,
-    /// `home`, `work`, `both` (default, as on the CLI) or `commute`.
-    reach: Option<String>,
-    /// `count` (default: one per prospect) or `budget` (purchasing power).
-    weight: Option<String>,
-    /// Site ids that must be in the plan.
-    #[serde(default)]
-    must_include: Vec<String>,
-    /// Site ids never to choose.
-    #[serde(default)]
-    exclude: Vec<String>,
-    /// Only sites of these kinds (e.g. `["office_lobby", "cafe"]`); all kinds when absent.
-    kinds: Option<Vec<String>>,
-    /// Reach radius per kind in metres, overriding the sites' `reach_m` and the defaults.
-    #[serde(default)]
-    reach_m: BTreeMap<String, f64>,
-    /// `json` (default), or `png` / `svg` for a picture.
-    format: Option<String>,
-    /// For png/svg: `map` (default: the plan over the target prospects) or `curve` (reach versus budget).
-    plot: Option<String>,
-    /// Seconds the solver may search before reporting its best plan with a certified gap
-    /// (default 2; at most 30 over HTTP).
-    #[schema(exclusive_minimum = 0, maximum = 30)]
-    time_limit_s: Option<f64>,
 }
 
 /// Which sites to buy for a budget: the plan, the reach split, overlaps, the optimality gap and
@@ -84,47 +49,19 @@ async fn placement(
     require_exact(access(&headers, &state.config)?, "placement")?;
     let entry = state.registry.entry(&id)?;
     let Json(req) = body?;
-    let where_ = Segment::given(req.where_.as_deref()).map(str::to_string);
-    if let Some(w) = &where_ {
+    let params = PlacementParams::try_from(&req)?;
+    if let Some(w) = &params.segment {
         state.config.policy.check_segment(&entry.dataset.customers, w)?;
     }
-    let reach = match req.reach.as_deref().unwrap_or("both") {
-        "home" => ReachMode::Home,
-        "work" => ReachMode::Work,
-        "both" => ReachMode::Both,
-        "commute" => ReachMode::Commute,
-        other => return Err(ApiError::bad_request(format!("reach '{other}' is not one of home, work, both, commute"))),
-    };
-    let weight = match req.weight.as_deref().unwrap_or("count") {
-        "count" => Weight::Count,
-        "budget" => Weight::Budget,
-        other => return Err(ApiError::bad_request(format!("weight '{other}' is not one of count, budget"))),
-    };
+    let radii = req.radii()?;
+    let k = state.config.policy.floor(super::access::requested_k(req.k)?)?;
     let image = match req.format.as_deref().unwrap_or("json") {
         "json" => None,
         "png" => Some(ImageFormat::Png),
         "svg" => Some(ImageFormat::Svg),
         other => return Err(ApiError::bad_request(format!("format '{other}' is not one of json, png, svg"))),
     };
-    let curve = match req.plot.as_deref().unwrap_or("map") {
-        "map" => false,
-        "curve" => true,
-        other => return Err(ApiError::bad_request(format!("plot '{other}' is not one of map, curve"))),
-    };
-    for (kind, &r) in &req.reach_m {
-        custmap_engine::analytics::placement::check_radius(kind, r)?;
-    }
-    let params = PlacementParams {
-        budget: req.budget,
-        segment: where_,
-        reach,
-        weight,
-        must_include: req.must_include,
-        exclude: req.exclude,
-        kinds: req.kinds.unwrap_or_default(),
-        time_limit_s: req.time_limit_s.unwrap_or(custmap_engine::analytics::placement::DEFAULT_TIME_LIMIT_S),
-    };
-    params.check()?;
+    let plot = req.plot;
     // Over HTTP a search may not outlive its request: the deadline answers 503 long before 600 s
     // and a worker would stay held for nobody.
     let cap = MAX_HTTP_TIME_LIMIT_S.min(state.config.timeout.as_secs_f64());
@@ -134,14 +71,11 @@ async fn placement(
             params.time_limit_s
         )));
     }
-    let key = format!("placement {params:?} {:?} {image:?} {curve}", req.reach_m);
+    let key = format!("placement {params:?} {radii:?} {k:?} {image:?} {plot:?}");
     let st = state.clone();
-    let min_k = state.config.policy.min_k.get();
-    let radii = req.reach_m;
     cached(&state, entry.version, key, move || {
         // The segment is applied less its low-effect conditions; pictures show the caller's text.
         let shown = params.clone();
-        let k = KFloor::new(min_k)?;
         let mut params = params;
         if let Some(text) = &params.segment {
             params.segment = super::heatmap::answered_segment(&st, &entry, &id, text, k)?;
@@ -150,18 +84,19 @@ async fn placement(
         // The floor, before any planning: a plan over fewer target prospects than k would show
         // where they are (a one-person segment and a shrinking reach_m find a home). The count
         // is not echoed.
-        if (coverage.prospects as u64) < u64::from(min_k) {
+        if (coverage.prospects as u64) < u64::from(k.get()) {
             return Err(ApiError::bad_request(format!(
-                "the target segment holds fewer prospects than the privacy floor k = {min_k}; widen it"
+                "the target segment holds fewer prospects than the privacy floor k = {}; widen it",
+                k.get()
             )));
         }
         let mut report = coverage.plan(&params)?;
         report.floor(k)?;
         guard_differences(&st, &id, &params, &report, k)?;
         Ok(match image {
-            None => Reply::json(&serde_json::to_value(&report).map_err(ApiError::internal)?),
+            None => Reply::new("application/json", release::json_bytes(&release::placement_document(&report)?)),
             Some(image) => {
-                let bytes = if curve {
+                let bytes = if plot == PlotChoice::Curve {
                     views::reach_curve(&report, &shown, image)?
                 } else {
                     let map = views::placement_heatmap_params(&shown, k);

@@ -24,7 +24,8 @@ use crate::io::validate::CUSTOMER_ROW;
 use crate::io::Dataset;
 
 /// What a journey's steps are keyed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "surface", derive(clap::ValueEnum, utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum By {
     Channel,

@@ -40,7 +40,8 @@ use crate::io::Dataset;
 use crate::spatial::h3::{self, Res};
 
 /// Which of a customer's places count (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "surface", derive(clap::ValueEnum, utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Location {
     Home,

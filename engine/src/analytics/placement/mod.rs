@@ -42,7 +42,8 @@ pub fn default_reach_m(kind: &str) -> f64 {
 }
 
 /// How prospects are weighted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "surface", derive(clap::ValueEnum, utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Weight {
     Count,

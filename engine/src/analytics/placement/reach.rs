@@ -12,7 +12,8 @@ use rstar::{RTree, AABB};
 use crate::spatial::geometry::SiteGeometry;
 
 /// How a prospect can be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "surface", derive(clap::ValueEnum, utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReachMode {
     Home,
