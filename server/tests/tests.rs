@@ -4,6 +4,7 @@ mod browser;
 mod cli;
 #[cfg(feature = "cluster")]
 mod cluster;
+mod golden;
 mod http;
 mod notebooks;
 mod parity;
