@@ -70,7 +70,8 @@ fn cache_root() -> PathBuf {
 pub fn demo_city(size: Size) -> PathBuf {
     let dir = cache_root().join(format!("city-{}", size.label()));
     if !dir.join("truth.json").is_file() {
-        let params = DemoParams { customers: size.customers(), seed: 42, format: DemoFormat::Parquet };
+        let params =
+            DemoParams { customers: size.customers(), seed: 42, format: DemoFormat::Parquet, ..DemoParams::default() };
         generate(&dir, &params, &|_, _| {}).expect("generate benchmark city");
     }
     dir

@@ -206,7 +206,12 @@ fn shapley_sampled_agrees_with_exact_within_its_error() {
 #[test]
 fn every_model_conserves_conversions_and_value_on_the_demo_city() {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), &DemoParams { customers: 3_000, seed: 5, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(
+        dir.path(),
+        &DemoParams { customers: 3_000, seed: 5, format: DemoFormat::Csv, ..DemoParams::default() },
+        &|_, _| {},
+    )
+    .unwrap();
     let ds = Dataset::load(dir.path()).unwrap();
     let signed = ds.deals.as_ref().unwrap().clone();
     let first_deals = signed
@@ -311,7 +316,12 @@ fn charts_render_chinese_labels_to_png_and_svg() {
 #[test]
 fn planted_channel_strength_is_recovered_per_lead() {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(
+        dir.path(),
+        &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv, ..DemoParams::default() },
+        &|_, _| {},
+    )
+    .unwrap();
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
     let buy = |c: &str| {
@@ -352,7 +362,12 @@ fn geo_attribution_finds_the_district_effects_and_conserves() {
     use custmap_engine::analytics::{KFloor, Location};
     use custmap_engine::spatial::{h3, Districts, Res};
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(
+        dir.path(),
+        &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv, ..DemoParams::default() },
+        &|_, _| {},
+    )
+    .unwrap();
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
     let hot: Vec<String> =

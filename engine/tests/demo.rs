@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 fn demo(customers: u64, seed: u64, format: DemoFormat) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), &DemoParams { customers, seed, format }, &|_, _| {}).unwrap();
+    generate(dir.path(), &DemoParams { customers, seed, format, ..DemoParams::default() }, &|_, _| {}).unwrap();
     dir
 }
 
@@ -64,7 +64,52 @@ fn every_table_is_written_and_valid() {
 
 #[test]
 fn high_budget_workers_concentrate_in_the_planted_districts() {
-    let dir = demo(10_000, 42, DemoFormat::Csv);
+    planted_districts_lead(&demo(10_000, 42, DemoFormat::Csv));
+}
+
+fn distinct_places(ds: &Dataset, lat: &str, lng: &str) -> usize {
+    ds.customers
+        .clone()
+        .lazy()
+        .select([col(lat), col(lng)])
+        .drop_nulls(None)
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+        .unwrap()
+        .height()
+}
+
+#[test]
+fn the_realistic_building_stock_grows_with_the_city_and_keeps_the_planted_truth() {
+    use custmap_engine::demo::Places;
+    let gen = |places| {
+        let dir = tempfile::tempdir().unwrap();
+        let params = DemoParams { customers: 200_000, seed: 3, format: DemoFormat::Parquet, places };
+        generate(dir.path(), &params, &|_, _| {}).unwrap();
+        dir
+    };
+    let real = gen(Places::Realistic);
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(real.path().join("truth.json")).unwrap()).unwrap();
+    assert_eq!(
+        (truth["buildings"]["residential"].as_u64(), truth["buildings"]["offices"].as_u64()),
+        (Some(6_000), Some(1_000))
+    );
+    assert_eq!(truth["places"], "realistic");
+    let ds = Dataset::load(real.path()).unwrap();
+    // Every compound is drawn from (200,000 customers over 6,000 compounds), towers come on top of the offices.
+    let homes = distinct_places(&ds, "home_lat", "home_lng");
+    let works = distinct_places(&ds, "work_lat", "work_lng");
+    assert!((5_500..=6_000).contains(&homes), "{homes} distinct homes");
+    assert!(works > 1_000, "{works} distinct work places");
+    planted_districts_lead(&real);
+    let old = Dataset::load(gen(Places::Concentrated).path()).unwrap();
+    assert!(distinct_places(&old, "home_lat", "home_lng") <= 2_500);
+    assert_eq!(Places::Realistic.stock(10_000_000), (50_000, 300_000));
+    assert_eq!(Places::Realistic.stock(10_000), Places::Concentrated.stock(10_000), "small cities are unchanged");
+}
+
+fn planted_districts_lead(dir: &tempfile::TempDir) {
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
     let hot: Vec<String> =

@@ -224,7 +224,12 @@ fn zero_budget_gives_an_empty_plan() {
 #[test]
 fn towers_and_cafes_beat_bus_routes_per_yuan() {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(
+        dir.path(),
+        &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv, ..DemoParams::default() },
+        &|_, _| {},
+    )
+    .unwrap();
     let ds = Dataset::load(dir.path()).unwrap();
     let cov =
         Coverage::build(&ds, Some("budget >= 3000000"), ReachMode::Work, Weight::Count, &Default::default()).unwrap();
@@ -259,7 +264,12 @@ fn towers_and_cafes_beat_bus_routes_per_yuan() {
 #[test]
 fn the_floor_leaves_no_figure_of_1_to_k_minus_1_prospects_nor_one_that_can_be_derived() {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(
+        dir.path(),
+        &DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv, ..DemoParams::default() },
+        &|_, _| {},
+    )
+    .unwrap();
     let ds = Dataset::load(dir.path()).unwrap();
     let segment = "budget >= 4000000";
     let cov = Coverage::build(&ds, Some(segment), ReachMode::Both, Weight::Count, &Default::default()).unwrap();

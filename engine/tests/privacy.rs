@@ -18,7 +18,8 @@ use crate::common::load;
 fn city(customers: u64) -> (tempfile::TempDir, Dataset) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("city");
-    generate(&path, &DemoParams { customers, seed: 5, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(&path, &DemoParams { customers, seed: 5, format: DemoFormat::Csv, ..DemoParams::default() }, &|_, _| {})
+        .unwrap();
     let ds = Dataset::load(&path).unwrap();
     (dir, ds)
 }

@@ -153,7 +153,12 @@ fn planted_advocate_districts_hold_the_top_referral_cells() {
     use custmap_engine::demo::{generate, DemoFormat, DemoParams};
     let dir = tempfile::tempdir().unwrap();
     let city = dir.path().join("city");
-    generate(&city, &DemoParams { customers: 20_000, seed: 7, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(
+        &city,
+        &DemoParams { customers: 20_000, seed: 7, format: DemoFormat::Csv, ..DemoParams::default() },
+        &|_, _| {},
+    )
+    .unwrap();
     let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(city.join("truth.json")).unwrap()).unwrap();
     let advocates: Vec<&str> =
         truth["advocate_home_districts"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();

@@ -184,7 +184,12 @@ fn dashboard_in_headless_chromium() {
     };
     let dir = tempfile::tempdir().unwrap();
     let city = dir.path().join("city");
-    generate(&city, &DemoParams { customers: 4_000, seed: 8, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(
+        &city,
+        &DemoParams { customers: 4_000, seed: 8, format: DemoFormat::Csv, ..DemoParams::default() },
+        &|_, _| {},
+    )
+    .unwrap();
     let ds = Dataset::load(&city).unwrap();
     let work = expected_cells(&ds, Location::Work);
     let home = expected_cells(&ds, Location::Home);

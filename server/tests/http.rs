@@ -22,7 +22,8 @@ pub fn analyst_state(datasets: Vec<Dataset>, config: custmap::http::Config) -> A
 pub fn demo_city(customers: u64, seed: u64) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let city = dir.path().join("city");
-    generate(&city, &DemoParams { customers, seed, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+    generate(&city, &DemoParams { customers, seed, format: DemoFormat::Csv, ..DemoParams::default() }, &|_, _| {})
+        .unwrap();
     (dir, city)
 }
 

@@ -21,7 +21,12 @@ fn files() -> &'static Vec<(String, Vec<u8>)> {
     static FILES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     FILES.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        generate(dir.path(), &DemoParams { customers: 400, seed: 5, format: DemoFormat::Csv }, &|_, _| {}).unwrap();
+        generate(
+            dir.path(),
+            &DemoParams { customers: 400, seed: 5, format: DemoFormat::Csv, ..DemoParams::default() },
+            &|_, _| {},
+        )
+        .unwrap();
         ["customers", "deals", "touchpoints", "campaigns", "sites"]
             .iter()
             .map(|t| (t.to_string(), std::fs::read(dir.path().join(format!("{t}.csv"))).unwrap()))

@@ -103,8 +103,8 @@ pub(crate) fn pick_weighted(weights: &[f64], rng: &mut ChaCha8Rng) -> usize {
 }
 
 impl City {
-    /// Builds the city for a seed. Deterministic.
-    pub fn build(rng: &mut ChaCha8Rng) -> City {
+    /// Builds the city for a seed with `(workplaces, compounds)` ordinary buildings. Deterministic.
+    pub fn build(rng: &mut ChaCha8Rng, (n_workplaces, n_compounds): (usize, usize)) -> City {
         let districts = Districts::wuhan();
         let avenues = build_avenues(rng);
         let weights: Vec<f64> =
@@ -115,8 +115,8 @@ impl City {
             let premium = premium_bias && PREMIUM_HOME.contains(&d.name.as_str()) && rng.random_bool(0.5);
             Place { at: random_point_in(d, rng), district: di, premium }
         };
-        let workplaces: Vec<Place> = (0..800).map(|_| place(rng, false)).collect();
-        let compounds: Vec<Place> = (0..2500).map(|_| place(rng, true)).collect();
+        let workplaces: Vec<Place> = (0..n_workplaces).map(|_| place(rng, false)).collect();
+        let compounds: Vec<Place> = (0..n_compounds).map(|_| place(rng, true)).collect();
         let premium_compounds = compounds.iter().enumerate().filter(|(_, c)| c.premium).map(|(i, _)| i).collect();
         let sites = build_sites(&districts, &avenues, rng);
         City { districts, avenues, workplaces, compounds, premium_compounds, sites }
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn avenues_and_their_towers_lie_in_their_declared_districts() {
-        let city = City::build(&mut ChaCha8Rng::seed_from_u64(1));
+        let city = City::build(&mut ChaCha8Rng::seed_from_u64(1), (800, 2_500));
         for a in &city.avenues {
             for t in &a.towers {
                 let found = city.district_of(*t).map(|d| city.districts.0[d].name.as_str());

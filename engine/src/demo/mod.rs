@@ -44,17 +44,50 @@ impl DemoFormat {
     }
 }
 
+/// How many buildings customers live and work in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[cfg_attr(feature = "surface", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Places {
+    /// A building stock that grows with the city, as geocoded CRM addresses do: one residential
+    /// building per ~33 customers and one office building per ~200 (at 10M customers 300,000 and
+    /// 50,000), never fewer than the concentrated city's.
+    #[default]
+    Realistic,
+    /// 2,500 residential compounds and 800 workplaces whatever the size (the city before
+    /// building stocks grew; kind to anything that caches per coordinate).
+    Concentrated,
+}
+
+impl Places {
+    /// (ordinary workplaces, residential compounds) for a city of `customers`. The office
+    /// avenues' towers come on top.
+    #[must_use]
+    pub fn stock(self, customers: u64) -> (usize, usize) {
+        const WORKPLACES: usize = 800;
+        const COMPOUNDS: usize = 2_500;
+        match self {
+            Places::Concentrated => (WORKPLACES, COMPOUNDS),
+            Places::Realistic => {
+                let n = usize::try_from(customers).unwrap_or(usize::MAX);
+                (WORKPLACES.max(n / 200), COMPOUNDS.max(n / 100 * 3))
+            }
+        }
+    }
+}
+
 /// Demo parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoParams {
     pub customers: u64,
     pub seed: u64,
     pub format: DemoFormat,
+    pub places: Places,
 }
 
 impl Default for DemoParams {
     fn default() -> Self {
-        DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv }
+        DemoParams { customers: 10_000, seed: 42, format: DemoFormat::Csv, places: Places::Realistic }
     }
 }
 
@@ -130,7 +163,7 @@ pub fn generate(dir: &Path, params: &DemoParams, progress: &dyn Fn(u64, u64)) ->
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::Write { path: dir.into(), message: e.to_string() })?;
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    let city = City::build(&mut rng);
+    let city = City::build(&mut rng, params.places.stock(params.customers));
     let effects = Effects::planted();
     let format = params.format;
 
@@ -180,7 +213,7 @@ pub fn generate(dir: &Path, params: &DemoParams, progress: &dyn Fn(u64, u64)) ->
         use std::io::Write;
         w.write_all(WUHAN_GEOJSON.as_bytes()).map_err(|e| Error::Internal(e.to_string()))
     })?;
-    let truth = Truth::new(&city, params.seed, params.customers);
+    let truth = Truth::new(&city, params.seed, params.customers, params.places);
     write_atomic(&dir.join("truth.json"), |w| {
         serde_json::to_writer_pretty(w, &truth).map_err(|e| Error::Internal(e.to_string()))
     })?;

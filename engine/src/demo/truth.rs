@@ -136,6 +136,9 @@ pub fn multiplier(channel: &str, district: &str) -> f64 {
 pub struct Truth {
     pub seed: u64,
     pub customers: u64,
+    /// The building stock customers live and work in, and its counts.
+    pub places: super::Places,
+    pub buildings: Buildings,
     pub high_budget_threshold: f64,
     /// Districts whose office avenues employ the high-budget prospects.
     pub hot_work_districts: Vec<String>,
@@ -153,9 +156,20 @@ pub struct Truth {
     pub notes: Vec<&'static str>,
 }
 
+/// How many distinct places customers live and work at.
+#[derive(Debug, Serialize)]
+pub struct Buildings {
+    /// Residential compounds (every home is one of them).
+    pub residential: usize,
+    /// Ordinary office buildings.
+    pub offices: usize,
+    /// Towers on the planted office avenues.
+    pub avenue_towers: usize,
+}
+
 impl Truth {
     #[must_use]
-    pub fn new(city: &City, seed: u64, customers: u64) -> Truth {
+    pub fn new(city: &City, seed: u64, customers: u64, places: super::Places) -> Truth {
         let effects = Effects::planted();
         let mut ranked: Vec<(String, f64)> = effects.channels.iter().map(|(c, e)| (c.clone(), e.buy)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -168,6 +182,12 @@ impl Truth {
         Truth {
             seed,
             customers,
+            places,
+            buildings: Buildings {
+                residential: city.compounds.len(),
+                offices: city.workplaces.len(),
+                avenue_towers: city.avenues.iter().map(|a| a.towers.len()).sum(),
+            },
             high_budget_threshold: HIGH_BUDGET,
             hot_work_districts: city.hot_districts(),
             premium_home_districts: PREMIUM_HOME.iter().map(|s| (*s).to_string()).collect(),

@@ -41,6 +41,10 @@ pub(super) enum Command {
         /// Table file format.
         #[arg(long, value_enum, default_value = "csv")]
         format: FormatArg,
+        /// The building stock: realistic (grows with the city: ~300,000 residential and 50,000
+        /// office buildings at 10M customers) or concentrated (2,500 and 800 at any size).
+        #[arg(long, value_enum, default_value_t = Places::Realistic)]
+        places: Places,
     },
     /// Ingest a dataset directory and report accepted and rejected rows per table.
     Validate {

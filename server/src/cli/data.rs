@@ -3,7 +3,7 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-pub(super) fn run_demo(out: &Path, customers: u64, seed: u64, format: FormatArg) -> Result<(), Error> {
+pub(super) fn run_demo(out: &Path, customers: u64, seed: u64, format: FormatArg, places: Places) -> Result<(), Error> {
     let format = match format {
         FormatArg::Csv => DemoFormat::Csv,
         FormatArg::Parquet => DemoFormat::Parquet,
@@ -18,10 +18,12 @@ pub(super) fn run_demo(out: &Path, customers: u64, seed: u64, format: FormatArg)
     } else {
         ProgressBar::hidden()
     };
-    let summary = demo::generate(out, &DemoParams { customers, seed, format }, &|done, _| bar.set_position(done))?;
+    let summary =
+        demo::generate(out, &DemoParams { customers, seed, format, places }, &|done, _| bar.set_position(done))?;
     bar.finish_and_clear();
+    let (offices, homes) = places.stock(customers);
     println!(
-        "wrote {}: {} customers, {} touchpoints, {} deals, {} campaigns, {} sites, 3 projects, districts.geojson, truth.json",
+        "wrote {}: {} customers ({homes} residential and {offices} office buildings, plus the avenues' towers), {} touchpoints, {} deals, {} campaigns, {} sites, 3 projects, districts.geojson, truth.json",
         out.display(),
         summary.customers,
         summary.touchpoints,

@@ -16,7 +16,7 @@ use custmap_engine::analytics::attribution::{attribution_by_place, funnel};
 use custmap_engine::analytics::heatmap::heatmap;
 use custmap_engine::analytics::placement::{Coverage, PlacementParams, Weight};
 use custmap_engine::analytics::{AttributionParams, By, HeatmapParams, HeatmapResult, KFloor, Location};
-use custmap_engine::demo::{self, DemoFormat, DemoParams};
+use custmap_engine::demo::{self, DemoFormat, DemoParams, Places};
 use custmap_engine::io::import::{sales_to_tables, SalesColumns};
 use custmap_engine::io::schema::Table;
 use custmap_engine::io::{write_frame, OutputFormat};
@@ -100,7 +100,7 @@ fn one_line(text: &str) -> String {
 
 fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Demo { out, customers, seed, format } => run_demo(&out, customers, seed, format),
+        Command::Demo { out, customers, seed, format, places } => run_demo(&out, customers, seed, format, places),
         Command::Validate { dir, json, rejects } => run_validate(&dir, json, rejects),
         Command::Heatmap { dir, request, prior, smooth, engine, out } => {
             let params = HeatmapParams { prior, smooth, ..HeatmapParams::try_from(&request)? };

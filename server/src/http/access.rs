@@ -56,8 +56,6 @@ pub fn require_exact(access: Access, what: &str) -> Result<(), ApiError> {
     }
 }
 
-pub use crate::requests::MAX_K;
-
 /// A requested floor within `1..=MAX_K` (the server's own floor is applied after, by the policy).
 pub fn requested_k(k: Option<u32>) -> Result<Option<u32>, ApiError> {
     Ok(crate::requests::checked_k(k)?)
