@@ -3,6 +3,8 @@
 use h3o::{CellIndex, LatLng, Resolution};
 use rayon::prelude::*;
 
+use super::fast_h3::Indexer;
+
 use crate::error::{Error, Result};
 
 /// A checked H3 resolution, 0 to 15.
@@ -71,10 +73,10 @@ pub fn res_of(cell: u64) -> u8 {
 /// share a building) reuse the previous cell.
 #[must_use]
 pub fn cells(lat: &[Option<f64>], lng: &[Option<f64>], res: Res) -> Vec<Option<u64>> {
-    let r = res.h3o();
     lat.par_chunks(16 * 1024)
         .zip(lng.par_chunks(16 * 1024))
         .flat_map_iter(|(lat, lng)| {
+            let mut indexer = Indexer::new(res);
             let mut last: Option<((f64, f64), Option<u64>)> = None;
             lat.iter().zip(lng).map(move |(&la, &lo)| {
                 let (la, lo) = (la?, lo?);
@@ -83,7 +85,7 @@ pub fn cells(lat: &[Option<f64>], lng: &[Option<f64>], res: Res) -> Vec<Option<u
                         return cell;
                     }
                 }
-                let cell = cell_h3o(la, lo, r);
+                let cell = indexer.cell(la, lo);
                 last = Some(((la, lo), cell));
                 cell
             })

@@ -13,7 +13,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::spatial::h3::{self, Res};
+use crate::spatial::fast_h3::Indexer;
+use crate::spatial::h3::Res;
 
 /// The sums a group (a set of customers, each counted once) carries to its cells.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -125,13 +126,15 @@ pub(super) fn mostly_distinct<K: Hash + Eq>(len: usize, key_of: impl Fn(usize) -
 
 /// A small direct-mapped cache of coordinate -> cell, so customers sharing a building's
 /// coordinates cost one H3 computation per chunk rather than one each.
+/// Misses go to a [`fast_h3::Indexer`] (h3o's cell to the bit, faster), made on the first miss.
 pub(super) struct CellCache {
     slots: Vec<(u64, u64, u64)>,
+    indexer: Option<Indexer>,
 }
 
 impl Default for CellCache {
     fn default() -> Self {
-        CellCache { slots: vec![(MISSING, MISSING, MISSING); 1 << 12] }
+        CellCache { slots: vec![(MISSING, MISSING, MISSING); 1 << 12], indexer: None }
     }
 }
 
@@ -147,7 +150,11 @@ impl CellCache {
         if l == lat && g == lng {
             return c;
         }
-        let cell = h3::cell(f64::from_bits(lat), f64::from_bits(lng), res).unwrap_or(MISSING);
+        if self.indexer.as_ref().is_none_or(|ix| ix.res() != res) {
+            self.indexer = Some(Indexer::new(res));
+        }
+        let indexer = self.indexer.as_mut().expect("set above");
+        let cell = indexer.cell(f64::from_bits(lat), f64::from_bits(lng)).unwrap_or(MISSING);
         self.slots[slot] = (lat, lng, cell);
         cell
     }
