@@ -163,8 +163,29 @@ async fn placement_documents_are_identical_on_the_cli_and_the_api() {
         // A plan is one answer only when proven optimal (a search cut by time can differ by timing).
         assert_eq!(doc["proven_optimal"], true, "{args:?}");
         let http = from_http(post("placement", &body)).await;
-        same(&format!("placement {args:?}"), &cli, &http);
+        same_plans(&format!("placement {args:?}"), &cli, &http);
     }
+}
+
+/// Placement documents are the same bytes, or (when a point of the reach curve was cut by its
+/// time limit on either side, as a loaded machine can make it) the same documents once the
+/// points either side did not prove are set aside.
+fn same_plans(what: &str, cli: &[u8], http: &[u8]) {
+    if cli == http {
+        return same(what, cli, http);
+    }
+    let (mut a, mut b): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_slice(cli).unwrap(), serde_json::from_slice(http).unwrap());
+    let proven = |p: &serde_json::Value| p["reach"] == p["upper_bound"];
+    let cut: Vec<usize> = (0..a["curve"].as_array().map_or(0, Vec::len))
+        .filter(|&i| !proven(&a["curve"][i]) || !proven(&b["curve"][i]))
+        .collect();
+    assert!(!cut.is_empty(), "{what}: the documents differ and no curve point was cut");
+    for i in cut {
+        a["curve"][i] = serde_json::Value::Null;
+        b["curve"][i] = serde_json::Value::Null;
+    }
+    assert_eq!(a, b, "{what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,6 +211,7 @@ async fn regression_a_buyer_without_a_budget_weighs_the_same_in_cli_and_api_plan
     let cli_doc = without_cut_bounds(&cli);
     assert_eq!(cli_doc["proven_optimal"], true);
     assert_eq!(cli_doc, without_cut_bounds(&http), "placement {args:?}");
+    same_plans("placement weighed by budget", &cli, &http);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

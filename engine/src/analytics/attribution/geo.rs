@@ -14,14 +14,12 @@ use polars::prelude::*;
 use super::heuristic::{self, Rule};
 use super::journeys::{By, Journeys};
 use super::Model;
+use crate::analytics::privacy::floor::{MergeUp, MERGE_LEVELS};
 use crate::analytics::privacy::{KFloor, Suppressed};
 use crate::analytics::Location;
 use crate::error::{Error, Result};
 use crate::io::Dataset;
-use crate::spatial::h3::{self, parent_bits, Res};
-
-/// Levels a small cell may climb before it is dropped.
-const MERGE_LEVELS: u8 = 2;
+use crate::spatial::h3::{self, Res};
 
 /// Per converting journey: (journey index, key, share of its conversion).
 fn journey_shares(model: Model, j: &Journeys, credit: &[(f64, f64)], half_life_us: f64) -> Vec<(usize, u32, f64)> {
@@ -111,36 +109,9 @@ pub fn geo_attribution(
         e.1 += w * value;
     }
 
-    // The floor: climb small cells up to MERGE_LEVELS parents, then drop.
-    let mut suppressed = Suppressed::default();
-    let mut level_res = res;
-    let mut placed: HashMap<u64, u64> = HashMap::new();
-    let mut current = people;
-    for level in 0..=MERGE_LEVELS {
-        let (ok, small): (Vec<_>, Vec<_>) = current.into_iter().partition(|(_, n)| *n >= u64::from(k.get()));
-        placed.extend(ok.into_iter().map(|(c, _)| (c, c)));
-        if small.is_empty() {
-            break;
-        }
-        let Some(up) = level_res.coarser().filter(|_| level < MERGE_LEVELS) else {
-            suppressed.dropped = small.len() as u64;
-            break;
-        };
-        suppressed.merged += small.len() as u64;
-        let mut next: HashMap<u64, u64> = HashMap::new();
-        for (c, n) in small {
-            *next.entry(parent_bits(c, up)).or_default() += n;
-        }
-        current = next;
-        level_res = up;
-    }
-    // Each original cell goes to the (possibly coarser) published cell containing it.
-    let published = |c: u64| -> Option<u64> {
-        (0..=MERGE_LEVELS)
-            .filter_map(|d| res.get().checked_sub(d).and_then(|r| Res::new(r).ok()))
-            .map(|r| parent_bits(c, r))
-            .find(|p| placed.contains_key(p))
-    };
+    // The floor, on the converting customers of each cell.
+    let (floor, suppressed) = MergeUp::new(people, res, k, MERGE_LEVELS);
+    let published = |c: u64| floor.published(c);
     let mut table: BTreeMap<(u64, u32), (f64, f64)> = BTreeMap::new();
     for ((c, key), v) in credit_by {
         if let Some(p) = published(c) {

@@ -292,28 +292,68 @@ struct Part {
     visit_only: (f64, f64),
 }
 
-/// Builds the journeys of `ds` keyed by `by`, with a lookback window of `window_days`.
-///
-/// Touchpoints are bucketed by customer row (a counting sort: rows are dense), each customer's
-/// few touchpoints sorted by (time, channel, campaign), and customers handled in parallel tasks
-/// whose results are concatenated in row order, so the journeys are the same for any number
-/// of threads. Key ids follow first appearance in that order.
+/// Builds the journeys of `ds` keyed by `by`, with a lookback window of `window_days`, in four
+/// phases: [`bucket`] the touchpoints by customer row, [`name_keys`] (sort each customer's
+/// touchpoints and number the keys), [`Part::add_customer`] for every customer in parallel tasks,
+/// and [`gather`] the tasks' parts in row order, so the journeys are the same for any number of
+/// threads.
 pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
     let Some(touchpoints) = ds.touchpoints.as_ref() else {
         return Err(Error::bad_input("attribution needs a touchpoints table"));
     };
-    let window = i64::from(window_days) * DAY_US;
+    let customers = ds.customers.height();
+    let ts = touchpoints.column("ts")?.datetime()?.physical();
+    let (channels, campaigns) = (
+        Ranks::of(touchpoints.column("channel")?.str()?, None)?,
+        Ranks::of(touchpoints.column("campaign_id")?.str()?, Some(NO_CAMPAIGN))?,
+    );
+    let conversions = first_conversions(ds)?;
+    let referrals = referrals(ds)?;
+    let (mut entries, offsets) = bucket(touchpoints, customers, &channels, &campaigns)?;
+    let tasks: Vec<(usize, usize)> =
+        (0..customers).step_by(CUSTOMERS_PER_TASK).map(|a| (a, (a + CUSTOMERS_PER_TASK).min(customers))).collect();
+    let names = name_keys(&mut entries, &offsets, &tasks, by, &channels, &campaigns);
+
+    let start = ts.min().unwrap_or(0);
+    let end = conversions.values().fold(ts.max().unwrap_or(0), |end, (t, _)| end.max(*t));
+    let context = Context {
+        by,
+        id_of: &names.id_of,
+        referral_key: names.referral_key,
+        conversions: &conversions,
+        referrals: &referrals,
+        end,
+        window: i64::from(window_days) * DAY_US,
+    };
+    let key_count = names.keys.len() + 1;
+    let parts: Vec<Part> = tasks
+        .par_iter()
+        .map(|&(a, b)| {
+            let mut part = Part { leads: vec![0; key_count], visits: vec![0; key_count], start, ..Part::default() };
+            for row in a..b {
+                part.add_customer(row, &entries[offsets[row]..offsets[row + 1]], &context);
+            }
+            part
+        })
+        .collect();
+    // Freed before the output is gathered, so the allocator can reuse their pages.
+    drop((entries, offsets));
+    Ok(gather(parts, names, (start, end)))
+}
+
+/// Phase 1: touchpoints bucketed by customer row (a counting sort: rows are dense). Returns the
+/// entries and each row's offset into them (`offsets[r]..offsets[r + 1]`).
+fn bucket(
+    touchpoints: &DataFrame,
+    customers: usize,
+    channels: &Ranks,
+    campaigns: &Ranks,
+) -> Result<(Vec<Entry>, Vec<usize>)> {
     let rows = touchpoints.column(CUSTOMER_ROW)?.idx()?;
     let ts = touchpoints.column("ts")?.datetime()?.physical();
     let channel = touchpoints.column("channel")?.str()?;
     let campaign = touchpoints.column("campaign_id")?.str()?;
     let event = touchpoints.column("event")?.str()?;
-    let (channels, campaigns) = (Ranks::of(channel, None)?, Ranks::of(campaign, Some(NO_CAMPAIGN))?);
-    let conversions = first_conversions(ds)?;
-    let referrals = referrals(ds)?;
-
-    // Counting sort by customer row.
-    let customers = ds.customers.height();
     if rows.null_count() + ts.null_count() + channel.null_count() + event.null_count() > 0 {
         return Err(Error::Internal(
             "a touchpoint without customer row, time, channel or event got past ingest".into(),
@@ -339,30 +379,53 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         entries[cursor[r as usize]] = Entry { ts: t, channel: channels.get(ch) | visit, campaign };
         cursor[r as usize] += 1;
     }
-    drop(cursor);
+    Ok((entries, offsets))
+}
 
-    // Tasks of consecutive customers; sort each customer's touchpoints and note where each
-    // key first appears.
-    let tasks: Vec<(usize, usize)> =
-        (0..customers).step_by(CUSTOMERS_PER_TASK).map(|a| (a, (a + CUSTOMERS_PER_TASK).min(customers))).collect();
+/// The keys of the journeys, numbered by first appearance in row order.
+struct KeyNames {
+    /// Key id of each channel (or campaign) rank.
+    id_of: Vec<u32>,
+    keys: Vec<String>,
+    /// The channel of each key.
+    channel_of: Vec<String>,
+    referral_name: &'static str,
+    /// The referral touch's key id (`keys.len()` when no touchpoint carries it: then it is
+    /// added in [`gather`] if a referral touch was used).
+    referral_key: u32,
+}
+
+fn key_rank(by: By, e: Entry) -> u32 {
+    match by {
+        By::Channel => e.channel(),
+        By::Campaign => e.campaign,
+    }
+}
+
+/// Phase 2: each customer's touchpoints sorted by (time, channel, campaign), in parallel tasks,
+/// and the keys numbered by where each first appears.
+fn name_keys(
+    entries: &mut [Entry],
+    offsets: &[usize],
+    tasks: &[(usize, usize)],
+    by: By,
+    channels: &Ranks,
+    campaigns: &Ranks,
+) -> KeyNames {
     let mut slices: Vec<&mut [Entry]> = Vec::with_capacity(tasks.len());
-    let mut rest: &mut [Entry] = &mut entries;
-    for &(a, b) in &tasks {
+    let mut rest: &mut [Entry] = entries;
+    for &(a, b) in tasks {
         let (head, tail) = rest.split_at_mut(offsets[b] - offsets[a]);
         slices.push(head);
         rest = tail;
     }
-    let key_rank = |e: Entry| match by {
-        By::Channel => e.channel(),
-        By::Campaign => e.campaign,
-    };
     let rank_count = match by {
         By::Channel => channels.names.len(),
         By::Campaign => campaigns.names.len(),
     };
     let firsts: Vec<Vec<Option<(usize, u32)>>> = slices
         .into_par_iter()
-        .zip(&tasks)
+        .zip(tasks)
         .map(|(slice, &(a, b))| {
             let base = offsets[a];
             let mut first: Vec<Option<(usize, u32)>> = vec![None; rank_count];
@@ -370,7 +433,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
                 let mine = &mut slice[offsets[r] - base..offsets[r + 1] - base];
                 mine.sort_unstable_by_key(|e| e.order());
                 for (i, e) in mine.iter().enumerate() {
-                    first[key_rank(*e) as usize].get_or_insert((offsets[r] + i, e.channel()));
+                    first[key_rank(by, *e) as usize].get_or_insert((offsets[r] + i, e.channel()));
                 }
             }
             first
@@ -400,77 +463,82 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         By::Campaign => "(referral)",
     };
     let referral_key = keys.iter().position(|k| k == referral_name).unwrap_or(keys.len()) as u32;
-    let key_count = keys.len() + 1;
+    KeyNames { id_of, keys, channel_of, referral_name, referral_key }
+}
 
-    let mut end = ts.max().unwrap_or(0);
-    let start = ts.min().unwrap_or(0);
-    for (t, _) in conversions.values() {
-        end = end.max(*t);
-    }
-    let bucketed = &entries;
-    let parts: Vec<Part> = tasks
-        .par_iter()
-        .map(|&(a, b)| {
-            let mut part = Part { leads: vec![0; key_count], visits: vec![0; key_count], start, ..Part::default() };
-            for row in a..b {
-                let mine = &bucketed[offsets[row]..offsets[row + 1]];
-                let referral = referrals.get(&(row as u32));
-                if mine.is_empty() && referral.is_none() {
-                    if let Some((_, value)) = conversions.get(&(row as u32)) {
-                        part.no_touchpoints.0 += 1.0;
-                        part.no_touchpoints.1 += value;
-                    }
-                    continue;
-                }
-                let mut touches = Vec::with_capacity(mine.len() + usize::from(referral.is_some()));
-                let mut first_visit = None;
-                for e in mine {
-                    let key = id_of[key_rank(*e) as usize];
-                    if e.is_visit() {
-                        part.visits[key as usize] += 1;
-                        first_visit.get_or_insert(e.ts);
-                    } else {
-                        touches.push(Touch { key, ts: e.ts });
-                    }
-                }
-                if let Some(created) = referral {
-                    let first = touches.first().map(|t| t.ts);
-                    let at = created.or(first.map(|f| f - 1)).unwrap_or(end);
-                    if first.is_none_or(|f| at <= f) {
-                        touches.insert(0, Touch { key: referral_key, ts: at });
-                        part.start = part.start.min(at);
-                        part.used_referral = true;
-                    }
-                }
-                let Some(first) = touches.first() else {
-                    if let Some((_, value)) = conversions.get(&(row as u32)) {
-                        part.visit_only.0 += 1.0;
-                        part.visit_only.1 += value;
-                    }
-                    continue;
-                };
-                part.leads[first.key as usize] += 1;
-                let conversion = conversions.get(&(row as u32)).copied();
-                part.leads_detail.push(Lead {
-                    key: first.key,
-                    lead_ts: first.ts,
-                    visit_ts: first_visit,
-                    deal: conversion,
-                });
-                let horizon = conversion.map_or(end, |(t, _)| t);
-                touches.retain(|t| t.ts <= horizon && t.ts >= horizon - window);
-                if touches.is_empty() && conversion.is_none() {
-                    continue;
-                }
-                part.journeys.push(Journey { customer_row: row as u32, touches, conversion, weight: 1.0 });
+/// What phase 3 reads for every customer.
+struct Context<'a> {
+    by: By,
+    id_of: &'a [u32],
+    referral_key: u32,
+    conversions: &'a HashMap<u32, (i64, f64), FixedState>,
+    referrals: &'a HashMap<u32, Option<i64>, FixedState>,
+    /// The dataset's end (latest touch or signing), microseconds.
+    end: i64,
+    /// The lookback window, microseconds.
+    window: i64,
+}
+
+impl Part {
+    /// Phase 3, one customer (`row`, with their sorted touchpoints `mine`): visits counted per
+    /// key; the referral touch placed first when none of theirs comes earlier; the lead (their
+    /// first touch) recorded; the touches cut to the window before the conversion (or the end);
+    /// a journey kept when it has a touch or a conversion. A converting customer with no touch
+    /// at all is counted in `no_touchpoints` (none) or `visit_only` (only visits).
+    fn add_customer(&mut self, row: usize, mine: &[Entry], cx: &Context<'_>) {
+        let referral = cx.referrals.get(&(row as u32));
+        let conversion = cx.conversions.get(&(row as u32)).copied();
+        if mine.is_empty() && referral.is_none() {
+            if let Some((_, value)) = conversion {
+                self.no_touchpoints.0 += 1.0;
+                self.no_touchpoints.1 += value;
             }
-            part
-        })
-        .collect();
+            return;
+        }
+        let mut touches = Vec::with_capacity(mine.len() + usize::from(referral.is_some()));
+        let mut first_visit = None;
+        for e in mine {
+            let key = cx.id_of[key_rank(cx.by, *e) as usize];
+            if e.is_visit() {
+                self.visits[key as usize] += 1;
+                first_visit.get_or_insert(e.ts);
+            } else {
+                touches.push(Touch { key, ts: e.ts });
+            }
+        }
+        if let Some(created) = referral {
+            let first = touches.first().map(|t| t.ts);
+            let at = created.or(first.map(|f| f - 1)).unwrap_or(cx.end);
+            if first.is_none_or(|f| at <= f) {
+                touches.insert(0, Touch { key: cx.referral_key, ts: at });
+                self.start = self.start.min(at);
+                self.used_referral = true;
+            }
+        }
+        let Some(first) = touches.first() else {
+            if let Some((_, value)) = conversion {
+                self.visit_only.0 += 1.0;
+                self.visit_only.1 += value;
+            }
+            return;
+        };
+        self.leads[first.key as usize] += 1;
+        self.leads_detail.push(Lead { key: first.key, lead_ts: first.ts, visit_ts: first_visit, deal: conversion });
+        let horizon = conversion.map_or(cx.end, |(t, _)| t);
+        touches.retain(|t| t.ts <= horizon && t.ts >= horizon - cx.window);
+        if touches.is_empty() && conversion.is_none() {
+            return;
+        }
+        self.journeys.push(Journey { customer_row: row as u32, touches, conversion, weight: 1.0 });
+    }
+}
 
-    // Freed before the output is gathered, so the allocator can reuse their pages.
-    drop((entries, offsets));
-    let mut out = Journeys { period: (start, end), timed: true, ..Journeys::default() };
+/// Phase 4: the tasks' parts concatenated in row order, their counts summed; the referral key
+/// added when a referral touch was used and no touchpoint named it.
+fn gather(parts: Vec<Part>, names: KeyNames, period: (i64, i64)) -> Journeys {
+    let KeyNames { mut keys, mut channel_of, referral_name, referral_key, .. } = names;
+    let key_count = keys.len() + 1;
+    let mut out = Journeys { period, timed: true, ..Journeys::default() };
     out.journeys.reserve_exact(parts.iter().map(|p| p.journeys.len()).sum());
     out.leads_detail.reserve_exact(parts.iter().map(|p| p.leads_detail.len()).sum());
     let mut leads = vec![0u64; key_count];
@@ -500,7 +568,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
     out.channel_of = channel_of;
     out.leads = leads;
     out.visits = visits;
-    Ok(out)
+    out
 }
 
 /// First signed deal per customer row: (end of its signing day in microseconds, price).

@@ -32,11 +32,12 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use self::groups::{coord_bits, coord_of, CellCache, F64s, Flags, Sums, MISSING};
-use super::privacy::{KFloor, Suppressed};
+use super::privacy::{floor, KFloor, Suppressed};
 use super::segment::Segment;
 use crate::error::{Error, Result};
 use crate::io::validate::CUSTOMER_ROW;
 use crate::io::Dataset;
+use crate::spatial::fast_h3::Indexer;
 use crate::spatial::h3::{self, Res};
 
 /// Which of a customer's places count (SPEC §3).
@@ -118,7 +119,7 @@ impl Default for HeatmapParams {
             k: KFloor::default(),
             prior: 10.0,
             smooth: 0,
-            merge_levels: 2,
+            merge_levels: floor::MERGE_LEVELS,
         }
     }
 }
@@ -201,13 +202,7 @@ fn reduce(
 ) -> Result<(Option<Arc<Groups>>, DataFrame)> {
     let customers = &ds.customers;
     let n = customers.height();
-    let prospects = segment
-        .map(|s| -> Result<Flags> {
-            let flags = customers.clone().lazy().select([s.expr.clone().alias("__prospect")]).collect()?;
-            groups::same_len("segment filter", flags.height(), n)?;
-            Flags::new(flags.column("__prospect")?)
-        })
-        .transpose()?;
+    let prospects = prospect_flags(customers, segment)?;
     let is_prospect = |i: usize| prospects.as_ref().is_none_or(|f| f.get(i));
     let budget = F64s::new(customers.column("budget")?)?;
     let place = |a: &Anchor| -> Result<Option<(F64s, F64s)>> {
@@ -231,42 +226,7 @@ fn reduce(
         // Ingest guarantees lat and lng are both given or both missing.
         (key[0] != MISSING || key[2] != MISSING).then_some(key)
     };
-
-    // Buyers (a minority): signed deals per customer row. A buyer's missing budget is taken
-    // from their largest signed deal.
-    let mut per_buyer = DataFrame::empty();
-    if let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) {
-        per_buyer = deals
-            .clone()
-            .lazy()
-            .filter(col("status").eq(lit("signed")))
-            .group_by([col(CUSTOMER_ROW)])
-            .agg([
-                len().cast(DataType::Int64).alias("deals"),
-                col("price").sum().alias("revenue"),
-                col("price").max().alias("__max_price"),
-            ])
-            .collect()?;
-    }
-    let buyers = per_buyer.height();
-    let (rows, deals, revenue, max_price) = if buyers > 0 {
-        (
-            per_buyer.column(CUSTOMER_ROW)?.idx()?.into_no_null_iter().map(|r| r as usize).collect::<Vec<_>>(),
-            per_buyer.column("deals")?.i64()?.iter().map(|d| d.unwrap_or(0)).collect::<Vec<_>>(),
-            per_buyer.column("revenue")?.f64()?.iter().map(|r| r.unwrap_or(0.0)).collect::<Vec<_>>(),
-            per_buyer.column("__max_price")?.f64()?.iter().collect::<Vec<_>>(),
-        )
-    } else {
-        Default::default()
-    };
-    // Each buyer's slot among the buyers, by customer row.
-    let mut buyer_of = vec![NOT_A_BUYER; if buyers > 0 { n } else { 0 }];
-    for (j, &r) in rows.iter().enumerate() {
-        let Some(slot) = buyer_of.get_mut(r) else {
-            return Err(Error::Internal(format!("a deal refers to customer row {r} of {n}")));
-        };
-        *slot = j as u32;
-    }
+    let Buyers { buyer_of, deals, revenue, max_price } = Buyers::of(ds)?;
     let customer = |i: usize| {
         key_of(i).map(|key| {
             let p = is_prospect(i);
@@ -306,6 +266,62 @@ fn reduce(
     let groups = Groups { keys, sums };
     let cells = cells_at(&groups, location, res)?;
     Ok((Some(Arc::new(groups)), cells))
+}
+
+/// Whether each customer is in `segment` (`None`: no segment, everyone is).
+fn prospect_flags(customers: &DataFrame, segment: Option<&Segment>) -> Result<Option<Flags>> {
+    segment
+        .map(|s| -> Result<Flags> {
+            let flags = customers.clone().lazy().select([s.expr.clone().alias("__prospect")]).collect()?;
+            groups::same_len("segment filter", flags.height(), customers.height())?;
+            Flags::new(flags.column("__prospect")?)
+        })
+        .transpose()
+}
+
+/// Buyers (a minority): their signed deals, revenue and largest price, and each customer row's
+/// slot among them. A buyer's missing budget is taken from their largest signed deal.
+#[derive(Default)]
+struct Buyers {
+    /// Per customer row: the buyer's slot, or [`NOT_A_BUYER`]; empty when nobody bought.
+    buyer_of: Vec<u32>,
+    deals: Vec<i64>,
+    revenue: Vec<f64>,
+    max_price: Vec<Option<f64>>,
+}
+
+impl Buyers {
+    fn of(ds: &Dataset) -> Result<Buyers> {
+        let n = ds.customers.height();
+        let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) else { return Ok(Buyers::default()) };
+        let per_buyer = deals
+            .clone()
+            .lazy()
+            .filter(col("status").eq(lit("signed")))
+            .group_by([col(CUSTOMER_ROW)])
+            .agg([
+                len().cast(DataType::Int64).alias("deals"),
+                col("price").sum().alias("revenue"),
+                col("price").max().alias("__max_price"),
+            ])
+            .collect()?;
+        if per_buyer.height() == 0 {
+            return Ok(Buyers::default());
+        }
+        let mut buyer_of = vec![NOT_A_BUYER; n];
+        for (j, r) in per_buyer.column(CUSTOMER_ROW)?.idx()?.into_no_null_iter().enumerate() {
+            let Some(slot) = buyer_of.get_mut(r as usize) else {
+                return Err(Error::Internal(format!("a deal refers to customer row {r} of {n}")));
+            };
+            *slot = j as u32;
+        }
+        Ok(Buyers {
+            buyer_of,
+            deals: per_buyer.column("deals")?.i64()?.iter().map(|d| d.unwrap_or(0)).collect(),
+            revenue: per_buyer.column("revenue")?.f64()?.iter().map(|r| r.unwrap_or(0.0)).collect(),
+            max_price: per_buyer.column("__max_price")?.f64()?.iter().collect(),
+        })
+    }
 }
 
 /// Customers reduced to coordinate groups with their H3 cells at a base resolution: the reusable
@@ -423,14 +439,7 @@ impl HeatmapBase {
             if finest_table.is_none() {
                 finest_table = Some(table.clone());
             }
-            // The floor holds for the customers, the segment's prospects and the customers outside
-            // the segment (a no-segment query tells the customers, so those outside would show).
-            let k = lit(i64::from(params.k.get()));
-            let none_or_k = |e: Expr| e.clone().eq(lit(0i64)).or(e.gt_eq(k.clone()));
-            let floor = col("customers")
-                .gt_eq(k.clone())
-                .and(none_or_k(col("prospects")))
-                .and(none_or_k(col("customers") - col("prospects")));
+            let floor = floor::cell_holds(params.k);
             kept.push(table.clone().lazy().filter(floor.clone()).with_column(lit(i32::from(res.get())).alias("res")));
             let small = table.lazy().filter(floor.not()).select([col("cell"), lit(true).alias("__small")]).collect()?;
             if small.height() == 0 {
@@ -503,11 +512,15 @@ fn withhold_small_figures(cells: DataFrame, k: KFloor) -> Result<(DataFrame, u64
 /// The groups' sums per distinct tuple of their anchors' cells at `res`: H3 once per group, on
 /// the rayon pool, then a hash aggregation.
 fn cells_at(groups: &Groups, location: Location, res: Res) -> Result<DataFrame> {
-    let cell = |lat: u64, lng: u64| match (coord_of(lat), coord_of(lng)) {
-        (Some(lat), Some(lng)) => h3::cell(lat, lng, res).unwrap_or(MISSING),
+    let cell = |indexer: &mut Indexer, lat: u64, lng: u64| match (coord_of(lat), coord_of(lng)) {
+        (Some(lat), Some(lng)) => indexer.cell(lat, lng).unwrap_or(MISSING),
         _ => MISSING,
     };
-    let tuples: Vec<[u64; 2]> = groups.keys.par_iter().map(|k| [cell(k[0], k[1]), cell(k[2], k[3])]).collect();
+    let tuples: Vec<[u64; 2]> = groups
+        .keys
+        .par_iter()
+        .map_init(|| Indexer::new(res), |ix, k| [cell(ix, k[0], k[1]), cell(ix, k[2], k[3])])
+        .collect();
     let row = |_: &mut (), i: usize| Some((tuples[i], groups.sums[i]));
     cells_frame(&groups::sum_by_key(tuples.len(), &row), location)
 }

@@ -8,6 +8,7 @@
 //!   coordinate or a near-unique attribute ([`Policy::check_segment`]);
 //! - [`Access::Public`]: only the differentially private lattice of [`public`], nothing exact.
 
+pub mod floor;
 pub mod ledger;
 pub mod noise;
 pub mod public;
