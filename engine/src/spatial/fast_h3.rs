@@ -121,6 +121,38 @@ const POSITIONS: usize = 20 * 64;
 /// A digit turned 60° counter-clockwise (`ROT60[d]`), centre (0) and the unused 7 fixed.
 const ROT60: [u8; 8] = [0, 5, 3, 1, 6, 4, 2, 7];
 
+/// `TURNS[r][d]`: digit `d` turned `r` times.
+const TURNS: [[u8; 8]; 6] = {
+    let mut t = [[0u8; 8]; 6];
+    let mut r = 0;
+    while r < 6 {
+        let mut d = 0;
+        while d < 8 {
+            t[r][d] = if r == 0 { d as u8 } else { ROT60[t[r - 1][d] as usize] };
+            d += 1;
+        }
+        r += 1;
+    }
+    t
+};
+
+/// Levels computed per point before the coarser ones are looked up: a coarse ancestor (four
+/// levels up: 2,401 times the cell's area) is shared by most points of a city, so its digits
+/// come from a small cache.
+const FINE_LEVELS: usize = 4;
+
+/// Slots of the ancestor cache (a power of two).
+const ANCESTOR_SLOTS: usize = 1 << 10;
+
+/// A cached ancestor: its face and position at its level, its digits and resolution-0 position.
+#[derive(Debug, Clone, Copy)]
+struct Ancestor {
+    face: usize,
+    ij: [i64; 2],
+    digits: [u8; 16],
+    position: usize,
+}
+
 /// What a resolution-0 position maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Base {
@@ -160,6 +192,20 @@ fn frame(c: &V3, az: f64) -> (V3, V3) {
     (u, v)
 }
 
+/// The cosine of an angle under which a point is nearer to a face centre than to any other by a
+/// wide margin: half the smallest angle between two face centres (20.9°), less 2°. At that
+/// angle the squared chords to the nearest and the next centre differ by over 0.05, far above
+/// [`FACE_MARGIN`].
+fn near_cos() -> f64 {
+    let mut min_angle = std::f64::consts::PI;
+    for (a, ca) in CENTER.iter().enumerate() {
+        for cb in &CENTER[a + 1..] {
+            min_angle = min_angle.min(dot(ca, cb).clamp(-1.0, 1.0).acos());
+        }
+    }
+    (min_angle / 2.0 - 2f64.to_radians()).cos()
+}
+
 /// Points to cells at one resolution, exactly as h3o, with a certified fast path.
 #[derive(Debug, Clone)]
 pub struct Indexer {
@@ -169,6 +215,11 @@ pub struct Indexer {
     faces: [(V3, V3, V3); 20],
     scale: f64,
     bases: Vec<Base>,
+    ancestors: Vec<Option<Ancestor>>,
+    /// The face of the last point searched, and the dot product with its centre above which a
+    /// point is certainly nearest it (well inside its half the angle between adjacent centres).
+    last_face: usize,
+    near_cos: f64,
     /// Points the fast path could not certify (answered by h3o).
     pub uncertified: u64,
     /// Points in pentagon base cells (answered by h3o).
@@ -192,6 +243,9 @@ impl Indexer {
             faces,
             scale: INV_RES0_U_GNOMONIC * SQRT7_POWERS[usize::from(res.get())],
             bases: vec![Base::Unknown; POSITIONS],
+            ancestors: vec![None; ANCESTOR_SLOTS],
+            last_face: 0,
+            near_cos: near_cos(),
             uncertified: 0,
             pentagon: 0,
             h3o_calls: 0,
@@ -241,43 +295,66 @@ impl Indexer {
     /// The digits of the cell with face position (`face`, `ijk`) at this resolution (index 1 to
     /// res; unrotated, in the face's frame), and its resolution-0 position; `None` if that
     /// position is outside the range h3o's tables cover.
-    fn digits(&self, face: usize, ijk: [i64; 3]) -> Option<(usize, [u8; 16])> {
+    ///
+    /// The finest [`FINE_LEVELS`] digits are computed; the rest, those of the ancestor there,
+    /// come from the ancestor cache when it has them (a pure function of the ancestor's face and
+    /// position, so a hit is the same answer).
+    fn digits(&mut self, face: usize, ij: [i64; 2]) -> Option<(usize, [u8; 16])> {
         let mut digits = [0u8; 16];
-        let mut ijk = ijk_normalized(ijk);
-        for level in (1..=usize::from(self.res.get())).rev() {
-            let child = ijk;
-            let class3 = level % 2 == 1;
-            ijk = up_ap7(ijk, class3);
-            let centre = down_ap7(ijk, class3);
-            digits[level] =
-                unit_digit(ijk_normalized([child[0] - centre[0], child[1] - centre[1], child[2] - centre[2]]))?;
+        let mut ij = ij;
+        let res = usize::from(self.res.get());
+        let ancestor_level = res.saturating_sub(FINE_LEVELS);
+        for level in (ancestor_level + 1..=res).rev() {
+            digits[level] = up_step(&mut ij, level)?;
         }
-        let [i, j, k] = ijk;
-        if !((0..=3).contains(&i) && (0..=3).contains(&j) && (0..=3).contains(&k)) {
-            return None;
+        if ancestor_level == 0 {
+            return Some((position(face, ij)?, digits));
         }
-        Some((face * 64 + usize::try_from(i * 16 + j * 4 + k).ok()?, digits))
+        let slot = {
+            let h = (ij[0] as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (ij[1] as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+                ^ (face as u64);
+            (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - ANCESTOR_SLOTS.trailing_zeros())) as usize
+        };
+        if let Some(a) = self.ancestors[slot].filter(|a| a.face == face && a.ij == ij) {
+            digits[1..=ancestor_level].copy_from_slice(&a.digits[1..=ancestor_level]);
+            return Some((a.position, digits));
+        }
+        let at = ij;
+        for level in (1..=ancestor_level).rev() {
+            digits[level] = up_step(&mut ij, level)?;
+        }
+        let position = position(face, ij)?;
+        self.ancestors[slot] = Some(Ancestor { face, ij: at, digits, position });
+        Some((position, digits))
     }
 
     /// The point's face and normalised lattice coordinates, when every decision that makes them
     /// is certain; `None` when one is too close to call.
-    fn face_ijk(&self, lat: f64, lng: f64) -> Option<(usize, [i64; 3])> {
+    fn face_ijk(&mut self, lat: f64, lng: f64) -> Option<(usize, [i64; 2])> {
         let (sin_lat, cos_lat) = lat.to_radians().sin_cos();
         let (sin_lng, cos_lng) = lng.to_radians().sin_cos();
         let p = [cos_lng * cos_lat, sin_lng * cos_lat, sin_lat];
-        // The nearest face centre, and by how much.
-        let (mut best, mut d1, mut d2) = (0usize, f64::MAX, f64::MAX);
-        for (f, (c, _, _)) in self.faces.iter().enumerate() {
-            let d = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
-            if d < d1 {
-                (d2, d1, best) = (d1, d, f);
-            } else if d < d2 {
-                d2 = d;
+        // The nearest face centre, and by how much; a point well inside the last point's face
+        // (nearer its centre than `near_cos` allows any other centre to be) skips the search.
+        let best = if dot(&p, &self.faces[self.last_face].0) > self.near_cos {
+            self.last_face
+        } else {
+            let (mut best, mut d1, mut d2) = (0usize, f64::MAX, f64::MAX);
+            for (f, (c, _, _)) in self.faces.iter().enumerate() {
+                let d = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
+                if d < d1 {
+                    (d2, d1, best) = (d1, d, f);
+                } else if d < d2 {
+                    d2 = d;
+                }
             }
-        }
-        if d2 - d1 <= FACE_MARGIN {
-            return None;
-        }
+            if d2 - d1 <= FACE_MARGIN {
+                return None;
+            }
+            self.last_face = best;
+            best
+        };
         let (c, u, v) = &self.faces[best];
         let pc = dot(&p, c);
         let (gx, gy) = (dot(&p, u) / pc, dot(&p, v) / pc);
@@ -287,7 +364,7 @@ impl Indexer {
         let g = (gx * gx + gy * gy).sqrt();
         let margin = self.scale * REL_MARGIN * (1.0 + 1.0 / g.max(1e-300));
         let (i, j) = quantize(x, y, margin)?;
-        Some((best, [i64::from(i), i64::from(j), 0]))
+        Some((best, [i64::from(i), i64::from(j)]))
     }
 }
 
@@ -317,49 +394,52 @@ fn learn(cell: u64, digits: &[u8; 16], res: usize) -> Base {
         .map_or(Base::H3o, |rot| Base::Cell { bits, rot: Some(rot) })
 }
 
-fn turn(mut digit: u8, rot: u8) -> u8 {
-    for _ in 0..rot {
-        digit = ROT60[usize::from(digit & 7)];
-    }
-    digit
+fn turn(digit: u8, rot: u8) -> u8 {
+    TURNS[usize::from(rot % 6)][usize::from(digit & 7)]
 }
 
-/// (i, j, k) with no negative component and at least one zero.
-fn ijk_normalized([mut i, mut j, mut k]: [i64; 3]) -> [i64; 3] {
-    if i < 0 {
-        (j, k, i) = (j - i, k - i, 0);
+/// One aperture-7 step up from a cell at `level`, in two-axis coordinates (`ij` = (i - k, j - k)
+/// of h3o's (i, j, k), the same for every normalisation of it): `ij` becomes the parent's, and
+/// the cell's digit (the unit step from the parent's centre child to it) is returned; `None`
+/// if that step is not a unit one (never, for a lattice position).
+fn up_step(ij: &mut [i64; 2], level: usize) -> Option<u8> {
+    let [i, j] = *ij;
+    // h3o's upAp7 (Class III child, counter-clockwise) or upAp7r, and the parent's centre child
+    // by downAp7 / downAp7r, both reduced to two axes.
+    let (parent, centre) = if level % 2 == 1 {
+        let [pi, pj] = [div7(3 * i - j), div7(i + 2 * j)];
+        ([pi, pj], [2 * pi + pj, 3 * pj - pi])
+    } else {
+        let [pi, pj] = [div7(2 * i + j), div7(3 * j - i)];
+        ([pi, pj], [3 * pi - pj, pi + 2 * pj])
+    };
+    *ij = parent;
+    let (di, dj) = (i - centre[0], j - centre[1]);
+    if !((-1..=1).contains(&di) && (-1..=1).contains(&dj)) {
+        return None;
     }
-    if j < 0 {
-        (i, k, j) = (i - j, k - j, 0);
+    // Unit steps in two axes: k (-1,-1) 1, j (0,1) 2, jk (-1,0) 3, i (1,0) 4, ik (0,-1) 5,
+    // ij (1,1) 6; (-1,1) and (1,-1) are not unit steps.
+    const DIGIT: [u8; 9] = [1, 3, 8, 5, 0, 2, 8, 4, 6];
+    let d = DIGIT[usize::try_from((di + 1) * 3 + dj + 1).ok()?];
+    (d < 7).then_some(d)
+}
+
+/// The index of a resolution-0 face position (two axes) among [`POSITIONS`]; `None` outside
+/// the range h3o's tables cover.
+fn position(face: usize, [i, j]: [i64; 2]) -> Option<usize> {
+    // Normalised (i, j, k): no negative component, at least one zero.
+    let m = i.min(j).min(0);
+    let (i, j, k) = (i - m, j - m, -m);
+    if !((0..=3).contains(&i) && (0..=3).contains(&j) && (0..=3).contains(&k)) {
+        return None;
     }
-    if k < 0 {
-        (i, j, k) = (i - k, j - k, 0);
-    }
-    let m = i.min(j).min(k);
-    [i - m, j - m, k - m]
+    Some(face * 64 + usize::try_from(i * 16 + j * 4 + k).ok()?)
 }
 
 /// `n / 7` rounded to the nearest integer (never a tie: 7 is odd).
 fn div7(n: i64) -> i64 {
     (2 * n + 7).div_euclid(14)
-}
-
-/// The parent's position one aperture-7 step up (counter-clockwise for a Class III child).
-fn up_ap7([i, j, k]: [i64; 3], class3: bool) -> [i64; 3] {
-    let (i, j) = (i - k, j - k);
-    let ij = if class3 { [div7(3 * i - j), div7(i + 2 * j)] } else { [div7(2 * i + j), div7(3 * j - i)] };
-    ijk_normalized([ij[0], ij[1], 0])
-}
-
-/// The position of a parent's centre child, one aperture-7 step down.
-fn down_ap7([i, j, k]: [i64; 3], class3: bool) -> [i64; 3] {
-    let (iv, jv, kv) = if class3 { ([3, 0, 1], [1, 3, 0], [0, 1, 3]) } else { ([3, 1, 0], [0, 3, 1], [1, 0, 3]) };
-    ijk_normalized(std::array::from_fn(|n| i * iv[n] + j * jv[n] + k * kv[n]))
-}
-
-/// The digit of a unit step (centre 0, k 1, j 2, jk 3, i 4, ik 5, ij 6); `None` if not one.
-fn unit_digit([i, j, k]: [i64; 3]) -> Option<u8> {
-    ((0..=1).contains(&i) && (0..=1).contains(&j) && (0..=1).contains(&k)).then(|| (i * 4 + j * 2 + k) as u8)
 }
 
 /// h3o's DGGRID quantisation of (x, y) to the hex lattice (`impl From<Vec2d> for CoordIJK`),
