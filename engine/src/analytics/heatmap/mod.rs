@@ -291,36 +291,38 @@ struct Buyers {
 }
 
 impl Buyers {
+    /// One pass over the deals in row order (a polars group-by here cost 0.6 s at 1.1M deals):
+    /// a buyer's slot is the order of their first signed deal; deals counted, prices summed in
+    /// row order, nulls skipped (as polars' sum and max skip them).
     fn of(ds: &Dataset) -> Result<Buyers> {
         let n = ds.customers.height();
         let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) else { return Ok(Buyers::default()) };
-        let per_buyer = deals
-            .clone()
-            .lazy()
-            .filter(col("status").eq(lit("signed")))
-            .group_by([col(CUSTOMER_ROW)])
-            .agg([
-                len().cast(DataType::Int64).alias("deals"),
-                col("price").sum().alias("revenue"),
-                col("price").max().alias("__max_price"),
-            ])
-            .collect()?;
-        if per_buyer.height() == 0 {
-            return Ok(Buyers::default());
-        }
-        let mut buyer_of = vec![NOT_A_BUYER; n];
-        for (j, r) in per_buyer.column(CUSTOMER_ROW)?.idx()?.into_no_null_iter().enumerate() {
-            let Some(slot) = buyer_of.get_mut(r as usize) else {
+        let rows = deals.column(CUSTOMER_ROW)?.idx()?;
+        let status = deals.column("status")?.str()?;
+        let price = deals.column("price")?.f64()?;
+        let mut out = Buyers { buyer_of: vec![NOT_A_BUYER; n], ..Buyers::default() };
+        for ((r, st), p) in rows.iter().zip(status.iter()).zip(price.iter()) {
+            let (Some(r), Some("signed")) = (r, st) else { continue };
+            let Some(slot) = out.buyer_of.get_mut(r as usize) else {
                 return Err(Error::Internal(format!("a deal refers to customer row {r} of {n}")));
             };
-            *slot = j as u32;
+            if *slot == NOT_A_BUYER {
+                *slot = u32::try_from(out.deals.len()).map_err(|_| Error::Internal("more than 2^32 buyers".into()))?;
+                out.deals.push(0);
+                out.revenue.push(0.0);
+                out.max_price.push(None);
+            }
+            let j = *slot as usize;
+            out.deals[j] += 1;
+            if let Some(p) = p {
+                out.revenue[j] += p;
+                out.max_price[j] = Some(out.max_price[j].map_or(p, |m: f64| m.max(p)));
+            }
         }
-        Ok(Buyers {
-            buyer_of,
-            deals: per_buyer.column("deals")?.i64()?.iter().map(|d| d.unwrap_or(0)).collect(),
-            revenue: per_buyer.column("revenue")?.f64()?.iter().map(|r| r.unwrap_or(0.0)).collect(),
-            max_price: per_buyer.column("__max_price")?.f64()?.iter().collect(),
-        })
+        if out.deals.is_empty() {
+            return Ok(Buyers::default());
+        }
+        Ok(out)
     }
 }
 
