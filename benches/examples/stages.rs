@@ -1,12 +1,12 @@
 //! Times each stage of a heatmap on a dataset directory, to see where the time goes:
-//! `cargo run --release -p custmap-benches --example stages -- DIR`.
+//! `cargo run --release -p custmap-benches --example stages -- DIR [auto|places|rows]`.
 
 use std::time::Instant;
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use custmap_engine::analytics::{HeatmapBase, HeatmapParams, Location};
+use custmap_engine::analytics::{HeatmapBase, HeatmapParams, Location, Reduction};
 use custmap_engine::io::read::{find_table_file, read_table};
 use custmap_engine::io::schema::Table;
 use custmap_engine::io::validate::validate;
@@ -43,7 +43,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Dataset::load_tables {:>7.3} s  (what the CLI does)", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let res = Res::new(9)?;
-    let base = HeatmapBase::build(&ds, Location::Work, Some("budget >= 3000000 AND desired_area_sqm >= 120"), res)?;
+    let by = match std::env::args().nth(2).as_deref() {
+        Some("places") => Reduction::Places,
+        Some("rows") => Reduction::Rows,
+        _ => Reduction::Auto,
+    };
+    let segment = Some("budget >= 3000000 AND desired_area_sqm >= 120");
+    let base = HeatmapBase::build_by(&ds, Location::Work, segment, res, by)?;
     println!("[{:>8} faults]", faults());
     println!("reduce to groups    {:>8.3} s  ({} coordinate groups)", t.elapsed().as_secs_f64(), base.group_count());
     let t = Instant::now();
