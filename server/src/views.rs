@@ -147,111 +147,116 @@ pub fn strings(frame: &custmap_engine::polars::prelude::DataFrame, name: &str) -
     Ok(frame.column(name)?.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect())
 }
 
+/// The chart of an attribution result: models compared, ROI by key, or deals per month.
 pub fn attribution_chart(
     result: &AttributionResult,
     funnel_months: Option<&custmap_engine::polars::prelude::DataFrame>,
     chart: ChartChoice,
 ) -> Result<Chart, Error> {
+    match chart {
+        ChartChoice::Compare => models_chart(result),
+        ChartChoice::Roi => roi_chart(result),
+        ChartChoice::Monthly => {
+            monthly_chart(result, funnel_months.ok_or_else(|| Error::Internal("monthly series missing".into()))?)
+        }
+    }
+}
+
+/// Attributed conversions per key, one bar series per model, keys in the first model's order.
+fn models_chart(result: &AttributionResult) -> Result<Chart, Error> {
     let p = &result.params;
     let key = p.by.column();
     let window = format!("window {} days", p.window_days);
     let t = &result.table;
     let models = strings(t, "model")?;
     let first_model = p.models[0].name();
-    match chart {
-        ChartChoice::Compare => {
-            let keys: Vec<String> = {
-                let all = strings(t, key)?;
-                let mut k: Vec<String> = all
-                    .iter()
-                    .zip(&models)
-                    .filter(|(_, m)| m.as_str() == first_model)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                k.dedup();
-                k
-            };
-            let conv = floats(t, "conversions")?;
-            let all_keys = strings(t, key)?;
-            let series = p
-                .models
+    let keys: Vec<String> = {
+        let all = strings(t, key)?;
+        let mut k: Vec<String> =
+            all.iter().zip(&models).filter(|(_, m)| m.as_str() == first_model).map(|(k, _)| k.clone()).collect();
+        k.dedup();
+        k
+    };
+    let conv = floats(t, "conversions")?;
+    let all_keys = strings(t, key)?;
+    let series = p
+        .models
+        .iter()
+        .map(|m| Series {
+            name: m.name().to_string(),
+            values: keys
                 .iter()
-                .map(|m| Series {
-                    name: m.name().to_string(),
-                    values: keys
-                        .iter()
-                        .map(|k| {
-                            (0..models.len())
-                                .find(|&i| models[i] == m.name() && &all_keys[i] == k)
-                                .and_then(|i| conv[i])
-                        })
-                        .collect(),
-                })
-                .collect();
-            Ok(Chart {
-                title: format!("Attributed conversions by {key}: {} models compared", p.models.len()),
-                subtitle: format!("{window} · conversion = first signed deal"),
-                y_label: "attributed conversions".into(),
-                categories: keys,
-                series,
-                kind: ChartKind::Bars,
-            })
-        }
-        ChartChoice::Roi => {
-            let rows: Vec<usize> = (0..models.len()).filter(|&i| models[i] == first_model).collect();
-            let keys = strings(t, key)?;
-            let roi = floats(t, "roi")?;
-            Ok(Chart {
-                title: format!("ROI by {key} · {first_model} attribution"),
-                subtitle: format!("{window} · ROI = (attributed revenue - cost) / cost; n/a = no cost, or withheld (fewer than k conversions)"),
-                y_label: "ROI (x cost)".into(),
-                categories: rows.iter().map(|&i| keys[i].clone()).collect(),
-                series: vec![Series { name: "ROI".into(), values: rows.iter().map(|&i| roi[i]).collect() }],
-                kind: ChartKind::Bars,
-            })
-        }
-        ChartChoice::Monthly => {
-            let m = funnel_months.ok_or_else(|| Error::Internal("monthly series missing".into()))?;
-            let months = strings(m, "month")?;
-            let keys = strings(m, key)?;
-            let deals = floats(m, "deals")?;
-            let mut cats: Vec<String> = months.clone();
-            cats.sort();
-            cats.dedup();
-            let mut totals: std::collections::BTreeMap<&str, f64> = Default::default();
-            for (k, d) in keys.iter().zip(&deals) {
-                *totals.entry(k.as_str()).or_default() += d.unwrap_or(0.0);
-            }
-            let mut top: Vec<(&str, f64)> = totals.into_iter().collect();
-            top.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let series = top
-                .iter()
-                .take(6)
-                .map(|(k, _)| Series {
-                    name: (*k).to_string(),
-                    values: cats
-                        .iter()
-                        .map(|c| {
-                            Some(
-                                (0..months.len())
-                                    .filter(|&i| &months[i] == c && keys[i] == *k)
-                                    .filter_map(|i| deals[i])
-                                    .sum(),
-                            )
-                        })
-                        .collect(),
-                })
-                .collect();
-            Ok(Chart {
-                title: format!("Deals per month by first-touch {key} (top 6)"),
-                subtitle: "deal month; each deal credited to the customer's first touch".into(),
-                y_label: "deals".into(),
-                categories: cats,
-                series,
-                kind: ChartKind::Lines,
-            })
-        }
+                .map(|k| (0..models.len()).find(|&i| models[i] == m.name() && &all_keys[i] == k).and_then(|i| conv[i]))
+                .collect(),
+        })
+        .collect();
+    Ok(Chart {
+        title: format!("Attributed conversions by {key}: {} models compared", p.models.len()),
+        subtitle: format!("{window} · conversion = first signed deal"),
+        y_label: "attributed conversions".into(),
+        categories: keys,
+        series,
+        kind: ChartKind::Bars,
+    })
+}
+
+/// ROI per key under the first model (n/a where there is no cost or the figure is withheld).
+fn roi_chart(result: &AttributionResult) -> Result<Chart, Error> {
+    let p = &result.params;
+    let key = p.by.column();
+    let window = format!("window {} days", p.window_days);
+    let t = &result.table;
+    let models = strings(t, "model")?;
+    let first_model = p.models[0].name();
+    let rows: Vec<usize> = (0..models.len()).filter(|&i| models[i] == first_model).collect();
+    let keys = strings(t, key)?;
+    let roi = floats(t, "roi")?;
+    Ok(Chart {
+            title: format!("ROI by {key} · {first_model} attribution"),
+            subtitle: format!("{window} · ROI = (attributed revenue - cost) / cost; n/a = no cost, or withheld (fewer than k conversions)"),
+            y_label: "ROI (x cost)".into(),
+            categories: rows.iter().map(|&i| keys[i].clone()).collect(),
+            series: vec![Series { name: "ROI".into(), values: rows.iter().map(|&i| roi[i]).collect() }],
+            kind: ChartKind::Bars,
+        })
+}
+
+/// Deals per month by first-touch key, the six keys with the most deals.
+fn monthly_chart(result: &AttributionResult, m: &custmap_engine::polars::prelude::DataFrame) -> Result<Chart, Error> {
+    let key = result.params.by.column();
+    let months = strings(m, "month")?;
+    let keys = strings(m, key)?;
+    let deals = floats(m, "deals")?;
+    let mut cats: Vec<String> = months.clone();
+    cats.sort();
+    cats.dedup();
+    let mut totals: std::collections::BTreeMap<&str, f64> = Default::default();
+    for (k, d) in keys.iter().zip(&deals) {
+        *totals.entry(k.as_str()).or_default() += d.unwrap_or(0.0);
     }
+    let mut top: Vec<(&str, f64)> = totals.into_iter().collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let series = top
+        .iter()
+        .take(6)
+        .map(|(k, _)| Series {
+            name: (*k).to_string(),
+            values: cats
+                .iter()
+                .map(|c| {
+                    Some((0..months.len()).filter(|&i| &months[i] == c && keys[i] == *k).filter_map(|i| deals[i]).sum())
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Chart {
+        title: format!("Deals per month by first-touch {key} (top 6)"),
+        subtitle: "deal month; each deal credited to the customer's first touch".into(),
+        y_label: "deals".into(),
+        categories: cats,
+        series,
+        kind: ChartKind::Lines,
+    })
 }
 
 /// The chart of a referrals result: the referral multiplier per acquisition channel (by channel)

@@ -167,9 +167,31 @@ async fn upload(
         .prefix(UPLOAD_PREFIX)
         .tempdir_in(&data_dir)
         .map_err(|e| ApiError::internal(format!("upload directory: {e}")))?;
+    let name = receive(&mut form, tmp.path(), limit, state.config.body_idle_timeout).await?;
+    let id = name.ok_or_else(|| ApiError::bad_request("the form has no 'name' field (the dataset id)"))?;
+    valid_id(&id)?;
+    if state.registry.get(&id).is_some() {
+        return Err(conflict(&id));
+    }
+    let max_rows = state.config.max_upload_rows;
+    let registry = state.registry.clone();
+    let entry = blocking(move || publish(&registry, tmp, &data_dir, id, max_rows)).await?;
+    let (id, entry) = entry;
+    let location = format!("/api/v1/datasets/{id}");
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(&id, &entry, Access::Admin))).into_response())
+}
+
+/// Phase 1 of an upload: the form's fields streamed to files in `dir` (each table under its file
+/// name), the whole body held to `limit` bytes and every wait to the `idle` timeout; returns the
+/// `name` field (the dataset id), if given.
+async fn receive(
+    form: &mut Multipart,
+    dir: &Path,
+    limit: usize,
+    idle: std::time::Duration,
+) -> Result<Option<String>, ApiError> {
     let mut name: Option<String> = None;
     let mut received = 0usize;
-    let idle = state.config.body_idle_timeout;
     while let Some(mut field) = moving(idle, form.next_field()).await?.map_err(|e| form_error(&e, limit))? {
         let field_name = field.name().unwrap_or_default().to_string();
         if field_name == "name" {
@@ -187,7 +209,7 @@ async fn upload(
             continue;
         }
         let file = file_for(&field_name, field.file_name())?;
-        let path = tmp.path().join(&file);
+        let path = dir.join(&file);
         if path.exists() {
             return Err(ApiError::bad_request(format!("field '{field_name}' is given twice")));
         }
@@ -201,55 +223,55 @@ async fn upload(
         }
         out.sync_all().await.map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
     }
-    let id = name.ok_or_else(|| ApiError::bad_request("the form has no 'name' field (the dataset id)"))?;
-    valid_id(&id)?;
-    if state.registry.get(&id).is_some() {
+    Ok(name)
+}
+
+/// Phase 2 of an upload (blocking): the received tables loaded and checked as any dataset (row
+/// limit included), then published under `id` atomically: the synced directory is renamed into
+/// the data directory under the registry's publish lock, unless the id was taken meanwhile.
+fn publish(
+    registry: &super::state::Registry,
+    tmp: tempfile::TempDir,
+    data_dir: &Path,
+    id: String,
+    max_rows: u64,
+) -> Result<(String, Entry), ApiError> {
+    let tmp_path = tmp.path().to_path_buf();
+    precheck(&tmp_path, max_rows)?;
+    let mut ds = Dataset::load(&tmp_path).map_err(|e| {
+        let text = e
+            .to_string()
+            .replace(&format!("{}/", tmp_path.display()), "")
+            .replace(&tmp_path.display().to_string(), &id);
+        if e.is_user_error() {
+            ApiError::bad_request(text)
+        } else {
+            ApiError::from(e)
+        }
+    })?;
+    let rows: u64 = ds.report.tables.values().map(|t| t.read).sum();
+    if rows > max_rows {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the upload holds {rows} rows; this server takes at most {max_rows}"),
+        ));
+    }
+    let _publishing = registry.publish.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let target = data_dir.join(&id);
+    if registry.get(&id).is_some() || target.exists() {
         return Err(conflict(&id));
     }
-    let max_rows = state.config.max_upload_rows;
-    let registry = state.registry.clone();
-    let entry = blocking(move || {
-        let tmp_path = tmp.path().to_path_buf();
-        precheck(&tmp_path, max_rows)?;
-        let mut ds = Dataset::load(&tmp_path).map_err(|e| {
-            let text = e
-                .to_string()
-                .replace(&format!("{}/", tmp_path.display()), "")
-                .replace(&tmp_path.display().to_string(), &id);
-            if e.is_user_error() {
-                ApiError::bad_request(text)
-            } else {
-                ApiError::from(e)
-            }
-        })?;
-        let rows: u64 = ds.report.tables.values().map(|t| t.read).sum();
-        if rows > max_rows {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the upload holds {rows} rows; this server takes at most {max_rows}"),
-            ));
-        }
-        let _publishing = registry.publish.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let target = data_dir.join(&id);
-        if registry.get(&id).is_some() || target.exists() {
-            return Err(conflict(&id));
-        }
-        sync_dir(&tmp_path)?;
-        let kept = tmp.keep();
-        if let Err(e) = std::fs::rename(&kept, &target) {
-            let _ = std::fs::remove_dir_all(&kept);
-            return Err(ApiError::internal(format!("publishing {}: {e}", target.display())));
-        }
-        sync_dir(&data_dir)?;
-        ds.name.clone_from(&id);
-        ds.dir = target;
-        tracing::info!(dataset = %id, rows, "upload stored");
-        Ok((id.clone(), registry.insert(ds)))
-    })
-    .await?;
-    let (id, entry) = entry;
-    let location = format!("/api/v1/datasets/{id}");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(&id, &entry, Access::Admin))).into_response())
+    sync_dir(&tmp_path)?;
+    let kept = tmp.keep();
+    if let Err(e) = std::fs::rename(&kept, &target) {
+        let _ = std::fs::remove_dir_all(&kept);
+        return Err(ApiError::internal(format!("publishing {}: {e}", target.display())));
+    }
+    sync_dir(data_dir)?;
+    ds.name.clone_from(&id);
+    ds.dir = target;
+    tracing::info!(dataset = %id, rows, "upload stored");
+    Ok((id.clone(), registry.insert(ds)))
 }
 
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

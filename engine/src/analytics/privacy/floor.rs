@@ -17,7 +17,6 @@ pub const MERGE_LEVELS: u8 = 2;
 /// Whether a heatmap cell (columns `customers`, `prospects`) may be published: it holds at least
 /// `k` customers, and its segment's prospects and the customers outside the segment are each none
 /// or at least `k` (a no-segment query tells the customers, so those outside would show).
-#[must_use]
 pub fn cell_holds(k: KFloor) -> Expr {
     let k = lit(i64::from(k.get()));
     let none_or_k = |e: Expr| e.clone().eq(lit(0i64)).or(e.gt_eq(k.clone()));
