@@ -162,14 +162,31 @@ pub fn attribution_chart(
     }
 }
 
+/// What the model-table charts share: the key column, the window's caption, each row's model
+/// and the first model asked for.
+struct Rows {
+    key: &'static str,
+    window: String,
+    models: Vec<String>,
+    first_model: &'static str,
+}
+
+impl Rows {
+    fn of(result: &AttributionResult) -> Result<Rows, Error> {
+        let p = &result.params;
+        Ok(Rows {
+            key: p.by.column(),
+            window: format!("window {} days", p.window_days),
+            models: strings(&result.table, "model")?,
+            first_model: p.models[0].name(),
+        })
+    }
+}
+
 /// Attributed conversions per key, one bar series per model, keys in the first model's order.
 fn models_chart(result: &AttributionResult) -> Result<Chart, Error> {
-    let p = &result.params;
-    let key = p.by.column();
-    let window = format!("window {} days", p.window_days);
-    let t = &result.table;
-    let models = strings(t, "model")?;
-    let first_model = p.models[0].name();
+    let Rows { key, window, models, first_model } = Rows::of(result)?;
+    let (p, t) = (&result.params, &result.table);
     let keys: Vec<String> = {
         let all = strings(t, key)?;
         let mut k: Vec<String> =
@@ -202,12 +219,8 @@ fn models_chart(result: &AttributionResult) -> Result<Chart, Error> {
 
 /// ROI per key under the first model (n/a where there is no cost or the figure is withheld).
 fn roi_chart(result: &AttributionResult) -> Result<Chart, Error> {
-    let p = &result.params;
-    let key = p.by.column();
-    let window = format!("window {} days", p.window_days);
+    let Rows { key, window, models, first_model } = Rows::of(result)?;
     let t = &result.table;
-    let models = strings(t, "model")?;
-    let first_model = p.models[0].name();
     let rows: Vec<usize> = (0..models.len()).filter(|&i| models[i] == first_model).collect();
     let keys = strings(t, key)?;
     let roi = floats(t, "roi")?;
