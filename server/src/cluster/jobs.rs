@@ -108,30 +108,78 @@ fn customers_schema(cluster: &Cluster) -> Result<Schema, Error> {
 }
 
 /// Counts, per table, the rows the local ingest would reject (SPEC §2) and refuses the dataset
-/// if there are any, naming each reason and count.
+/// if there are any, naming each reason and count: each table's row rules ([`customer_rules`],
+/// [`deal_rules`], [`touchpoint_rules`]) counted in one query, then duplicate ids and references
+/// to unknown customers.
 pub fn check_clean(cluster: &Cluster) -> Result<(), Error> {
-    let mut problems: Vec<String> = Vec::new();
-    let count = |table: &str, checks: Vec<(String, String)>| -> Result<Vec<String>, Error> {
-        let mut problems = Vec::new();
-        if checks.is_empty() {
-            return Ok(problems);
-        }
-        let select: Vec<String> = checks
-            .iter()
-            .enumerate()
-            .map(|(i, (_, bad))| format!("CAST(SUM(CASE WHEN {bad} THEN 1 ELSE 0 END) AS BIGINT) AS c{i}"))
-            .collect();
-        let out = cluster.query(&format!("SELECT {} FROM {table}", select.join(", ")))?;
-        for (i, (reason, _)) in checks.iter().enumerate() {
-            let n = out.column(&format!("c{i}"))?.i64()?.get(0).unwrap_or(0);
-            if n > 0 {
-                problems.push(format!("{table}: {n} rows with {reason}"));
-            }
-        }
-        Ok(problems)
-    };
-    let has = |t: &str, c: &str| cluster.has_column(t, c);
+    let mut problems = count_bad(cluster, "customers", customer_rules(cluster)?)?;
+    problems.extend(duplicates(cluster, "customers", "customer_id")?);
+    if cluster.has("deals") {
+        problems.extend(count_bad(cluster, "deals", deal_rules(cluster)?)?);
+        problems.extend(unknown_customers(cluster, "deals")?);
+        problems.extend(duplicates(cluster, "deals", "deal_id")?);
+    }
+    if cluster.has("touchpoints") {
+        problems.extend(count_bad(cluster, "touchpoints", touchpoint_rules(cluster)?)?);
+        problems.extend(unknown_customers(cluster, "touchpoints")?);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::BadInput(format!(
+            "the cluster engine needs tables that ingest accepts whole, and {} (`custmap validate DIR` lists the rows; \
+             fix them, or use --engine local, which rejects them with reasons)",
+            problems.join("; ")
+        )))
+    }
+}
 
+/// A rule: the reason a row is rejected, and the SQL condition that finds such rows.
+type Rule = (String, String);
+
+/// The rows of `table` breaking each rule, counted in one query: "table: n rows with reason" per
+/// broken rule.
+fn count_bad(cluster: &Cluster, table: &str, rules: Vec<Rule>) -> Result<Vec<String>, Error> {
+    let mut problems = Vec::new();
+    if rules.is_empty() {
+        return Ok(problems);
+    }
+    let select: Vec<String> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, (_, bad))| format!("CAST(SUM(CASE WHEN {bad} THEN 1 ELSE 0 END) AS BIGINT) AS c{i}"))
+        .collect();
+    let out = cluster.query(&format!("SELECT {} FROM {table}", select.join(", ")))?;
+    for (i, (reason, _)) in rules.iter().enumerate() {
+        let n = out.column(&format!("c{i}"))?.i64()?.get(0).unwrap_or(0);
+        if n > 0 {
+            problems.push(format!("{table}: {n} rows with {reason}"));
+        }
+    }
+    Ok(problems)
+}
+
+/// Rows of `table` whose `id` repeats another's.
+fn duplicates(cluster: &Cluster, table: &str, id: &str) -> Result<Option<String>, Error> {
+    let sql = format!("SELECT CAST(COUNT(*) - COUNT(DISTINCT \"{id}\") AS BIGINT) AS n FROM {table}");
+    let n = cluster.query(&sql)?.column("n")?.i64()?.get(0).unwrap_or(0);
+    Ok((n > 0).then(|| format!("{table}: {n} rows with a duplicate {id}")))
+}
+
+/// Rows of `table` whose `customer_id` names no customer.
+fn unknown_customers(cluster: &Cluster, table: &str) -> Result<Option<String>, Error> {
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table} t LEFT JOIN (SELECT DISTINCT \"customer_id\" AS cid FROM customers) c \
+         ON t.\"customer_id\" = c.cid WHERE c.cid IS NULL"
+    );
+    let n = cluster.query(&sql)?.column("n")?.i64()?.get(0).unwrap_or(0);
+    Ok((n > 0).then(|| format!("{table}: {n} rows for an unknown customer")))
+}
+
+/// Customers: an id; each place's coordinates both or neither, in range, not (0, 0); some place;
+/// budget and desired area not negative.
+fn customer_rules(cluster: &Cluster) -> Result<Vec<Rule>, Error> {
+    let has = |c: &str| cluster.has_column("customers", c);
     let mut c = vec![(
         "missing customer_id".to_string(),
         "(\"customer_id\" IS NULL OR trim(\"customer_id\") = '')".to_string(),
@@ -139,7 +187,7 @@ pub fn check_clean(cluster: &Cluster) -> Result<(), Error> {
     let mut located = Vec::new();
     for p in ["home_", "work_"] {
         let (lat, lng) = (format!("{p}lat"), format!("{p}lng"));
-        if !(has("customers", &lat)? && has("customers", &lng)?) {
+        if !(has(&lat)? && has(&lng)?) {
             continue;
         }
         let (la, lo) = (quoted(&lat), quoted(&lng));
@@ -157,79 +205,45 @@ pub fn check_clean(cluster: &Cluster) -> Result<(), Error> {
         if located.is_empty() { "true".into() } else { format!("({})", located.join(" AND ")) },
     ));
     for col in ["budget", "desired_area_sqm"] {
-        if has("customers", col)? {
+        if has(col)? {
             let q = quoted(col);
             c.push((format!("{col} negative or not a number"), format!("({q} < 0 OR isnan({q}))")));
         }
     }
-    problems.extend(count("customers", c)?);
-    let dup = cluster.query("SELECT CAST(COUNT(*) - COUNT(DISTINCT \"customer_id\") AS BIGINT) AS n FROM customers")?;
-    let n = dup.column("n")?.i64()?.get(0).unwrap_or(0);
-    if n > 0 {
-        problems.push(format!("customers: {n} rows with a duplicate customer_id"));
-    }
+    Ok(c)
+}
 
-    let unknown = |table: &str| -> Result<i64, Error> {
-        let sql = format!(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table} t LEFT JOIN (SELECT DISTINCT \"customer_id\" AS cid FROM customers) c \
-             ON t.\"customer_id\" = c.cid WHERE c.cid IS NULL"
-        );
-        Ok(cluster.query(&sql)?.column("n")?.i64()?.get(0).unwrap_or(0))
-    };
-    if cluster.has("deals") {
-        let statuses = DEAL_STATUSES.map(text).join(", ");
-        let mut d = vec![
-            ("missing deal_id".to_string(), "\"deal_id\" IS NULL".to_string()),
-            ("missing signed_at".into(), "\"signed_at\" IS NULL".into()),
-            (
-                "price missing, negative or not a number".into(),
-                "(\"price\" IS NULL OR \"price\" < 0 OR isnan(\"price\"))".into(),
-            ),
-        ];
-        if has("deals", "status")? {
-            d.push((
-                "an unknown status".into(),
-                format!("(\"status\" IS NOT NULL AND \"status\" NOT IN ({statuses}))"),
-            ));
-        }
-        if has("deals", "area_sqm")? {
-            d.push(("area_sqm negative".into(), "\"area_sqm\" < 0".into()));
-        }
-        problems.extend(count("deals", d)?);
-        let n = unknown("deals")?;
-        if n > 0 {
-            problems.push(format!("deals: {n} rows for an unknown customer"));
-        }
-        let dup = cluster.query("SELECT CAST(COUNT(*) - COUNT(DISTINCT \"deal_id\") AS BIGINT) AS n FROM deals")?;
-        let n = dup.column("n")?.i64()?.get(0).unwrap_or(0);
-        if n > 0 {
-            problems.push(format!("deals: {n} rows with a duplicate deal_id"));
-        }
+/// Deals: an id, a signing time, a price not negative, a known status, an area not negative.
+fn deal_rules(cluster: &Cluster) -> Result<Vec<Rule>, Error> {
+    let statuses = DEAL_STATUSES.map(text).join(", ");
+    let mut d = vec![
+        ("missing deal_id".to_string(), "\"deal_id\" IS NULL".to_string()),
+        ("missing signed_at".into(), "\"signed_at\" IS NULL".into()),
+        (
+            "price missing, negative or not a number".into(),
+            "(\"price\" IS NULL OR \"price\" < 0 OR isnan(\"price\"))".into(),
+        ),
+    ];
+    if cluster.has_column("deals", "status")? {
+        d.push(("an unknown status".into(), format!("(\"status\" IS NOT NULL AND \"status\" NOT IN ({statuses}))")));
     }
-    if cluster.has("touchpoints") {
-        let events = EVENTS.map(text).join(", ");
-        let mut t = vec![
-            ("missing ts".to_string(), "\"ts\" IS NULL".to_string()),
-            ("missing channel".into(), "(\"channel\" IS NULL OR trim(\"channel\") = '')".into()),
-        ];
-        if has("touchpoints", "event")? {
-            t.push(("an unknown event".into(), format!("(\"event\" IS NOT NULL AND \"event\" NOT IN ({events}))")));
-        }
-        problems.extend(count("touchpoints", t)?);
-        let n = unknown("touchpoints")?;
-        if n > 0 {
-            problems.push(format!("touchpoints: {n} rows for an unknown customer"));
-        }
+    if cluster.has_column("deals", "area_sqm")? {
+        d.push(("area_sqm negative".into(), "\"area_sqm\" < 0".into()));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::BadInput(format!(
-            "the cluster engine needs tables that ingest accepts whole, and {} (`custmap validate DIR` lists the rows; \
-             fix them, or use --engine local, which rejects them with reasons)",
-            problems.join("; ")
-        )))
+    Ok(d)
+}
+
+/// Touchpoints: a time, a channel, a known event.
+fn touchpoint_rules(cluster: &Cluster) -> Result<Vec<Rule>, Error> {
+    let events = EVENTS.map(text).join(", ");
+    let mut t = vec![
+        ("missing ts".to_string(), "\"ts\" IS NULL".to_string()),
+        ("missing channel".into(), "(\"channel\" IS NULL OR trim(\"channel\") = '')".into()),
+    ];
+    if cluster.has_column("touchpoints", "event")? {
+        t.push(("an unknown event".into(), format!("(\"event\" IS NOT NULL AND \"event\" NOT IN ({events}))")));
     }
+    Ok(t)
 }
 
 /// The anchors of a location: (latitude column, longitude column, cell column).
