@@ -359,30 +359,7 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
     if !cluster.has("touchpoints") {
         return Err(Error::BadInput("attribution needs a touchpoints table".into()));
     }
-    let tp_cols = cluster.columns("touchpoints")?;
-    let ts_ty = tp_cols
-        .iter()
-        .find(|(n, _)| n == "ts")
-        .map(|(_, t)| t.clone())
-        .ok_or_else(|| Error::BadInput("touchpoints has no ts column".into()))?;
-    let has_tp = |c: &str| tp_cols.iter().any(|(n, _)| n == c);
-    let campaign = if has_tp("campaign_id") { "\"campaign_id\"" } else { "CAST(NULL AS VARCHAR)" };
-    let event = if has_tp("event") { "\"event\"" } else { "CAST(NULL AS VARCHAR)" };
-    let tp = format!(
-        "SELECT \"customer_id\" AS cid, {ts} AS ts, \"channel\" AS channel, COALESCE({campaign}, {nc}) AS campaign, \
-         COALESCE({event}, 'lead') AS event FROM touchpoints",
-        ts = micros("ts", &ts_ty)?,
-        nc = text(NO_CAMPAIGN),
-    );
-    let conv = if cluster.has("deals") {
-        "SELECT cid, day, price FROM (SELECT \"customer_id\" AS cid, CAST(CAST(\"signed_at\" AS INT) AS BIGINT) AS day, \
-         \"price\" AS price, ROW_NUMBER() OVER (PARTITION BY \"customer_id\" ORDER BY \"signed_at\", \"deal_id\") AS rn \
-         FROM deals WHERE COALESCE(\"status\", 'signed') = 'signed') x WHERE rn = 1"
-            .to_string()
-    } else {
-        "SELECT CAST(NULL AS VARCHAR) AS cid, CAST(NULL AS BIGINT) AS day, CAST(NULL AS DOUBLE) AS price WHERE false"
-            .into()
-    };
+    let (tp, conv) = sources(cluster)?;
     let at_conv = format!("(cv.day * {DAY_US} + {})", DAY_US - 1);
 
     // The data's end: the latest touch (any event) or first conversion.
@@ -400,20 +377,7 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
         By::Channel => (REFERRAL.to_string(), "channel"),
         By::Campaign => ("(referral)".to_string(), "campaign"),
     };
-    let referrals = if cluster.has_column("customers", "referred_by")? {
-        let created = if cluster.has_column("customers", "created_at")? {
-            format!("CAST(CAST(c.\"created_at\" AS INT) AS BIGINT) * {DAY_US}")
-        } else {
-            "CAST(NULL AS BIGINT)".into()
-        };
-        format!(
-            "SELECT cid, at AS ts FROM (SELECT c.\"customer_id\" AS cid, COALESCE({created}, f.first_ts - 1, {end}) AS at, \
-             f.first_ts FROM customers c LEFT JOIN firsts f ON c.\"customer_id\" = f.cid WHERE c.\"referred_by\" IS NOT NULL) r \
-             WHERE r.first_ts IS NULL OR r.at <= r.first_ts"
-        )
-    } else {
-        "SELECT CAST(NULL AS VARCHAR) AS cid, CAST(NULL AS BIGINT) AS ts WHERE false".into()
-    };
+    let referrals = referral_touches(cluster, end)?;
     let common = format!(
         "WITH tp AS ({tp}), conv AS ({conv}), \
          firsts AS (SELECT cid, MIN(ts) AS first_ts FROM tp WHERE event <> 'visit' GROUP BY cid), \
@@ -469,19 +433,73 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
         first_i64(&check, "journeys")?,
     )?;
     consistent("customers with a touch", sum_i64(&keys, "leads")?, first_i64(&check, "who")?)?;
+    let stats = key_stats(&keys)?;
+    let ref0 = keys.column("ref0")?.i64()?.get(0);
+    let start = ref0.map_or(start_tp, |r| r.min(start_tp));
+    Ok(Journeys::from_paths(&paths, &stats, (start, end))?)
+}
+
+/// The touchpoints (customer, time in microseconds, channel, campaign or the no-campaign key,
+/// event, `lead` when absent) and each customer's first signed deal (signing day, price), as SQL.
+fn sources(cluster: &Cluster) -> Result<(String, String), Error> {
+    let tp_cols = cluster.columns("touchpoints")?;
+    let ts_ty = tp_cols
+        .iter()
+        .find(|(n, _)| n == "ts")
+        .map(|(_, t)| t.clone())
+        .ok_or_else(|| Error::BadInput("touchpoints has no ts column".into()))?;
+    let has_tp = |c: &str| tp_cols.iter().any(|(n, _)| n == c);
+    let campaign = if has_tp("campaign_id") { "\"campaign_id\"" } else { "CAST(NULL AS VARCHAR)" };
+    let event = if has_tp("event") { "\"event\"" } else { "CAST(NULL AS VARCHAR)" };
+    let tp = format!(
+        "SELECT \"customer_id\" AS cid, {ts} AS ts, \"channel\" AS channel, COALESCE({campaign}, {nc}) AS campaign, \
+         COALESCE({event}, 'lead') AS event FROM touchpoints",
+        ts = micros("ts", &ts_ty)?,
+        nc = text(NO_CAMPAIGN),
+    );
+    let conv = if cluster.has("deals") {
+        "SELECT cid, day, price FROM (SELECT \"customer_id\" AS cid, CAST(CAST(\"signed_at\" AS INT) AS BIGINT) AS day, \
+         \"price\" AS price, ROW_NUMBER() OVER (PARTITION BY \"customer_id\" ORDER BY \"signed_at\", \"deal_id\") AS rn \
+         FROM deals WHERE COALESCE(\"status\", 'signed') = 'signed') x WHERE rn = 1"
+            .to_string()
+    } else {
+        "SELECT CAST(NULL AS VARCHAR) AS cid, CAST(NULL AS BIGINT) AS day, CAST(NULL AS DOUBLE) AS price WHERE false"
+            .into()
+    };
+    Ok((tp, conv))
+}
+
+/// The referral touches as SQL: a referred customer's `created_at` (else just before their first
+/// touch, else the data's `end`), kept when no touch of theirs comes earlier.
+fn referral_touches(cluster: &Cluster, end: i64) -> Result<String, Error> {
+    Ok(if cluster.has_column("customers", "referred_by")? {
+        let created = if cluster.has_column("customers", "created_at")? {
+            format!("CAST(CAST(c.\"created_at\" AS INT) AS BIGINT) * {DAY_US}")
+        } else {
+            "CAST(NULL AS BIGINT)".into()
+        };
+        format!(
+            "SELECT cid, at AS ts FROM (SELECT c.\"customer_id\" AS cid, COALESCE({created}, f.first_ts - 1, {end}) AS at, \
+             f.first_ts FROM customers c LEFT JOIN firsts f ON c.\"customer_id\" = f.cid WHERE c.\"referred_by\" IS NOT NULL) r \
+             WHERE r.first_ts IS NULL OR r.at <= r.first_ts"
+        )
+    } else {
+        "SELECT CAST(NULL AS VARCHAR) AS cid, CAST(NULL AS BIGINT) AS ts WHERE false".into()
+    })
+}
+
+/// Per key: its name, channel, leads and visits, from the keys query.
+fn key_stats(keys: &DataFrame) -> Result<Vec<KeyStats>, Error> {
     let names = keys.column("key")?.str()?;
     let channels = keys.column("channel")?.str()?;
     let leads = keys.column("leads")?.i64()?;
     let visits = keys.column("visits")?.i64()?;
-    let stats: Vec<KeyStats> = (0..keys.height())
+    Ok((0..keys.height())
         .map(|i| KeyStats {
             key: names.get(i).unwrap_or_default().to_string(),
             channel: channels.get(i).unwrap_or_default().to_string(),
             leads: leads.get(i).unwrap_or(0) as u64,
             visits: visits.get(i).unwrap_or(0) as u64,
         })
-        .collect();
-    let ref0 = keys.column("ref0")?.i64()?.get(0);
-    let start = ref0.map_or(start_tp, |r| r.min(start_tp));
-    Ok(Journeys::from_paths(&paths, &stats, (start, end))?)
+        .collect())
 }
