@@ -507,9 +507,10 @@ pub fn by_cell(
     let chains = f.chains();
     let kids = f.children();
     let mut cells: HashMap<u64, [f64; 7]> = HashMap::new();
+    let mut indexer = crate::spatial::fast_h3::Indexer::new(res);
     for (i, c) in chains.iter().enumerate().filter(|(_, c)| c.direct_referrals > 0) {
         let (Some(a), Some(b)) = (lat.get(i), lng.get(i)) else { continue };
-        let Some(cell) = crate::spatial::h3::cell(a, b, res) else { continue };
+        let Some(cell) = indexer.cell(a, b) else { continue };
         let direct_revenue: f64 = kids[i].iter().map(|k| f.revenue[*k as usize]).sum();
         let e = cells.entry(cell).or_default();
         e[0] += 1.0;

@@ -158,9 +158,10 @@ fn exact_cells(ds: &Dataset, location: Location, res: Res, cap_units: u64) -> Re
     let max_price = crate::analytics::heatmap::largest_signed_deal(ds)?;
     let cap = cap_units as f64;
     let mut cells: HashMap<u64, [i64; 3]> = HashMap::new();
+    let mut indexer = crate::spatial::fast_h3::Indexer::new(res);
     for i in 0..n {
-        let cell_of = |(lat, lng): &(F64s, F64s)| match (lat.get(i), lng.get(i)) {
-            (Some(a), Some(b)) => h3::cell(a, b, res),
+        let mut cell_of = |(lat, lng): &(F64s, F64s)| match (lat.get(i), lng.get(i)) {
+            (Some(a), Some(b)) => indexer.cell(a, b),
             _ => None,
         };
         let mut mine: [Option<u64>; 2] = [None, None];
