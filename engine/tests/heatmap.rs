@@ -430,3 +430,20 @@ fn auto_reduction_follows_how_often_coordinates_repeat() {
 fn params_at_both(res: u8) -> HeatmapParams {
     HeatmapParams { location: Location::Both, ..params_at(res) }
 }
+
+/// regression: a buyer's revenue was summed naively once the per-buyer deals became a loop
+/// (0.1 + 0.2 + 0.3 = 0.6000000000000001), where the polars group-by it replaced sums with
+/// Kahan compensation (0.6): every figure must stay the same to the bit.
+#[test]
+fn regression_a_buyers_revenue_is_summed_as_the_polars_group_by_summed_it() {
+    let customers = format!("customer_id,home_lat,home_lng,budget\nA,{},{},4000000\n", P1.0, P1.1);
+    let deals = b"deal_id,customer_id,signed_at,price,status\n\
+D1,A,2025-03-01,0.1,signed\n\
+D2,A,2025-03-02,0.2,signed\n\
+D3,A,2025-03-03,0.3,signed\n";
+    let (_d, ds) = load(&[("customers.csv", customers.as_bytes()), ("deals.csv", deals)]);
+    let out = heatmap(&ds.unwrap(), &params(Location::Home, 1)).unwrap();
+    let p1 = row(&out.cells, &cell(P1, 9));
+    assert_eq!(p1["deals"], 3.0);
+    assert_eq!(p1["revenue"].to_bits(), 0.6f64.to_bits(), "revenue {}", p1["revenue"]);
+}
