@@ -150,10 +150,9 @@ impl CellCache {
         if l == lat && g == lng {
             return c;
         }
-        if self.indexer.as_ref().is_none_or(|ix| ix.res() != res) {
-            self.indexer = Some(Indexer::new(res));
-        }
-        let indexer = self.indexer.as_mut().expect("set above");
+        // One cache serves one reduction, at one resolution.
+        let indexer = self.indexer.get_or_insert_with(|| Indexer::new(res));
+        debug_assert_eq!(indexer.res(), res);
         let cell = indexer.cell(f64::from_bits(lat), f64::from_bits(lng)).unwrap_or(MISSING);
         self.slots[slot] = (lat, lng, cell);
         cell
