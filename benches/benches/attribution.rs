@@ -14,7 +14,7 @@ fn bench(c: &mut Criterion) {
     for size in Size::selected() {
         let dir = demo_city(size);
         let ds = Dataset::load_tables(&dir, &[Table::Touchpoints, Table::Deals]).expect("load");
-        let touchpoints = ds.touchpoints.as_ref().map_or(0, |t| t.height()) as u64;
+        let touchpoints = ds.touchpoints.as_ref().map_or(0, |t| t.len()) as u64;
         group.throughput(Throughput::Elements(touchpoints));
         group.bench_with_input(BenchmarkId::new("journeys", size.label()), &ds, |b, ds| {
             b.iter(|| journeys::build(ds, By::Channel, 365).expect("journeys").journeys.len());

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use custmap_engine::analytics::attribution::heuristic::{credit, Rule};
-use custmap_engine::analytics::attribution::journeys::{Journey, Touch};
+use custmap_engine::analytics::attribution::journeys::{Journey, JourneyList, Touch};
 use custmap_engine::analytics::attribution::{attribution, markov, shapley, AttributionParams, By, Model};
 use custmap_engine::demo::{generate, DemoFormat, DemoParams};
 use custmap_engine::Dataset;
@@ -13,14 +13,27 @@ use proptest::prelude::*;
 
 const DAY: i64 = 86_400_000_000;
 
-fn journey(keys: &[u32], converted: Option<f64>) -> Journey {
+/// A journey written by hand (one touch a day, converting the day after the last).
+#[derive(Debug, Clone)]
+struct Owned {
+    touches: Vec<Touch>,
+    conversion: Option<(i64, f64)>,
+}
+
+fn journey(keys: &[u32], converted: Option<f64>) -> Owned {
     let n = keys.len() as i64;
-    Journey {
-        customer_row: 0,
+    Owned {
         touches: keys.iter().enumerate().map(|(i, k)| Touch { key: *k, ts: i as i64 * DAY }).collect(),
         conversion: converted.map(|v| (n * DAY, v)),
-        weight: 1.0,
     }
+}
+
+/// The journeys as the models take them.
+fn list(journeys: &[Owned]) -> JourneyList {
+    journeys
+        .iter()
+        .map(|j| Journey { customer_row: 0, touches: &j.touches, conversion: j.conversion, weight: 1.0 })
+        .collect()
 }
 
 /// Conversions credited by each model of an attribution table.
@@ -39,14 +52,14 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 /// A=0, B=1, C=2. [A B C] converts for 300; [B] converts for 100; [A C] does not.
-fn hand_set() -> Vec<Journey> {
+fn hand_set() -> Vec<Owned> {
     vec![journey(&[0, 1, 2], Some(300.0)), journey(&[1], Some(100.0)), journey(&[0, 2], None)]
 }
 
 #[test]
 fn heuristic_models_by_hand() {
     let j = hand_set();
-    let conv = |rule| credit(rule, &j, 3).iter().map(|c| c.0).collect::<Vec<_>>();
+    let conv = |rule| credit(rule, &list(&j), 3).iter().map(|c| c.0).collect::<Vec<_>>();
     assert_eq!(conv(Rule::FirstTouch), vec![1.0, 1.0, 0.0]);
     assert_eq!(conv(Rule::LastTouch), vec![0.0, 1.0, 1.0]);
     let linear = conv(Rule::Linear);
@@ -54,11 +67,11 @@ fn heuristic_models_by_hand() {
     let pos = conv(Rule::PositionBased);
     assert!(close(pos[0], 0.4) && close(pos[1], 1.2) && close(pos[2], 0.4));
     // Touches 3, 2, 1 days before conversion, half-life 1 day: weights 1/8, 1/4, 1/2 -> /0.875.
-    let td = credit(Rule::TimeDecay { half_life_us: DAY as f64 }, &j, 3);
+    let td = credit(Rule::TimeDecay { half_life_us: DAY as f64 }, &list(&j), 3);
     assert!(close(td[0].0, 0.125 / 0.875) && close(td[2].0, 0.5 / 0.875));
     assert!(close(td[0].1, 300.0 * 0.125 / 0.875));
     // Two touches: 50/50 in position-based.
-    let two = credit(Rule::PositionBased, &[journey(&[0, 1], Some(10.0))], 2);
+    let two = credit(Rule::PositionBased, &list(&[journey(&[0, 1], Some(10.0))]), 2);
     assert_eq!((two[0].0, two[1].0), (0.5, 0.5));
 }
 
@@ -105,8 +118,8 @@ fn enumerate(paths: &[(Vec<u32>, bool)], order: usize, removed: Option<u32>, ste
     converted
 }
 
-fn as_journeys(paths: &[(Vec<u32>, bool)]) -> Vec<Journey> {
-    paths.iter().map(|(p, c)| journey(p, c.then_some(1.0))).collect()
+fn as_journeys(paths: &[(Vec<u32>, bool)]) -> JourneyList {
+    list(&paths.iter().map(|(p, c)| journey(p, c.then_some(1.0))).collect::<Vec<_>>())
 }
 
 #[test]
@@ -140,7 +153,7 @@ fn markov_removal_effects_match_path_enumeration() {
 
 #[test]
 fn markov_credits_sum_to_the_conversions() {
-    let credit = markov::credit(&hand_set(), 3, 1).unwrap();
+    let credit = markov::credit(&list(&hand_set()), 3, 1).unwrap();
     let total: f64 = credit.iter().map(|c| c.0).sum();
     let value: f64 = credit.iter().map(|c| c.1).sum();
     assert!(close(total, 2.0) && close(value, 400.0));
@@ -148,7 +161,7 @@ fn markov_credits_sum_to_the_conversions() {
 
 // ---- Shapley ----
 
-fn random_journeys() -> impl Strategy<Value = Vec<Journey>> {
+fn random_journeys() -> impl Strategy<Value = Vec<Owned>> {
     proptest::collection::vec((proptest::collection::vec(0u32..6, 1..5), proptest::option::of(1u32..100)), 1..30)
         .prop_map(|v| v.into_iter().map(|(k, c)| journey(&k, c.map(f64::from))).collect())
 }
@@ -158,9 +171,9 @@ proptest! {
 
     #[test]
     fn shapley_exact_is_efficient_and_matches_the_closed_form(j in random_journeys()) {
-        let s = shapley::credit(&j, 6, 1);
+        let s = shapley::credit(&list(&j), 6, 1);
         prop_assert!(s.std_error.is_none());
-        let oracle = shapley::closed_form(&j, 6);
+        let oracle = shapley::closed_form(&list(&j), 6);
         for (a, b) in s.credit.iter().zip(&oracle) {
             prop_assert!(close(a.0, b.0) && close(a.1, b.1));
         }
@@ -179,7 +192,7 @@ proptest! {
             }
         }
         j.push(journey(&[7, 1], None));
-        let s = shapley::credit(&j, 8, 1);
+        let s = shapley::credit(&list(&j), 8, 1);
         prop_assert!(close(s.credit[0].0, s.credit[6].0));
         prop_assert_eq!(s.credit[7].0, 0.0);
     }
@@ -193,9 +206,9 @@ fn shapley_sampled_agrees_with_exact_within_its_error() {
         j.push(journey(&[i, (i + 1) % 14], Some(1.0)));
         j.push(journey(&[i, (i + 3) % 14, (i + 5) % 14], Some(2.0)));
     }
-    let s = shapley::credit(&j, 14, 7);
+    let s = shapley::credit(&list(&j), 14, 7);
     let err = s.std_error.expect("sampled");
-    let oracle = shapley::closed_form(&j, 14);
+    let oracle = shapley::closed_form(&list(&j), 14);
     for (a, b) in s.credit.iter().zip(&oracle) {
         assert!((a.0 - b.0).abs() <= 4.0 * err + 1e-12, "{} vs {} (se {err})", a.0, b.0);
     }

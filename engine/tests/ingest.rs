@@ -157,7 +157,7 @@ C1,2025-01-03,,lead\n";
         vec![(2, "cost".into(), "cost negative".into()), (3, "end_date".into(), "end_date before start_date".into())]
     );
     // A missing event defaults to lead.
-    let tp = ds.touchpoints.as_ref().unwrap();
+    let tp = ds.touchpoints.as_ref().unwrap().to_frame().unwrap();
     let events: Vec<&str> = tp.column("event").unwrap().str().unwrap().iter().flatten().collect();
     assert_eq!(events, vec!["lead", "lead"]);
     assert_accounting(&ds);
@@ -269,7 +269,7 @@ A,2025-01-05 10:00:00 garbage,web\n";
         let t = chrono::NaiveDate::from_ymd_opt(2025, 1, 5).unwrap().and_hms_opt(h, m, 0).unwrap();
         t.and_utc().timestamp_micros() + ms * 1000
     };
-    let tp = ds.touchpoints.as_ref().unwrap();
+    let tp = ds.touchpoints.as_ref().unwrap().to_frame().unwrap();
     let got: Vec<i64> =
         tp.column("ts").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().flatten().collect();
     // Offsets are normalized to UTC; naive times and dates are read as UTC; the rest is rejected.
@@ -357,7 +357,7 @@ fn regression_a_bad_optional_value_does_not_cascade() {
     // A's budget and D1's area are nulled; A, D1 and A's touchpoint stay.
     assert_eq!(accepted_ids(&ds), ["A"]);
     assert_eq!(ds.deals.as_ref().unwrap().height(), 1);
-    assert_eq!(ds.touchpoints.as_ref().unwrap().height(), 1);
+    assert_eq!(ds.touchpoints.as_ref().unwrap().len(), 1);
     let nulled: Vec<(&str, &str)> = ds.nulled.iter().map(|n| (n.table, n.column.as_str())).collect();
     assert_eq!(nulled, [("customers", "budget"), ("deals", "area_sqm")]);
     assert_eq!(ds.report.tables["customers"].values_nulled, 1);
@@ -433,7 +433,7 @@ fn regression_naive_timestamps_are_read_in_the_dataset_time_zone() {
     let opts = IngestOptions::parse_tz("+08:00").unwrap();
     let ds = Dataset::load_with(dir.path(), &custmap_engine::io::schema::Table::ALL, opts).unwrap();
     assert_eq!(ds.report.time_zone, "+08:00");
-    let ts = ds.touchpoints.as_ref().unwrap().column("ts").unwrap().cast(&DataType::Int64).unwrap();
+    let ts = ds.touchpoints.as_ref().unwrap().to_frame().unwrap().column("ts").unwrap().cast(&DataType::Int64).unwrap();
     let hour = |us: i64| (us / 3_600_000_000) % 24;
     let got: Vec<i64> = ts.i64().unwrap().iter().flatten().map(hour).collect();
     // 10:00 in +08:00 is 02:00 UTC; a timestamp with Z is read as written.
@@ -598,4 +598,106 @@ fn measure_table_counts_rows_without_decoding() {
     assert_eq!((shape.rows, shape.columns, shape.longest_field), (4, 2, 0));
     // The footer's uncompressed size: 4 ids and 4 integers are at least 32 bytes of data.
     assert!(shape.uncompressed_bytes >= 32, "{shape:?}");
+}
+
+/// Touchpoints are read and validated in batches: any batch size gives the same table, counts
+/// and rejects (rows, lines, reasons, values), from CSV (early rejects, a multi-line field) and
+/// from Parquet with many row groups.
+#[test]
+fn touchpoints_read_in_batches_load_the_same_for_any_batch_size() {
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::IngestOptions;
+    let customers =
+        b"customer_id,home_lat,home_lng,referred_by\nA,30.55,114.31,\nB,30.56,114.32,A\nC,oops,114.3,\nD,30.5,114.3,\n";
+    let touchpoints: &[u8] = b"customer_id,ts,channel,campaign_id,event,note\n\
+A,2025-01-05 10:00:00,web,c2,lead,x\n\
+B,2025-01-06T09:00:00+08:00,douyin,,click,y\n\
+B,2025-01-07,web,c1,visit,\"two\nlines\"\n\
+A,2025-01-08 11:00:00,billboard\n\
+Z,2025-01-08 11:00:00,web,c1,lead,unknown\n\
+C,2025-01-08 11:00:00,web,c1,lead,rejected customer\n\
+D,not a time,web,c1,lead,bad ts\n\
+D,2025-01-09 12:00:00,\xff\xfe,c1,lead,bad utf8\n\
+D,2025-01-09 12:00:00,wechat,c3,call,ok\n\
+A,2025-01-10 12:00:00,,c3,lead,no channel\n\
+B,2025-01-11 08:00:00,wechat,c2,impression,ok\n\
+D,2025-01-12 08:00:00,web,,sms,bad event\n";
+    // Naive text is read in +08:00; the Parquet file below holds those times as UTC instants
+    // without a zone, so it is read in UTC.
+    let tz = std::cell::Cell::new("+08:00");
+    let load_with = |dir: &std::path::Path, batch_rows: usize| {
+        let opts = IngestOptions { batch_rows, ..IngestOptions::parse_tz(tz.get()).unwrap() };
+        Dataset::load_with(dir, &Table::ALL, opts).unwrap()
+    };
+    let summary = |ds: &Dataset| {
+        let rejects: Vec<_> = ds
+            .rejects
+            .iter()
+            .chain(&ds.nulled)
+            .map(|r| (r.table, r.row, r.line, r.column.clone(), r.reason.clone(), r.value.clone()))
+            .collect();
+        (ds.touchpoints.clone().unwrap(), format!("{:?}", ds.report), rejects)
+    };
+    let csv_dir = dataset_dir(&[("customers.csv", customers), ("touchpoints.csv", touchpoints)]);
+    let whole = summary(&load_with(csv_dir.path(), usize::MAX / 2));
+    assert_eq!(whole.0.len(), 5, "{whole:?}");
+    assert_eq!(whole.0.channels, ["douyin", "web", "wechat"]);
+    let t = &whole.1;
+    assert!(t.contains("\"touchpoints\": TableReport { read: 12, accepted: 5, rejected: 7"), "{t}");
+    for batch in [1, 2, 3, 5] {
+        assert_eq!(summary(&load_with(csv_dir.path(), batch)), whole, "CSV in batches of {batch}");
+    }
+    // The same accepted rows from Parquet written in row groups of 2.
+    let csv_ds = load_with(csv_dir.path(), 0);
+    let mut frame = csv_ds.touchpoints.as_ref().unwrap().to_frame().unwrap();
+    let ids: Vec<String> = frame
+        .column("__customer_row")
+        .unwrap()
+        .idx()
+        .unwrap()
+        .into_no_null_iter()
+        .map(|r| csv_ds.customers.column("customer_id").unwrap().str().unwrap().get(r as usize).unwrap().to_string())
+        .collect();
+    frame.with_column(Column::new("customer_id".into(), ids)).unwrap();
+    let mut frame = frame.drop("__customer_row").unwrap();
+    let pq_dir = dataset_dir(&[("customers.csv", customers)]);
+    let file = std::fs::File::create(pq_dir.path().join("touchpoints.parquet")).unwrap();
+    ParquetWriter::new(file).with_row_group_size(Some(1)).finish(&mut frame).unwrap();
+    tz.set("UTC");
+    let pq_whole = load_with(pq_dir.path(), usize::MAX / 2);
+    assert_eq!(pq_whole.touchpoints, csv_ds.touchpoints);
+    for batch in [1, 2, 3] {
+        assert_eq!(summary(&load_with(pq_dir.path(), batch)), summary(&pq_whole), "Parquet in batches of {batch}");
+    }
+}
+
+/// A Parquet timestamp without a zone is a local time of the dataset's zone, as naive text is:
+/// it was read as UTC whatever `--tz` said, so a +08:00 CRM export's touches were 8 hours late.
+#[test]
+fn regression_naive_parquet_timestamps_are_read_in_the_dataset_time_zone() {
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::IngestOptions;
+    let at = |h: u32| {
+        chrono::NaiveDate::from_ymd_opt(2025, 1, 5).unwrap().and_hms_opt(h, 0, 0).unwrap().and_utc().timestamp_micros()
+    };
+    let ts = Int64Chunked::from_vec("ts".into(), vec![at(10), at(23)]).into_datetime(TimeUnit::Microseconds, None);
+    let mut frame = DataFrame::new(
+        2,
+        vec![
+            Column::new("customer_id".into(), ["A", "A"]),
+            ts.into_column(),
+            Column::new("channel".into(), ["web", "ad"]),
+        ],
+    )
+    .unwrap();
+    let dir = dataset_dir(&[("customers.csv", b"customer_id,home_lat,home_lng\nA,30.55,114.31\n")]);
+    ParquetWriter::new(std::fs::File::create(dir.path().join("touchpoints.parquet")).unwrap())
+        .finish(&mut frame)
+        .unwrap();
+    let read = |tz: &str| {
+        let ds = Dataset::load_with(dir.path(), &Table::ALL, IngestOptions::parse_tz(tz).unwrap()).unwrap();
+        ds.touchpoints.unwrap().ts
+    };
+    assert_eq!(read("UTC"), [at(10), at(23)]);
+    assert_eq!(read("+08:00"), [at(2), at(15)]);
 }

@@ -215,24 +215,21 @@ fn signed_revenue(ds: &Dataset, n: usize) -> Result<(Vec<f64>, Vec<bool>)> {
 
 /// Channel of each customer's earliest non-visit touchpoint (ties by channel name).
 fn first_channels(ds: &Dataset, n: usize) -> Result<Vec<Option<String>>> {
-    let mut out: Vec<Option<(i64, String)>> = vec![None; n];
-    if let Some(tp) = ds.touchpoints.as_ref().filter(|t| t.height() > 0) {
-        let rows = tp.column(CUSTOMER_ROW)?.idx()?;
-        let ts = tp.column("ts")?.datetime()?.physical();
-        let channel = tp.column("channel")?.str()?;
-        let event = tp.column("event")?.str()?;
-        for (((r, t), c), e) in rows.iter().zip(ts.iter()).zip(channel.iter()).zip(event.iter()) {
-            let (Some(r), Some(t), Some(c)) = (r, t, c) else { continue };
-            if e == Some("visit") || r as usize >= n {
-                continue;
-            }
-            let slot = &mut out[r as usize];
-            if slot.as_ref().is_none_or(|(t0, c0)| (t, c) < (*t0, c0.as_str())) {
-                *slot = Some((t, c.to_string()));
-            }
+    // (time, channel code): codes are ranks of sorted names, so the pair orders as (time, name).
+    let mut out: Vec<Option<(i64, u32)>> = vec![None; n];
+    let Some(tp) = ds.touchpoints.as_ref() else { return Ok(vec![None; n]) };
+    for i in 0..tp.len() {
+        let r = tp.customer_row[i] as usize;
+        if tp.event[i] == crate::io::touchpoints::VISIT || r >= n {
+            continue;
+        }
+        let here = (tp.ts[i], tp.channel[i]);
+        let slot = &mut out[r];
+        if slot.is_none_or(|first| here < first) {
+            *slot = Some(here);
         }
     }
-    Ok(out.into_iter().map(|s| s.map(|(_, c)| c)).collect())
+    Ok(out.into_iter().map(|s| s.map(|(_, c)| tp.channels[c as usize].clone())).collect())
 }
 
 /// One row per customer who referred anyone: `customer_id, channel, own_revenue,

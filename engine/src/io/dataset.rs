@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::read::{find_table_file, read_table};
+use super::read::{find_table_file, read_table, read_table_batches};
 use super::schema::Table;
-use super::validate::{rejects_frame, validate, IngestOptions, Reject};
+use super::touchpoints::{Builder, Touchpoints};
+use super::validate::{rejects_frame, validate, validate_with, IngestOptions, Reject, Validated};
 use crate::error::{Error, Result};
 use crate::spatial::Districts;
 
@@ -35,13 +36,14 @@ pub struct IngestReport {
 pub const DISTRICTS_FILE: &str = "districts.geojson";
 
 /// A loaded dataset. Frames hold accepted rows only, every known column typed (absent optional
-/// columns are present as nulls); extra customer columns are kept as attributes.
+/// columns are present as nulls); extra customer columns are kept as attributes. Touchpoints,
+/// the largest table, are held compactly (see [`Touchpoints`]).
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub name: String,
     pub dir: PathBuf,
     pub customers: DataFrame,
-    pub touchpoints: Option<DataFrame>,
+    pub touchpoints: Option<Touchpoints>,
     pub deals: Option<DataFrame>,
     pub campaigns: Option<DataFrame>,
     pub sites: Option<DataFrame>,
@@ -76,7 +78,8 @@ impl Dataset {
         let mut rejects = Vec::new();
         let mut nulled = Vec::new();
         let mut frames: BTreeMap<Table, DataFrame> = BTreeMap::new();
-        let mut customers: Option<super::validate::Validated> = None;
+        let mut customers: Option<Validated> = None;
+        let mut touchpoints = None;
         for table in Table::ALL {
             if table != Table::Customers && !tables.contains(&table) {
                 continue;
@@ -90,17 +93,17 @@ impl Dataset {
                 }
                 continue;
             };
+            if table == Table::Touchpoints {
+                let customers =
+                    customers.as_ref().ok_or_else(|| Error::Internal("customers must be validated first".into()))?;
+                let (t, counts) = load_touchpoints(&path, format, customers, opts, &mut rejects, &mut nulled)?;
+                report.tables.insert(table.name(), counts);
+                touchpoints = Some(t);
+                continue;
+            }
             let raw = read_table(&path, format)?;
             let mut v = validate(table, raw, customers.as_ref(), opts)?;
-            report.tables.insert(
-                table.name(),
-                TableReport {
-                    read: v.read,
-                    accepted: v.frame.height() as u64,
-                    rejected: v.rejects.len() as u64,
-                    values_nulled: v.nulled.len() as u64,
-                },
-            );
+            report.tables.insert(table.name(), counts_of(&v));
             rejects.append(&mut v.rejects);
             nulled.append(&mut v.nulled);
             if table == Table::Customers {
@@ -115,7 +118,7 @@ impl Dataset {
             name: dir.file_name().map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned()),
             dir: dir.into(),
             customers,
-            touchpoints: frames.remove(&Table::Touchpoints),
+            touchpoints,
             deals: frames.remove(&Table::Deals),
             campaigns: frames.remove(&Table::Campaigns),
             sites: frames.remove(&Table::Sites),
@@ -153,8 +156,10 @@ impl Dataset {
     pub fn row_counts(&self) -> BTreeMap<&'static str, usize> {
         let mut out = BTreeMap::new();
         out.insert("customers", self.customers.height());
+        if let Some(t) = &self.touchpoints {
+            out.insert("touchpoints", t.len());
+        }
         let optional = [
-            ("touchpoints", &self.touchpoints),
             ("deals", &self.deals),
             ("campaigns", &self.campaigns),
             ("sites", &self.sites),
@@ -167,6 +172,50 @@ impl Dataset {
         }
         out
     }
+}
+
+/// A validated table's counts.
+fn counts_of(v: &Validated) -> TableReport {
+    TableReport {
+        read: v.read,
+        accepted: v.frame.height() as u64,
+        rejected: v.rejects.len() as u64,
+        values_nulled: v.nulled.len() as u64,
+    }
+}
+
+/// Reads the touchpoints batch by batch ([`IngestOptions::batch_rows`] rows), validates each
+/// batch against the customers (one index of their ids for every batch) and folds its accepted
+/// rows into the compact table, so the whole table never exists as a frame. Every batch is
+/// accounted for (accepted + rejected = read) as it goes; the table's counts are their sums.
+fn load_touchpoints(
+    path: &Path,
+    format: super::read::TableFormat,
+    customers: &Validated,
+    opts: IngestOptions,
+    rejects: &mut Vec<Reject>,
+    nulled: &mut Vec<Reject>,
+) -> Result<(Touchpoints, TableReport)> {
+    let ids = customers.frame.column("customer_id")?.str()?.rechunk();
+    let index = super::refs::Index::new(&ids)?;
+    let mut builder = Builder::default();
+    let mut counts = TableReport { read: 0, accepted: 0, rejected: 0, values_nulled: 0 };
+    let (first_reject, first_nulled) = (rejects.len(), nulled.len());
+    read_table_batches(path, format, opts.batch_rows(), |raw| {
+        let mut v = validate_with(Table::Touchpoints, raw, Some(customers), Some(&index), opts)?;
+        let c = counts_of(&v);
+        counts.read += c.read;
+        counts.accepted += c.accepted;
+        counts.rejected += c.rejected;
+        counts.values_nulled += c.values_nulled;
+        rejects.append(&mut v.rejects);
+        nulled.append(&mut v.nulled);
+        builder.push(&v.frame)
+    })?;
+    // In row order, as one table's rejects are (a CSV's early rejects came with the first batch).
+    rejects[first_reject..].sort_by_key(|r| r.row);
+    nulled[first_nulled..].sort_by_key(|r| r.row);
+    Ok((builder.finish(), counts))
 }
 
 /// The dataset's district outlines, if it has a districts file.

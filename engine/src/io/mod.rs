@@ -8,6 +8,7 @@ pub mod import;
 pub mod read;
 mod refs;
 pub mod schema;
+pub mod touchpoints;
 pub mod validate;
 pub mod write;
 

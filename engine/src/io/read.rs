@@ -45,7 +45,7 @@ pub enum Lines {
     /// Data row `r` is on line `r + 1` (no multi-line fields, no blank lines).
     Plain,
     /// The line of every data row, indexed by row - 1 (multi-line fields or blank lines moved them).
-    Listed(Vec<u64>),
+    Listed(std::sync::Arc<Vec<u64>>),
 }
 
 impl RawTable {
@@ -181,24 +181,15 @@ fn schema_error(path: &Path, message: impl Into<String>) -> Error {
 }
 
 fn read_parquet(path: &Path) -> Result<RawTable> {
-    let open = || fs::File::open(path).map_err(|source| Error::Read { path: path.into(), source });
-    let read = |columns: Option<Vec<String>>, slice: Option<(usize, usize)>| -> Result<DataFrame> {
-        let file = open()?;
-        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ParquetReader::new(file)
-                .with_columns(columns)
-                .with_slice(slice)
-                .with_row_index(Some(RowIndex { name: ROW.into(), offset: 1 }))
-                .finish()
-        }));
-        match attempt {
-            Ok(Ok(frame)) => Ok(frame),
-            Ok(Err(e)) => Err(schema_error(path, format!("not a readable Parquet file ({e})"))),
-            Err(_) => Err(schema_error(path, "the Parquet reader failed on this file")),
-        }
-    };
-    // Types known to stop the reader are named before it runs (the catch below is the last resort).
-    if let Ok(schema) = ParquetReader::new(open()?).schema() {
+    check_parquet_types(path)?;
+    read_parquet_rows(path, None)
+}
+
+/// Names the column types known to stop the Parquet reader before it runs (the catch in
+/// [`read_parquet_rows`] is the last resort).
+fn check_parquet_types(path: &Path) -> Result<()> {
+    let file = fs::File::open(path).map_err(|source| Error::Read { path: path.into(), source })?;
+    if let Ok(schema) = ParquetReader::new(file).schema() {
         let bad: Vec<String> = schema
             .iter()
             .filter(|(_, f)| matches!(f.dtype(), ArrowDataType::UInt128))
@@ -214,12 +205,32 @@ fn read_parquet(path: &Path) -> Result<RawTable> {
             ));
         }
     }
-    let frame = match read(None, None) {
+    Ok(())
+}
+
+/// Reads the rows `slice` = (first row, count) of a Parquet file, or all of them, numbered by
+/// their place in the file.
+fn read_parquet_rows(path: &Path, slice: Option<(usize, usize)>) -> Result<RawTable> {
+    let open = || fs::File::open(path).map_err(|source| Error::Read { path: path.into(), source });
+    let read = |columns: Option<Vec<String>>, slice: Option<(usize, usize)>| -> Result<DataFrame> {
+        let file = open()?;
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ParquetReader::new(file).with_columns(columns).with_slice(slice).finish()
+        }));
+        match attempt {
+            Ok(Ok(frame)) => Ok(frame),
+            Ok(Err(e)) => Err(schema_error(path, format!("not a readable Parquet file ({e})"))),
+            Err(_) => Err(schema_error(path, "the Parquet reader failed on this file")),
+        }
+    };
+    let frame = match read(None, slice) {
         Ok(frame) => frame,
         Err(whole) => return Err(unreadable_columns(path, &read).unwrap_or(whole)),
     };
-    let frame = numbers_from_wide_types(frame)?;
-    let frame = frame.lazy().with_column(col(ROW).cast(DataType::UInt64)).collect()?;
+    let mut frame = numbers_from_wide_types(frame)?;
+    let first = slice.map_or(0, |(at, _)| at) as u64 + 1;
+    let rows: Vec<u64> = (first..first + frame.height() as u64).collect();
+    frame.insert_column(0, Column::new(ROW.into(), rows))?;
     Ok(RawTable {
         path: path.into(),
         read: frame.height() as u64,
@@ -227,6 +238,99 @@ fn read_parquet(path: &Path) -> Result<RawTable> {
         early_rejects: Vec::new(),
         lines: Lines::None,
     })
+}
+
+/// Reads one table file in batches of about `batch_rows` rows, handing each to `each` in file
+/// order; rows keep their numbers in the whole file. Parquet is read a run of row groups at a
+/// time (a row group far larger than `batch_rows` is read in slices), so the file is never
+/// decoded whole. CSV is read whole (its pre-pass needs every record) and handed on in slices,
+/// so what validation builds from it is built a batch at a time; the early rejects (ragged,
+/// undecodable rows) come with the first batch.
+pub fn read_table_batches(
+    path: &Path,
+    format: TableFormat,
+    batch_rows: usize,
+    mut each: impl FnMut(RawTable) -> Result<()>,
+) -> Result<()> {
+    let batch_rows = batch_rows.max(1);
+    match format {
+        TableFormat::Parquet => {
+            check_parquet_types(path)?;
+            let file = fs::File::open(path).map_err(|source| Error::Read { path: path.into(), source })?;
+            let mut reader = ParquetReader::new(file);
+            let meta =
+                reader.get_metadata().map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?;
+            let groups: Vec<usize> = meta.row_groups.iter().map(|g| g.num_rows()).collect();
+            let mut at = 0;
+            for (start, len) in parquet_batches(&groups, batch_rows) {
+                if start != at {
+                    return Err(Error::Internal(format!("Parquet batch starts at {start}, not {at}")));
+                }
+                at = start + len;
+                each(read_parquet_rows(path, Some((start, len)))?)?;
+            }
+            if at == 0 {
+                // No rows: the (empty) table still goes through validation, which checks its columns.
+                each(read_parquet_rows(path, None)?)?;
+            }
+            Ok(())
+        }
+        TableFormat::Csv => {
+            let whole = read_table(path, format)?;
+            let height = whole.frame.height();
+            let mut early = Some(whole.early_rejects);
+            let mut start = 0;
+            loop {
+                let len = batch_rows.min(height - start);
+                let early_rejects = early.take().unwrap_or_default();
+                each(RawTable {
+                    path: whole.path.clone(),
+                    frame: whole.frame.slice(start as i64, len),
+                    read: (len + early_rejects.len()) as u64,
+                    early_rejects,
+                    lines: whole.lines.clone(),
+                })?;
+                start += len;
+                if start >= height {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Batches (first row, rows) over row groups of `groups` rows each: consecutive groups joined
+/// until a batch holds at least `batch_rows`; a group of more than twice `batch_rows` split.
+fn parquet_batches(groups: &[usize], batch_rows: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut start, mut len) = (0, 0);
+    for &g in groups {
+        if g > 2 * batch_rows {
+            if len > 0 {
+                out.push((start, len));
+                start += len;
+                len = 0;
+            }
+            let mut left = g;
+            while left > 0 {
+                let n = batch_rows.min(left);
+                out.push((start, n));
+                start += n;
+                left -= n;
+            }
+            continue;
+        }
+        len += g;
+        if len >= batch_rows {
+            out.push((start, len));
+            start += len;
+            len = 0;
+        }
+    }
+    if len > 0 {
+        out.push((start, len));
+    }
+    out
 }
 
 /// When a Parquet file fails to read, reads its columns one by one to name those of a type
@@ -478,7 +582,7 @@ fn scan_records(path: &Path, bytes: &[u8]) -> Result<Scan> {
         }
     }
     if drift {
-        scan.lines = Lines::Listed(all_lines);
+        scan.lines = Lines::Listed(std::sync::Arc::new(all_lines));
     }
     scan.clean = match writer {
         Some(w) => Some(w.into_inner().map_err(|e| Error::Internal(format!("re-serialising CSV: {e}")))?),
@@ -513,6 +617,25 @@ mod tests {
 
     fn read(text: &[u8]) -> Result<RawTable> {
         read_csv_bytes(Path::new("t.csv"), text.to_vec())
+    }
+
+    #[test]
+    fn parquet_batches_cover_every_row_once_joining_small_groups_and_splitting_large_ones() {
+        assert_eq!(parquet_batches(&[3, 3, 3, 3, 1], 5), vec![(0, 6), (6, 6), (12, 1)]);
+        assert_eq!(parquet_batches(&[2, 25, 2], 10), vec![(0, 2), (2, 10), (12, 10), (22, 5), (27, 2)]);
+        assert_eq!(parquet_batches(&[0], 10), vec![]);
+        for groups in [vec![1usize; 17], vec![7, 0, 40, 1, 1, 9], vec![100]] {
+            for batch in [1, 3, 8, 50] {
+                let got = parquet_batches(&groups, batch);
+                let mut at = 0;
+                for (start, len) in got {
+                    assert_eq!(start, at);
+                    assert!(len > 0);
+                    at += len;
+                }
+                assert_eq!(at, groups.iter().sum::<usize>());
+            }
+        }
     }
 
     #[test]

@@ -28,49 +28,80 @@ pub(crate) fn is_sorted(ids: &StringChunked) -> bool {
     true
 }
 
+/// The accepted customer ids, ready to resolve references against: built once per dataset and
+/// used for every batch of every table that refers to customers.
+pub(crate) struct Index<'a> {
+    /// `None` when no customer was accepted.
+    ids: Option<&'a Strings>,
+    sorted: bool,
+    /// Built on the first batch of references that cannot be merge-walked (ids or references
+    /// not sorted).
+    hash: std::sync::OnceLock<HashMap<&'a str, IdxSize, FixedState>>,
+}
+
+impl<'a> Index<'a> {
+    /// `ids` must be one chunk (rechunk first) and unique (accepted customer ids are).
+    pub(crate) fn new(ids: &'a StringChunked) -> Result<Index<'a>> {
+        if ids.null_count() > 0 {
+            return Err(Error::Internal("accepted customer ids contain a null".into()));
+        }
+        if ids.chunks().len() > 1 {
+            return Err(Error::Internal("customer ids must be one chunk to be indexed".into()));
+        }
+        let array = ids.downcast_iter().next().filter(|a| a.len() > 0);
+        if let Some(array) = array {
+            IdxSize::try_from(array.len())
+                .map_err(|_| Error::Internal(format!("{} customer rows are out of range", array.len())))?;
+        }
+        Ok(Index { ids: array, sorted: array.is_none_or(is_sorted_array), hash: std::sync::OnceLock::new() })
+    }
+
+    /// For each value of `refs`, the row of the equal id, or null (unknown id or null reference).
+    pub(crate) fn resolve(&self, refs: &StringChunked, name: &str) -> IdxCa {
+        let Some(ids) = self.ids else {
+            return IdxCa::full_null(name.into(), refs.len());
+        };
+        let count = ids.len();
+        let chunks: Vec<_> = refs.downcast_iter().collect();
+        let parts: Vec<Vec<Option<IdxSize>>> = if self.sorted && is_sorted(refs) {
+            chunks
+                .par_iter()
+                .map(|refs| {
+                    let mut parts = Vec::with_capacity(refs.len());
+                    // Start at the first id not below this chunk's first reference.
+                    let mut at = refs.iter().flatten().next().map_or(0, |first| partition_point(ids, first));
+                    for r in refs.iter() {
+                        parts.push(r.and_then(|r| {
+                            while at < count && ids.value(at) < r {
+                                at += 1;
+                            }
+                            (at < count && ids.value(at) == r).then_some(at as IdxSize)
+                        }));
+                    }
+                    parts
+                })
+                .collect()
+        } else {
+            let index = self.hash.get_or_init(|| {
+                let mut index = HashMap::with_capacity_and_hasher(count, FixedState::default());
+                for (i, id) in ids.values_iter().enumerate() {
+                    index.insert(id, i as IdxSize);
+                }
+                index
+            });
+            chunks.par_iter().map(|refs| refs.iter().map(|r| r.and_then(|r| index.get(r).copied())).collect()).collect()
+        };
+        let mut out: IdxCa = parts.into_iter().flatten().collect();
+        out.rename(name.into());
+        out
+    }
+}
+
 /// For each value of `refs`, the index in `ids` of the equal value, or null (unknown id or null
 /// reference). `ids` must be unique (accepted customer ids are).
 pub(crate) fn resolve(ids: &StringChunked, refs: &StringChunked, name: &str) -> Result<IdxCa> {
-    if ids.null_count() > 0 {
-        return Err(Error::Internal("accepted customer ids contain a null".into()));
-    }
     let ids = ids.rechunk();
-    let Some(ids) = ids.downcast_iter().next() else {
-        return Ok(IdxCa::full_null(name.into(), refs.len()));
-    };
-    let count = ids.len();
-    let to_idx = |i: usize| IdxSize::try_from(i).map_err(|_| Error::Internal(format!("customer row {i} out of range")));
-    to_idx(count)?;
-    let chunks: Vec<_> = refs.downcast_iter().collect();
-    let parts: Vec<Vec<Option<IdxSize>>> = if is_sorted(refs) && is_sorted_array(ids) {
-        chunks
-            .par_iter()
-            .map(|refs| {
-                let mut parts = Vec::with_capacity(refs.len());
-                // Start at the first id not below this chunk's first reference.
-                let mut at = refs.iter().flatten().next().map_or(0, |first| partition_point(ids, first));
-                for r in refs.iter() {
-                    parts.push(r.and_then(|r| {
-                        while at < count && ids.value(at) < r {
-                            at += 1;
-                        }
-                        (at < count && ids.value(at) == r).then_some(at as IdxSize)
-                    }));
-                }
-                parts
-            })
-            .collect()
-    } else {
-        let mut index: HashMap<&str, IdxSize, FixedState> =
-            HashMap::with_capacity_and_hasher(count, FixedState::default());
-        for (i, id) in ids.values_iter().enumerate() {
-            index.insert(id, i as IdxSize);
-        }
-        chunks.par_iter().map(|refs| refs.iter().map(|r| r.and_then(|r| index.get(r).copied())).collect()).collect()
-    };
-    let mut out: IdxCa = parts.into_iter().flatten().collect();
-    out.rename(name.into());
-    Ok(out)
+    Ok(Index::new(&ids)?.resolve(refs, name))
 }
 
 fn is_sorted_array(ids: &Strings) -> bool {

@@ -121,7 +121,13 @@ pub struct IngestOptions {
     /// The dataset's time zone as an offset from UTC in minutes: naive timestamps (no `Z`, no
     /// offset) are local times there. 0 = UTC.
     pub utc_offset_minutes: i32,
+    /// Rows per batch when the touchpoints are read and validated batch by batch (0: the
+    /// default, [`TOUCHPOINT_BATCH_ROWS`]). Results do not depend on it.
+    pub batch_rows: usize,
 }
+
+/// Touchpoint rows read and validated at a time.
+pub const TOUCHPOINT_BATCH_ROWS: usize = 1 << 20;
 
 impl IngestOptions {
     /// Parses `UTC`, `Z`, or an offset `+08:00` / `-0500` / `+8` (fixed offsets: named zones
@@ -150,7 +156,17 @@ impl IngestOptions {
         if h > 14 || m > 59 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        Ok(IngestOptions { utc_offset_minutes: sign * (h * 60 + m) })
+        Ok(IngestOptions { utc_offset_minutes: sign * (h * 60 + m), ..IngestOptions::default() })
+    }
+
+    /// Rows per touchpoint batch.
+    #[must_use]
+    pub fn batch_rows(&self) -> usize {
+        if self.batch_rows == 0 {
+            TOUCHPOINT_BATCH_ROWS
+        } else {
+            self.batch_rows
+        }
     }
 
     /// The zone as text: `UTC` or `+08:00`.
@@ -278,7 +294,17 @@ fn typed(table: Table, raw: &RawTable, opts: IngestOptions) -> Result<(LazyFrame
             exprs.push(null_of(spec.kind).alias(spec.name));
             continue;
         };
-        let converted = convert(spec.name, dtype, spec.kind);
+        let mut converted = convert(spec.name, dtype, spec.kind);
+        // Typed timestamps without a zone (Parquet's "not adjusted to UTC") are local times of
+        // the dataset's zone, as naive text is; those with a zone are instants already.
+        if spec.kind == Kind::Datetime
+            && matches!(dtype, DataType::Datetime(_, None) | DataType::Date)
+            && opts.utc_offset_minutes != 0
+        {
+            let offset_us = i64::from(opts.utc_offset_minutes) * 60_000_000;
+            converted = (converted.cast(DataType::Int64) - lit(offset_us))
+                .cast(DataType::Datetime(TimeUnit::Microseconds, None));
+        }
         if spec.kind != Kind::Str {
             exprs.push(col(spec.name).alias(raw_name(spec.name)));
             let what = match spec.kind {
@@ -555,6 +581,21 @@ fn id_column(table: Table) -> &'static str {
 /// Validates one raw table. `customers` is the validated customers table, needed by tables that
 /// refer to customers.
 pub fn validate(table: Table, raw: RawTable, customers: Option<&Validated>, opts: IngestOptions) -> Result<Validated> {
+    validate_with(table, raw, customers, None, opts)
+}
+
+/// [`validate`] with the accepted customer ids already indexed (`index`, built once from
+/// `customers`), for a table validated batch by batch. Only touchpoints are: every rule of theirs
+/// is on one row or against the customers (they have no id of their own to be unique), so a
+/// batch validates as it would within the whole table. (Numeric extra columns are decided per
+/// batch, but the touchpoints kept drop extra columns.)
+pub(crate) fn validate_with(
+    table: Table,
+    raw: RawTable,
+    customers: Option<&Validated>,
+    index: Option<&super::refs::Index<'_>>,
+    opts: IngestOptions,
+) -> Result<Validated> {
     let mut rejects: Vec<Reject> = raw
         .early_rejects
         .iter()
@@ -591,11 +632,11 @@ pub fn validate(table: Table, raw: RawTable, customers: Option<&Validated>, opts
     // Pass 3: references to customers.
     if matches!(table, Table::Touchpoints | Table::Deals) {
         let customers = customers.ok_or_else(|| Error::Internal("customers must be validated first".into()))?;
-        let rows = super::refs::resolve(
-            customers.frame.column("customer_id")?.str()?,
-            frame.column("customer_id")?.str()?,
-            CUSTOMER_ROW,
-        )?;
+        let refs = frame.column("customer_id")?.str()?;
+        let rows = match index {
+            Some(index) => index.resolve(refs, CUSTOMER_ROW),
+            None => super::refs::resolve(customers.frame.column("customer_id")?.str()?, refs, CUSTOMER_ROW)?,
+        };
         frame.with_column(rows.into_column())?;
         let what = if table == Table::Deals { "deal" } else { "touchpoint" };
         let rule = Rule::new("customer_id", format!("{what} for unknown customer"), col(CUSTOMER_ROW).is_null());

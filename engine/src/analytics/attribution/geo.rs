@@ -33,7 +33,7 @@ fn journey_shares(model: Model, j: &Journeys, credit: &[(f64, f64)], half_life_u
     };
     let mut touches_per_key = vec![0.0; j.keys.len()];
     for x in j.journeys.iter().filter(|x| x.conversion.is_some()) {
-        for t in &x.touches {
+        for t in x.touches {
             touches_per_key[t.key as usize] += 1.0;
         }
     }
@@ -43,7 +43,7 @@ fn journey_shares(model: Model, j: &Journeys, credit: &[(f64, f64)], half_life_u
             continue;
         }
         let weights: Vec<f64> = match rule {
-            Some(rule) => heuristic::weights(rule, x),
+            Some(rule) => heuristic::weights(rule, &x),
             None => {
                 let w: Vec<f64> = x
                     .touches
@@ -103,7 +103,7 @@ pub fn geo_attribution(
         }
     }
     for (i, key, w) in journey_shares(model, j, credit, half_life_us) {
-        let (Some(c), Some((_, value))) = (cells[i], j.journeys[i].conversion) else { continue };
+        let (Some(c), Some((_, value))) = (cells[i], j.journeys.get(i).conversion) else { continue };
         let e = credit_by.entry((c, key)).or_default();
         e.0 += w;
         e.1 += w * value;

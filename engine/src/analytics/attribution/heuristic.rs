@@ -1,6 +1,6 @@
 //! Rule-based models: each converting journey hands out exactly one conversion and its value.
 
-use super::journeys::Journey;
+use super::journeys::{Journey, JourneyList};
 
 /// The rule-based models.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,7 +19,7 @@ pub enum Rule {
 
 /// Weights (summing to 1) of a converting journey's touches, by position.
 #[must_use]
-pub fn weights(rule: Rule, journey: &Journey) -> Vec<f64> {
+pub fn weights(rule: Rule, journey: &Journey<'_>) -> Vec<f64> {
     let n = journey.touches.len();
     if n == 0 {
         return Vec::new();
@@ -31,7 +31,7 @@ pub fn weights(rule: Rule, journey: &Journey) -> Vec<f64> {
         Rule::Linear => w.iter_mut().for_each(|x| *x = 1.0 / n as f64),
         Rule::TimeDecay { half_life_us } => {
             let at = journey.conversion.map_or(journey.touches[n - 1].ts, |(t, _)| t);
-            for (x, t) in w.iter_mut().zip(&journey.touches) {
+            for (x, t) in w.iter_mut().zip(journey.touches) {
                 *x = (-((at - t.ts).max(0) as f64) / half_life_us * std::f64::consts::LN_2).exp();
             }
             let total: f64 = w.iter().sum();
@@ -54,11 +54,11 @@ pub fn weights(rule: Rule, journey: &Journey) -> Vec<f64> {
 
 /// Credits (conversions, value) per key under `rule`.
 #[must_use]
-pub fn credit(rule: Rule, journeys: &[Journey], keys: usize) -> Vec<(f64, f64)> {
+pub fn credit(rule: Rule, journeys: &JourneyList, keys: usize) -> Vec<(f64, f64)> {
     let mut out = vec![(0.0, 0.0); keys];
-    for j in journeys {
+    for j in journeys.iter() {
         let Some((_, value)) = j.conversion else { continue };
-        for (w, t) in weights(rule, j).into_iter().zip(&j.touches) {
+        for (w, t) in weights(rule, &j).into_iter().zip(j.touches) {
             let c = &mut out[t.key as usize];
             c.0 += w * j.weight;
             c.1 += w * value;

@@ -20,6 +20,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::io::touchpoints::{self, Touchpoints};
 use crate::io::validate::CUSTOMER_ROW;
 use crate::io::Dataset;
 
@@ -57,12 +58,12 @@ pub struct Touch {
     pub ts: i64,
 }
 
-/// A customer's journey.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Journey {
+/// A customer's journey, as read from a [`JourneyList`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Journey<'a> {
     /// Row of the customer in the dataset's customers frame.
     pub customer_row: u32,
-    pub touches: Vec<Touch>,
+    pub touches: &'a [Touch],
     /// (time in microseconds, value) of the conversion, if any. With a `weight` above 1 the
     /// value is the total over the customers the journey stands for.
     pub conversion: Option<(i64, f64)>,
@@ -71,12 +72,92 @@ pub struct Journey {
     pub weight: f64,
 }
 
+/// A journey's fixed part; its touches are `touches[start..]` up to the next journey's start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Head {
+    customer_row: u32,
+    start: usize,
+    conversion: Option<(i64, f64)>,
+    weight: f64,
+}
+
+/// Journeys in flat storage: one list of every journey's touches, and per journey where its
+/// touches start (no allocation per journey: at 10^8 touchpoints that is most of the memory).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JourneyList {
+    heads: Vec<Head>,
+    touches: Vec<Touch>,
+}
+
+impl JourneyList {
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.heads.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.heads.is_empty()
+    }
+
+    /// Journey `i`.
+    #[must_use]
+    pub fn get(&self, i: usize) -> Journey<'_> {
+        let h = self.heads[i];
+        let end = self.heads.get(i + 1).map_or(self.touches.len(), |n| n.start);
+        Journey {
+            customer_row: h.customer_row,
+            touches: &self.touches[h.start..end],
+            conversion: h.conversion,
+            weight: h.weight,
+        }
+    }
+
+    /// The journeys in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Journey<'_>> + DoubleEndedIterator + Clone + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+
+    /// Journeys `range` in order.
+    pub fn range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = Journey<'_>> + Clone + '_ {
+        range.map(move |i| self.get(i))
+    }
+
+    /// Appends a journey (its touches copied in).
+    pub fn push(&mut self, j: Journey<'_>) {
+        self.heads.push(Head {
+            customer_row: j.customer_row,
+            start: self.touches.len(),
+            conversion: j.conversion,
+            weight: j.weight,
+        });
+        self.touches.extend_from_slice(j.touches);
+    }
+
+    /// Appends every journey of `other`.
+    fn append(&mut self, other: JourneyList) {
+        let shift = self.touches.len();
+        self.heads.extend(other.heads.into_iter().map(|h| Head { start: h.start + shift, ..h }));
+        self.touches.extend(other.touches);
+    }
+}
+
+impl<'a> FromIterator<Journey<'a>> for JourneyList {
+    fn from_iter<I: IntoIterator<Item = Journey<'a>>>(iter: I) -> Self {
+        let mut out = JourneyList::default();
+        for j in iter {
+            out.push(j);
+        }
+        out
+    }
+}
+
 /// All journeys of a dataset, keyed by channel or campaign.
 #[derive(Debug, Clone, Default)]
 pub struct Journeys {
     /// Key names; a touch's `key` indexes this.
     pub keys: Vec<String>,
-    pub journeys: Vec<Journey>,
+    pub journeys: JourneyList,
     /// Per key: customers whose first touch (ever, not only in the window) it is.
     pub leads: Vec<u64>,
     /// Per key: visit events.
@@ -161,7 +242,7 @@ impl Journeys {
         let nulls = paths.column("nulls")?.cast(&DataType::Float64)?;
         let value = paths.column("value")?.cast(&DataType::Float64)?;
         let (conv, nulls, value) = (conv.f64()?, nulls.f64()?, value.f64()?);
-        let mut journeys = Vec::new();
+        let mut journeys = JourneyList::default();
         for i in 0..paths.height() {
             let p = path.get(i).unwrap_or("");
             let touches = p
@@ -176,15 +257,10 @@ impl Journeys {
                 .collect::<Result<Vec<_>>>()?;
             let (c, n, v) = (conv.get(i).unwrap_or(0.0), nulls.get(i).unwrap_or(0.0), value.get(i).unwrap_or(0.0));
             if c > 0.0 {
-                journeys.push(Journey {
-                    customer_row: 0,
-                    touches: touches.clone(),
-                    conversion: Some((0, v)),
-                    weight: c,
-                });
+                journeys.push(Journey { customer_row: 0, touches: &touches, conversion: Some((0, v)), weight: c });
             }
             if n > 0.0 && !touches.is_empty() {
-                journeys.push(Journey { customer_row: 0, touches, conversion: None, weight: n });
+                journeys.push(Journey { customer_row: 0, touches: &touches, conversion: None, weight: n });
             }
         }
         Ok(Journeys {
@@ -216,7 +292,7 @@ pub struct KeyStats {
 }
 
 /// Conversions (weighted) and their value over `journeys`.
-pub fn conversions<'a>(journeys: impl Iterator<Item = &'a Journey>) -> (f64, f64) {
+pub fn conversions<'a>(journeys: impl Iterator<Item = Journey<'a>>) -> (f64, f64) {
     journeys
         .filter_map(|j| j.conversion.map(|(_, value)| (j.weight, value)))
         .fold((0.0, 0.0), |(n, v), (w, x)| (n + w, v + x))
@@ -249,30 +325,33 @@ impl Entry {
     }
 }
 
-/// Sorted distinct names and each one's rank.
-struct Ranks {
+/// The campaign names journeys order by: the touchpoints' campaign ids plus [`NO_CAMPAIGN`] when a
+/// touchpoint has none, sorted; with each campaign code's rank among them and the rank of "none".
+struct CampaignRanks {
     names: Vec<String>,
-    rank: HashMap<String, u32, FixedState>,
+    rank_of_code: Vec<u32>,
+    none: u32,
 }
 
-impl Ranks {
-    /// Ranks of the distinct values, and of `null_as` (the name a missing value stands for).
-    fn of(values: &StringChunked, null_as: Option<&str>) -> Result<Ranks> {
-        let mut names: Vec<String> = values.unique()?.iter().flatten().map(str::to_string).collect();
-        if let Some(extra) = null_as.filter(|e| values.null_count() > 0 && !names.iter().any(|n| n == e)) {
-            names.push(extra.to_string());
+impl CampaignRanks {
+    fn of(tp: &Touchpoints) -> CampaignRanks {
+        let mut names = tp.campaigns.clone();
+        if tp.campaign.contains(&touchpoints::NO_CAMPAIGN) && !names.iter().any(|n| n == NO_CAMPAIGN) {
+            names.push(NO_CAMPAIGN.to_string());
+            names.sort_unstable();
         }
-        names.sort_unstable();
-        if names.len() >= VISIT as usize {
-            return Err(Error::bad_input(format!("{} distinct names are more than attribution handles", names.len())));
-        }
-        let rank = names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
-        Ok(Ranks { names, rank })
+        let rank = |name: &str| names.binary_search_by(|n| n.as_str().cmp(name)).map_or(0, |i| i as u32);
+        let rank_of_code = tp.campaigns.iter().map(|c| rank(c)).collect();
+        let none = rank(NO_CAMPAIGN);
+        CampaignRanks { names, rank_of_code, none }
     }
 
-    fn get(&self, name: &str) -> u32 {
-        // Every name was ranked from the same column.
-        self.rank.get(name).copied().unwrap_or(0)
+    fn rank(&self, code: u32) -> u32 {
+        if code == touchpoints::NO_CAMPAIGN {
+            self.none
+        } else {
+            self.rank_of_code[code as usize]
+        }
     }
 }
 
@@ -282,7 +361,9 @@ const CUSTOMERS_PER_TASK: usize = 1 << 14;
 /// What one task of customers contributes.
 #[derive(Default)]
 struct Part {
-    journeys: Vec<Journey>,
+    journeys: JourneyList,
+    /// One customer's touches while they are put in order and cut to the window.
+    scratch: Vec<Touch>,
     leads_detail: Vec<Lead>,
     leads: Vec<u64>,
     visits: Vec<u64>,
@@ -298,24 +379,26 @@ struct Part {
 /// and [`gather`] the tasks' parts in row order, so the journeys are the same for any number of
 /// threads.
 pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
-    let Some(touchpoints) = ds.touchpoints.as_ref() else {
+    let Some(tp) = ds.touchpoints.as_ref() else {
         return Err(Error::bad_input("attribution needs a touchpoints table"));
     };
     let customers = ds.customers.height();
-    let ts = touchpoints.column("ts")?.datetime()?.physical();
-    let (channels, campaigns) = (
-        Ranks::of(touchpoints.column("channel")?.str()?, None)?,
-        Ranks::of(touchpoints.column("campaign_id")?.str()?, Some(NO_CAMPAIGN))?,
-    );
+    if tp.channels.len() >= VISIT as usize {
+        return Err(Error::bad_input(format!(
+            "{} distinct channels are more than attribution handles",
+            tp.channels.len()
+        )));
+    }
+    let campaigns = CampaignRanks::of(tp);
     let conversions = first_conversions(ds)?;
     let referrals = referrals(ds)?;
-    let (mut entries, offsets) = bucket(touchpoints, customers, &channels, &campaigns)?;
+    let (mut entries, offsets) = bucket(tp, customers, &campaigns)?;
     let tasks: Vec<(usize, usize)> =
         (0..customers).step_by(CUSTOMERS_PER_TASK).map(|a| (a, (a + CUSTOMERS_PER_TASK).min(customers))).collect();
-    let names = name_keys(&mut entries, &offsets, &tasks, by, &channels, &campaigns);
+    let names = name_keys(&mut entries, &offsets, &tasks, by, &tp.channels, &campaigns.names);
 
-    let start = ts.min().unwrap_or(0);
-    let end = conversions.values().fold(ts.max().unwrap_or(0), |end, (t, _)| end.max(*t));
+    let start = tp.ts.iter().copied().min().unwrap_or(0);
+    let end = conversions.values().fold(tp.ts.iter().copied().max().unwrap_or(0), |end, (t, _)| end.max(*t));
     let context = Context {
         by,
         id_of: &names.id_of,
@@ -343,24 +426,9 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
 
 /// Phase 1: touchpoints bucketed by customer row (a counting sort: rows are dense). Returns the
 /// entries and each row's offset into them (`offsets[r]..offsets[r + 1]`).
-fn bucket(
-    touchpoints: &DataFrame,
-    customers: usize,
-    channels: &Ranks,
-    campaigns: &Ranks,
-) -> Result<(Vec<Entry>, Vec<usize>)> {
-    let rows = touchpoints.column(CUSTOMER_ROW)?.idx()?;
-    let ts = touchpoints.column("ts")?.datetime()?.physical();
-    let channel = touchpoints.column("channel")?.str()?;
-    let campaign = touchpoints.column("campaign_id")?.str()?;
-    let event = touchpoints.column("event")?.str()?;
-    if rows.null_count() + ts.null_count() + channel.null_count() + event.null_count() > 0 {
-        return Err(Error::Internal(
-            "a touchpoint without customer row, time, channel or event got past ingest".into(),
-        ));
-    }
+fn bucket(tp: &Touchpoints, customers: usize, campaigns: &CampaignRanks) -> Result<(Vec<Entry>, Vec<usize>)> {
     let mut offsets = vec![0usize; customers + 1];
-    for r in rows.into_no_null_iter() {
+    for &r in &tp.customer_row {
         let Some(slot) = offsets.get_mut(r as usize + 1) else {
             return Err(Error::Internal(format!("a touchpoint refers to customer row {r} of {customers}")));
         };
@@ -371,13 +439,12 @@ fn bucket(
     }
     let mut entries = vec![Entry::default(); offsets[customers]];
     let mut cursor = offsets.clone();
-    let no_campaign = campaigns.get(NO_CAMPAIGN);
-    let fields = rows.into_no_null_iter().zip(ts.into_no_null_iter()).zip(channel.iter().flatten());
-    for (((r, t), ch), (cp, ev)) in fields.zip(campaign.iter().zip(event.iter().flatten())) {
-        let visit = if ev == "visit" { VISIT } else { 0 };
-        let campaign = cp.map_or(no_campaign, |cp| campaigns.get(cp));
-        entries[cursor[r as usize]] = Entry { ts: t, channel: channels.get(ch) | visit, campaign };
-        cursor[r as usize] += 1;
+    for i in 0..tp.len() {
+        let r = tp.customer_row[i] as usize;
+        let visit = if tp.event[i] == touchpoints::VISIT { VISIT } else { 0 };
+        entries[cursor[r]] =
+            Entry { ts: tp.ts[i], channel: tp.channel[i] | visit, campaign: campaigns.rank(tp.campaign[i]) };
+        cursor[r] += 1;
     }
     Ok((entries, offsets))
 }
@@ -409,8 +476,8 @@ fn name_keys(
     offsets: &[usize],
     tasks: &[(usize, usize)],
     by: By,
-    channels: &Ranks,
-    campaigns: &Ranks,
+    channels: &[String],
+    campaigns: &[String],
 ) -> KeyNames {
     let mut slices: Vec<&mut [Entry]> = Vec::with_capacity(tasks.len());
     let mut rest: &mut [Entry] = entries;
@@ -420,8 +487,8 @@ fn name_keys(
         rest = tail;
     }
     let rank_count = match by {
-        By::Channel => channels.names.len(),
-        By::Campaign => campaigns.names.len(),
+        By::Channel => channels.len(),
+        By::Campaign => campaigns.len(),
     };
     let firsts: Vec<Vec<Option<(usize, u32)>>> = slices
         .into_par_iter()
@@ -452,11 +519,11 @@ fn name_keys(
     for (id, &(_, rank, ch)) in seen.iter().enumerate() {
         id_of[rank as usize] = id as u32;
         let name = match by {
-            By::Channel => &channels.names[rank as usize],
-            By::Campaign => &campaigns.names[rank as usize],
+            By::Channel => &channels[rank as usize],
+            By::Campaign => &campaigns[rank as usize],
         };
         keys.push(name.clone());
-        channel_of.push(channels.names[ch as usize].clone());
+        channel_of.push(channels[ch as usize].clone());
     }
     let referral_name = match by {
         By::Channel => REFERRAL,
@@ -495,7 +562,8 @@ impl Part {
             }
             return;
         }
-        let mut touches = Vec::with_capacity(mine.len() + usize::from(referral.is_some()));
+        let mut touches = std::mem::take(&mut self.scratch);
+        touches.clear();
         let mut first_visit = None;
         for e in mine {
             let key = cx.id_of[key_rank(cx.by, *e) as usize];
@@ -515,21 +583,20 @@ impl Part {
                 self.used_referral = true;
             }
         }
-        let Some(first) = touches.first() else {
-            if let Some((_, value)) = conversion {
-                self.visit_only.0 += 1.0;
-                self.visit_only.1 += value;
+        if let Some(first) = touches.first() {
+            self.leads[first.key as usize] += 1;
+            self.leads_detail.push(Lead { key: first.key, lead_ts: first.ts, visit_ts: first_visit, deal: conversion });
+            let horizon = conversion.map_or(cx.end, |(t, _)| t);
+            touches.retain(|t| t.ts <= horizon && t.ts >= horizon - cx.window);
+            if !touches.is_empty() || conversion.is_some() {
+                let j = Journey { customer_row: row as u32, touches: &touches, conversion, weight: 1.0 };
+                self.journeys.push(j);
             }
-            return;
-        };
-        self.leads[first.key as usize] += 1;
-        self.leads_detail.push(Lead { key: first.key, lead_ts: first.ts, visit_ts: first_visit, deal: conversion });
-        let horizon = conversion.map_or(cx.end, |(t, _)| t);
-        touches.retain(|t| t.ts <= horizon && t.ts >= horizon - cx.window);
-        if touches.is_empty() && conversion.is_none() {
-            return;
+        } else if let Some((_, value)) = conversion {
+            self.visit_only.0 += 1.0;
+            self.visit_only.1 += value;
         }
-        self.journeys.push(Journey { customer_row: row as u32, touches, conversion, weight: 1.0 });
+        self.scratch = touches;
     }
 }
 
@@ -539,13 +606,14 @@ fn gather(parts: Vec<Part>, names: KeyNames, period: (i64, i64)) -> Journeys {
     let KeyNames { mut keys, mut channel_of, referral_name, referral_key, .. } = names;
     let key_count = keys.len() + 1;
     let mut out = Journeys { period, timed: true, ..Journeys::default() };
-    out.journeys.reserve_exact(parts.iter().map(|p| p.journeys.len()).sum());
+    out.journeys.heads.reserve_exact(parts.iter().map(|p| p.journeys.heads.len()).sum());
+    out.journeys.touches.reserve_exact(parts.iter().map(|p| p.journeys.touches.len()).sum());
     out.leads_detail.reserve_exact(parts.iter().map(|p| p.leads_detail.len()).sum());
     let mut leads = vec![0u64; key_count];
     let mut visits = vec![0u64; key_count];
     let mut used_referral = false;
     for part in parts {
-        out.journeys.extend(part.journeys);
+        out.journeys.append(part.journeys);
         out.leads_detail.extend(part.leads_detail);
         for k in 0..key_count {
             leads[k] += part.leads[k];

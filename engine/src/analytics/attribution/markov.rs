@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use foldhash::fast::FixedState;
 use rayon::prelude::*;
 
-use super::journeys::Journey;
+use super::journeys::{Journey, JourneyList};
 use crate::error::{Error, Result};
 
 const START: usize = 0;
@@ -83,12 +83,12 @@ const JOURNEYS_PER_TASK: usize = 1 << 15;
 /// Distinct paths (keys, then the conversion marker) of the journeys with a touch, with their
 /// total weight, in order of first appearance. Chunks are grouped in parallel and merged in
 /// order, so the result is the same for any number of threads.
-fn distinct_paths(journeys: &[Journey]) -> Vec<(Vec<u32>, f64)> {
-    let group = |journeys: &[Journey]| {
+fn distinct_paths(journeys: &JourneyList) -> Vec<(Vec<u32>, f64)> {
+    let group = |journeys: &mut dyn Iterator<Item = Journey<'_>>| {
         let mut index: HashMap<Vec<u32>, usize, FixedState> = HashMap::default();
         let mut out: Vec<(Vec<u32>, f64)> = Vec::new();
         let mut buf: Vec<u32> = Vec::new();
-        for j in journeys.iter().filter(|j| !j.touches.is_empty()) {
+        for j in journeys.filter(|j| !j.touches.is_empty()) {
             buf.clear();
             buf.extend(j.touches.iter().map(|t| t.key));
             buf.push(if j.conversion.is_some() { CONVERTED } else { NOT_CONVERTED });
@@ -96,7 +96,10 @@ fn distinct_paths(journeys: &[Journey]) -> Vec<(Vec<u32>, f64)> {
         }
         out
     };
-    let parts: Vec<Vec<(Vec<u32>, f64)>> = journeys.par_chunks(JOURNEYS_PER_TASK).map(group).collect();
+    let n = journeys.len();
+    let tasks: Vec<usize> = (0..n).step_by(JOURNEYS_PER_TASK).collect();
+    let parts: Vec<Vec<(Vec<u32>, f64)>> =
+        tasks.par_iter().map(|&a| group(&mut journeys.range(a..(a + JOURNEYS_PER_TASK).min(n)))).collect();
     let mut index: HashMap<Vec<u32>, usize, FixedState> = HashMap::default();
     let mut out = Vec::new();
     for (path, weight) in parts.iter().flatten() {
@@ -148,7 +151,7 @@ fn conversion_probability(chain: &Chain, removed: &[bool]) -> Result<f64> {
 }
 
 /// Removal effects per key (`keys` of them) and the full conversion probability.
-pub fn removal_effects(journeys: &[Journey], keys: usize, order: u8) -> Result<(Vec<f64>, f64)> {
+pub fn removal_effects(journeys: &JourneyList, keys: usize, order: u8) -> Result<(Vec<f64>, f64)> {
     let chain = build(&distinct_paths(journeys), usize::from(order.max(1)));
     let none = vec![false; chain.next.len()];
     let full = conversion_probability(&chain, &none)?;
@@ -167,7 +170,7 @@ pub fn removal_effects(journeys: &[Journey], keys: usize, order: u8) -> Result<(
 }
 
 /// Credits (conversions, value) per key: removal effects normalised to the totals.
-pub fn credit(journeys: &[Journey], keys: usize, order: u8) -> Result<Vec<(f64, f64)>> {
+pub fn credit(journeys: &JourneyList, keys: usize, order: u8) -> Result<Vec<(f64, f64)>> {
     let (effects, _) = removal_effects(journeys, keys, order)?;
     let (conv, value) = super::journeys::conversions(journeys.iter().filter(|j| !j.touches.is_empty()));
     let sum: f64 = effects.iter().sum();

@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::journeys::Journey;
+use super::journeys::JourneyList;
 
 /// Most keys computed exactly (2^12 coalitions).
 pub const EXACT_MAX: usize = 12;
@@ -27,9 +27,9 @@ pub struct ShapleyCredit {
 }
 
 /// Conversions and value per distinct key set of converting journeys.
-fn coalition_worths(journeys: &[Journey]) -> HashMap<Vec<u32>, (f64, f64)> {
+fn coalition_worths(journeys: &JourneyList) -> HashMap<Vec<u32>, (f64, f64)> {
     let mut r: HashMap<Vec<u32>, (f64, f64)> = HashMap::new();
-    for j in journeys {
+    for j in journeys.iter() {
         let Some((_, value)) = j.conversion else { continue };
         let mut set: Vec<u32> = j.touches.iter().map(|t| t.key).collect();
         set.sort_unstable();
@@ -46,7 +46,7 @@ fn coalition_worths(journeys: &[Journey]) -> HashMap<Vec<u32>, (f64, f64)> {
 
 /// Shapley credits per key.
 #[must_use]
-pub fn credit(journeys: &[Journey], keys: usize, seed: u64) -> ShapleyCredit {
+pub fn credit(journeys: &JourneyList, keys: usize, seed: u64) -> ShapleyCredit {
     let r = coalition_worths(journeys);
     let players: Vec<u32> = {
         let mut p: Vec<u32> = r.keys().flatten().copied().collect();
@@ -124,7 +124,7 @@ pub fn credit(journeys: &[Journey], keys: usize, seed: u64) -> ShapleyCredit {
 
 /// The closed form sum over T containing k of r(T)/|T| (test oracle and documentation).
 #[must_use]
-pub fn closed_form(journeys: &[Journey], keys: usize) -> Vec<(f64, f64)> {
+pub fn closed_form(journeys: &JourneyList, keys: usize) -> Vec<(f64, f64)> {
     let mut out = vec![(0.0, 0.0); keys];
     for (set, w) in coalition_worths(journeys) {
         let n = set.len() as f64;
