@@ -198,7 +198,12 @@ fn load_touchpoints(
 ) -> Result<(Touchpoints, TableReport)> {
     let ids = customers.frame.column("customer_id")?.str()?.rechunk();
     let index = super::refs::Index::new(&ids)?;
-    let mut builder = Builder::default();
+    // Parquet says its row count in the footer; a CSV's is only known once read.
+    let rows = match format {
+        super::read::TableFormat::Parquet => super::read::measure_table(path, format, 0, 0)?.rows,
+        super::read::TableFormat::Csv => 0,
+    };
+    let mut builder = Builder::with_capacity(usize::try_from(rows).unwrap_or(0));
     let mut counts = TableReport { read: 0, accepted: 0, rejected: 0, values_nulled: 0 };
     let (first_reject, first_nulled) = (rejects.len(), nulled.len());
     read_table_batches(path, format, opts.batch_rows(), |raw| {

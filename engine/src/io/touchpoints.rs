@@ -99,6 +99,20 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// A builder with room for `rows` touchpoints (the table's row count when known), so the
+    /// columns are allocated once instead of grown batch by batch.
+    #[must_use]
+    pub fn with_capacity(rows: usize) -> Builder {
+        let mut b = Builder::default();
+        let out = &mut b.out;
+        out.customer_row.reserve_exact(rows);
+        out.ts.reserve_exact(rows);
+        out.channel.reserve_exact(rows);
+        out.campaign.reserve_exact(rows);
+        out.event.reserve_exact(rows);
+        b
+    }
+
     /// Appends a validated batch (columns `__customer_row`, `ts`, `channel`, `campaign_id`,
     /// `event`; every value but the campaign present, as validation leaves them).
     pub fn push(&mut self, frame: &DataFrame) -> Result<()> {

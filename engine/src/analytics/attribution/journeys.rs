@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 
-use foldhash::fast::FixedState;
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -121,6 +120,12 @@ impl JourneyList {
     /// Journeys `range` in order.
     pub fn range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = Journey<'_>> + Clone + '_ {
         range.map(move |i| self.get(i))
+    }
+
+    /// Room for `journeys` more journeys with `touches` more touches in all.
+    pub fn reserve(&mut self, journeys: usize, touches: usize) {
+        self.heads.reserve_exact(journeys);
+        self.touches.reserve_exact(touches);
     }
 
     /// Appends a journey (its touches copied in).
@@ -398,13 +403,11 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
     let names = name_keys(&mut entries, &offsets, &tasks, by, &tp.channels, &campaigns.names);
 
     let start = tp.ts.iter().copied().min().unwrap_or(0);
-    let end = conversions.values().fold(tp.ts.iter().copied().max().unwrap_or(0), |end, (t, _)| end.max(*t));
+    let end = conversions.iter().fold(tp.ts.iter().copied().max().unwrap_or(0), |end, (_, (t, _))| end.max(*t));
     let context = Context {
         by,
         id_of: &names.id_of,
         referral_key: names.referral_key,
-        conversions: &conversions,
-        referrals: &referrals,
         end,
         window: i64::from(window_days) * DAY_US,
     };
@@ -413,8 +416,16 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         .par_iter()
         .map(|&(a, b)| {
             let mut part = Part { leads: vec![0; key_count], visits: vec![0; key_count], start, ..Part::default() };
+            // Sized for the most the task can hold, so nothing grows by copying.
+            part.leads_detail.reserve_exact(b - a);
+            part.journeys.reserve(b - a, offsets[b] - offsets[a] + (b - a));
+            // Both lists are in row order: walked alongside the rows.
+            let mut conv = conversions[conversions.partition_point(|c| (c.0 as usize) < a)..].iter().peekable();
+            let mut refs = referrals[referrals.partition_point(|r| (r.0 as usize) < a)..].iter().peekable();
             for row in a..b {
-                part.add_customer(row, &entries[offsets[row]..offsets[row + 1]], &context);
+                let conversion = conv.next_if(|c| c.0 as usize == row).map(|c| c.1);
+                let referral = refs.next_if(|r| r.0 as usize == row).map(|r| r.1);
+                part.add_customer(row, &entries[offsets[row]..offsets[row + 1]], conversion, referral, &context);
             }
             part
         })
@@ -538,8 +549,6 @@ struct Context<'a> {
     by: By,
     id_of: &'a [u32],
     referral_key: u32,
-    conversions: &'a HashMap<u32, (i64, f64), FixedState>,
-    referrals: &'a HashMap<u32, Option<i64>, FixedState>,
     /// The dataset's end (latest touch or signing), microseconds.
     end: i64,
     /// The lookback window, microseconds.
@@ -552,9 +561,14 @@ impl Part {
     /// first touch) recorded; the touches cut to the window before the conversion (or the end);
     /// a journey kept when it has a touch or a conversion. A converting customer with no touch
     /// at all is counted in `no_touchpoints` (none) or `visit_only` (only visits).
-    fn add_customer(&mut self, row: usize, mine: &[Entry], cx: &Context<'_>) {
-        let referral = cx.referrals.get(&(row as u32));
-        let conversion = cx.conversions.get(&(row as u32)).copied();
+    fn add_customer(
+        &mut self,
+        row: usize,
+        mine: &[Entry],
+        conversion: Option<(i64, f64)>,
+        referral: Option<Option<i64>>,
+        cx: &Context<'_>,
+    ) {
         if mine.is_empty() && referral.is_none() {
             if let Some((_, value)) = conversion {
                 self.no_touchpoints.0 += 1.0;
@@ -639,9 +653,10 @@ fn gather(parts: Vec<Part>, names: KeyNames, period: (i64, i64)) -> Journeys {
     out
 }
 
-/// First signed deal per customer row: (end of its signing day in microseconds, price).
-fn first_conversions(ds: &Dataset) -> Result<HashMap<u32, (i64, f64), FixedState>> {
-    let mut out = HashMap::default();
+/// First signed deal per customer row: (row, (end of its signing day in microseconds, price)),
+/// in row order.
+fn first_conversions(ds: &Dataset) -> Result<Vec<(u32, (i64, f64))>> {
+    let mut out: Vec<(u32, (i64, f64))> = Vec::new();
     let Some(deals) = ds.deals.as_ref() else { return Ok(out) };
     let d = deals
         .clone()
@@ -660,14 +675,16 @@ fn first_conversions(ds: &Dataset) -> Result<HashMap<u32, (i64, f64), FixedState
     let price = d.column("price")?.f64()?;
     for i in 0..d.height() {
         if let (Some(r), Some(day), Some(p)) = (rows.get(i), days.get(i), price.get(i)) {
-            out.entry(r).or_insert((i64::from(day) * DAY_US + DAY_US - 1, p));
+            if out.last().is_none_or(|l| l.0 != r) {
+                out.push((r, (i64::from(day) * DAY_US + DAY_US - 1, p)));
+            }
         }
     }
     Ok(out)
 }
 
-/// Referred customers: row -> referral time (start of `created_at`, if known).
-fn referrals(ds: &Dataset) -> Result<HashMap<u32, Option<i64>, FixedState>> {
+/// Referred customers: (row, referral time: start of `created_at`, if known), in row order.
+fn referrals(ds: &Dataset) -> Result<Vec<(u32, Option<i64>)>> {
     let c = ds
         .customers
         .clone()
