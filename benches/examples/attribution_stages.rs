@@ -9,6 +9,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use custmap_engine::analytics::attribution::{journeys, markov, By};
 use custmap_engine::io::schema::Table;
+use custmap_engine::io::validate::IngestOptions;
 
 /// Peak resident memory so far (VmHWM), MiB.
 fn peak_mib() -> u64 {
@@ -30,11 +31,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     stage(&format!("customers ({} rows)", ds.customers.height()), t);
     drop(ds);
     let t = Instant::now();
-    let ds = custmap_engine::Dataset::load_tables(&dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
+    // As `custmap attribution` loads: only the customer columns journeys read are kept.
+    let opts = IngestOptions { customer_columns: Some(journeys::CUSTOMER_COLUMNS), ..IngestOptions::default() };
+    let ds = custmap_engine::Dataset::load_with(&dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns], opts)?;
     let touchpoints = ds.touchpoints.as_ref().map_or(0, |t| t.len());
     stage(&format!("load all ({touchpoints} touchpoints)"), t);
     let t = Instant::now();
-    let j = journeys::build(&ds, By::Channel, 365)?;
+    let j = journeys::build_with(&ds, By::Channel, 365, false)?;
     stage(&format!("journeys ({} journeys)", j.journeys.len()), t);
     let t = Instant::now();
     let credit = markov::credit(&j.journeys, j.keys.len(), 1)?;

@@ -603,3 +603,30 @@ fn regression_funnel_deal_rate_never_exceeds_one() {
     let rates = f.column("deal_rate").unwrap().f64().unwrap();
     assert!(rates.iter().flatten().all(|r| (0.0..=1.0).contains(&r)));
 }
+
+/// Journeys are built in chunks (one per parallel task) and gathered by moving the chunks: the
+/// demo city's journeys read the same one by one, in order and by index, as through `iter`;
+/// without the funnel's per-customer records (what the models use) they are the same journeys.
+#[test]
+fn chunked_journeys_read_alike_by_index_and_in_order_with_or_without_lead_records() {
+    use custmap_engine::analytics::attribution::journeys::{build, build_with};
+    let dir = tempfile::tempdir().unwrap();
+    // 40,000 customers: three parallel tasks of 16,384.
+    let params = DemoParams { customers: 40_000, seed: 9, format: DemoFormat::Parquet, ..DemoParams::default() };
+    generate(dir.path(), &params, &|_, _| {}).unwrap();
+    let ds = Dataset::load(dir.path()).unwrap();
+    let j = build(&ds, By::Campaign, 365).unwrap();
+    assert!(j.journeys.len() > 20_000, "{}", j.journeys.len());
+    assert_eq!(j.leads_detail.len(), 3, "one lead chunk per task");
+    let by_index: Vec<_> = (0..j.journeys.len()).map(|i| j.journeys.get(i)).collect();
+    let in_order: Vec<_> = j.journeys.iter().collect();
+    assert_eq!(by_index, in_order);
+    assert!(in_order.windows(2).all(|w| w[0].customer_row < w[1].customer_row));
+    let copied: JourneyList = j.journeys.iter().collect();
+    assert_eq!(copied, j.journeys);
+    assert_eq!(j.journeys.range(100..103).collect::<Vec<_>>(), in_order[100..103]);
+    let lean = build_with(&ds, By::Campaign, 365, false).unwrap();
+    assert!(lean.leads_detail.iter().all(Vec::is_empty));
+    assert_eq!(lean.journeys, j.journeys);
+    assert_eq!((lean.keys, lean.leads, lean.visits), (j.keys, j.leads, j.visits));
+}

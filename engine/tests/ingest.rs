@@ -701,3 +701,23 @@ fn regression_naive_parquet_timestamps_are_read_in_the_dataset_time_zone() {
     assert_eq!(read("UTC"), [at(10), at(23)]);
     assert_eq!(read("+08:00"), [at(2), at(15)]);
 }
+
+/// Keeping only some customer columns (what an attribution run does) validates every column all
+/// the same: a row with a bad value in a dropped column is still rejected, and counted.
+#[test]
+fn customer_columns_not_kept_are_still_validated() {
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::IngestOptions;
+    let customers = b"customer_id,home_lat,home_lng,budget,referred_by\nA,30.5,114.3,100,\nB,95.0,114.3,100,A\nC,30.5,114.3,oops,A\n";
+    let dir = dataset_dir(&[("customers.csv", customers)]);
+    let all = Dataset::load(dir.path()).unwrap();
+    let opts = IngestOptions { customer_columns: Some(&["referred_by"]), ..IngestOptions::default() };
+    let lean = Dataset::load_with(dir.path(), &Table::ALL, opts).unwrap();
+    let names: Vec<&str> = lean.customers.get_column_names().iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["customer_id", "referred_by"]);
+    assert_eq!(format!("{:?}", lean.report), format!("{:?}", all.report));
+    assert_eq!(reasons(&lean, "customers"), reasons(&all, "customers"));
+    assert_eq!(reasons(&lean, "customers").len(), 1, "B's latitude");
+    assert_eq!(accepted_ids(&lean), ["A", "C"]);
+    assert_eq!(all.customers.column("budget").unwrap().f64().unwrap().get(1), None, "C's budget nulled");
+}

@@ -107,6 +107,14 @@ impl Dataset {
             rejects.append(&mut v.rejects);
             nulled.append(&mut v.nulled);
             if table == Table::Customers {
+                if let Some(keep) = opts.customer_columns {
+                    let names = v.frame.get_column_names_owned();
+                    let kept: Vec<PlSmallStr> = names
+                        .into_iter()
+                        .filter(|n| n.as_str() == "customer_id" || keep.contains(&n.as_str()))
+                        .collect();
+                    v.frame = v.frame.select(kept)?;
+                }
                 customers = Some(v);
             } else {
                 frames.insert(table, v.frame);

@@ -124,6 +124,10 @@ pub struct IngestOptions {
     /// Rows per batch when the touchpoints are read and validated batch by batch (0: the
     /// default, [`TOUCHPOINT_BATCH_ROWS`]). Results do not depend on it.
     pub batch_rows: usize,
+    /// The customer columns the caller will read, besides `customer_id` (`None`: all). Every
+    /// column is still validated (a bad value rejects its row whatever is kept); the others are
+    /// dropped right after, before the larger tables are read. An attribution reads two.
+    pub customer_columns: Option<&'static [&'static str]>,
 }
 
 /// Touchpoint rows read and validated at a time.

@@ -31,7 +31,12 @@ pub(super) fn run_attribution(
     }
     #[cfg(not(feature = "cluster"))]
     connect(engine, dir)?;
-    let ds = load(dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns])?;
+    // Journeys read two customer columns; the rest are validated and let go.
+    let ds = load_columns(
+        dir,
+        &[Table::Touchpoints, Table::Deals, Table::Campaigns],
+        Some(custmap_engine::analytics::attribution::journeys::CUSTOMER_COLUMNS),
+    )?;
     if let Some(p) = paths {
         write_paths(&funnel::journeys_for(&ds, params)?, p)?;
     }
@@ -193,7 +198,11 @@ pub(super) fn run_funnel(dir: &Path, by: By, k: KFloor, out: &Path) -> Result<()
     if format == OutputFormat::GeoJson {
         return Err(Error::BadInput(format!("{}: the funnel is a table or a chart, not GeoJSON", out.display())));
     }
-    let ds = load(dir, &[Table::Touchpoints, Table::Deals])?;
+    let ds = load_columns(
+        dir,
+        &[Table::Touchpoints, Table::Deals],
+        Some(custmap_engine::analytics::attribution::journeys::CUSTOMER_COLUMNS),
+    )?;
     let params = AttributionParams { by, ..AttributionParams::default() };
     let table = funnel::funnel(&funnel::journeys_for(&ds, &params)?, by)?;
     let table = release::funnel(table, by, k, &mut custmap_engine::analytics::privacy::Ledger::new())?;

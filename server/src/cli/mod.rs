@@ -191,8 +191,19 @@ fn spinner(message: &str) -> ProgressBar {
 /// Loads a dataset for an analysis, saying on stderr how many rows of each table were rejected
 /// (and values nulled) and where to see why; with `--strict` any rejected row is exit 2.
 fn load(dir: &Path, tables: &[Table]) -> Result<Dataset, Error> {
+    load_columns(dir, tables, None)
+}
+
+/// [`load`] keeping only the listed customer columns (besides the id) once they are validated.
+fn load_columns(
+    dir: &Path,
+    tables: &[Table],
+    customer_columns: Option<&'static [&'static str]>,
+) -> Result<Dataset, Error> {
     let pb = spinner("reading and validating tables");
-    let ds = Dataset::load_with(dir, tables, INGEST.get().copied().unwrap_or_default());
+    let opts =
+        custmap_engine::io::validate::IngestOptions { customer_columns, ..INGEST.get().copied().unwrap_or_default() };
+    let ds = Dataset::load_with(dir, tables, opts);
     pb.finish_and_clear();
     let ds = ds?;
     if let Some(line) = reject_line(&ds) {

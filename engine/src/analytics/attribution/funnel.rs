@@ -40,7 +40,7 @@ pub fn funnel(j: &Journeys, by: By) -> Result<DataFrame> {
     let mut revenue = vec![0.0; n];
     let mut to_visit: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut to_deal: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for l in &j.leads_detail {
+    for l in j.leads_detail.iter().flatten() {
         let k = l.key as usize;
         leads[k] += 1;
         if let Some(v) = l.visit_ts {
@@ -105,7 +105,7 @@ pub fn monthly(j: &Journeys, by: By) -> Result<DataFrame> {
         chrono::DateTime::from_timestamp_micros(us).map_or_else(String::new, |t| t.format("%Y-%m").to_string())
     };
     let mut cells: BTreeMap<(String, u32), (u64, u64, f64)> = BTreeMap::new();
-    for l in &j.leads_detail {
+    for l in j.leads_detail.iter().flatten() {
         cells.entry((month(l.lead_ts), l.key)).or_default().0 += 1;
         if let Some((t, value)) = l.deal {
             let e = cells.entry((month(t), l.key)).or_default();

@@ -42,6 +42,10 @@ impl By {
     }
 }
 
+/// The customer columns journeys read (besides the id): a run that only builds journeys can load
+/// just these (`IngestOptions::customer_columns`).
+pub const CUSTOMER_COLUMNS: &[&str] = &["referred_by", "created_at"];
+
 /// The channel name referrals get.
 pub const REFERRAL: &str = "referral";
 /// Campaign key of touches without a campaign.
@@ -71,7 +75,8 @@ pub struct Journey<'a> {
     pub weight: f64,
 }
 
-/// A journey's fixed part; its touches are `touches[start..]` up to the next journey's start.
+/// A journey's fixed part; its touches are `touches[start..]` of its chunk, up to the next
+/// journey's start.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Head {
     customer_row: u32,
@@ -80,28 +85,15 @@ struct Head {
     weight: f64,
 }
 
-/// Journeys in flat storage: one list of every journey's touches, and per journey where its
-/// touches start (no allocation per journey: at 10^8 touchpoints that is most of the memory).
+/// A run of journeys in flat storage: their heads, and all their touches in one list.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct JourneyList {
+struct Chunk {
     heads: Vec<Head>,
     touches: Vec<Touch>,
 }
 
-impl JourneyList {
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.heads.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.heads.is_empty()
-    }
-
-    /// Journey `i`.
-    #[must_use]
-    pub fn get(&self, i: usize) -> Journey<'_> {
+impl Chunk {
+    fn get(&self, i: usize) -> Journey<'_> {
         let h = self.heads[i];
         let end = self.heads.get(i + 1).map_or(self.touches.len(), |n| n.start);
         Journey {
@@ -111,10 +103,46 @@ impl JourneyList {
             weight: h.weight,
         }
     }
+}
+
+/// Journeys in flat storage: no allocation per journey (at 10^8 touchpoints that would be most
+/// of the memory). The journeys are held in chunks, one per unit of parallel work, so the
+/// chunks built in parallel are gathered by moving them, never by copying their touches.
+#[derive(Debug, Clone, Default)]
+pub struct JourneyList {
+    chunks: Vec<Chunk>,
+    /// Journeys before each chunk (`chunks.len() + 1` entries, the last being the total).
+    starts: Vec<usize>,
+}
+
+impl PartialEq for JourneyList {
+    /// The same journeys in the same order, however they are chunked.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl JourneyList {
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Journey `i`.
+    #[must_use]
+    pub fn get(&self, i: usize) -> Journey<'_> {
+        let c = self.starts.partition_point(|&s| s <= i) - 1;
+        self.chunks[c].get(i - self.starts[c])
+    }
 
     /// The journeys in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Journey<'_>> + DoubleEndedIterator + Clone + '_ {
-        (0..self.len()).map(move |i| self.get(i))
+    pub fn iter(&self) -> impl Iterator<Item = Journey<'_>> + Clone + '_ {
+        self.chunks.iter().flat_map(|c| (0..c.heads.len()).map(move |i| c.get(i)))
     }
 
     /// Journeys `range` in order.
@@ -122,28 +150,44 @@ impl JourneyList {
         range.map(move |i| self.get(i))
     }
 
-    /// Room for `journeys` more journeys with `touches` more touches in all.
+    /// Room for `journeys` more journeys with `touches` more touches in all (in the last chunk).
     pub fn reserve(&mut self, journeys: usize, touches: usize) {
-        self.heads.reserve_exact(journeys);
-        self.touches.reserve_exact(touches);
+        let chunk = self.last_chunk();
+        chunk.heads.reserve_exact(journeys);
+        chunk.touches.reserve_exact(touches);
+    }
+
+    fn last_chunk(&mut self) -> &mut Chunk {
+        if self.chunks.is_empty() {
+            self.chunks.push(Chunk::default());
+            self.starts = vec![0, 0];
+        }
+        self.chunks.last_mut().expect("a chunk was just made")
     }
 
     /// Appends a journey (its touches copied in).
     pub fn push(&mut self, j: Journey<'_>) {
-        self.heads.push(Head {
+        let chunk = self.last_chunk();
+        chunk.heads.push(Head {
             customer_row: j.customer_row,
-            start: self.touches.len(),
+            start: chunk.touches.len(),
             conversion: j.conversion,
             weight: j.weight,
         });
-        self.touches.extend_from_slice(j.touches);
+        chunk.touches.extend_from_slice(j.touches);
+        *self.starts.last_mut().expect("starts follow chunks") += 1;
     }
 
-    /// Appends every journey of `other`.
+    /// Appends every journey of `other`, moving its chunks.
     fn append(&mut self, other: JourneyList) {
-        let shift = self.touches.len();
-        self.heads.extend(other.heads.into_iter().map(|h| Head { start: h.start + shift, ..h }));
-        self.touches.extend(other.touches);
+        for chunk in other.chunks.into_iter().filter(|c| !c.heads.is_empty()) {
+            let total = self.len();
+            if self.starts.is_empty() {
+                self.starts.push(0);
+            }
+            self.starts.push(total + chunk.heads.len());
+            self.chunks.push(chunk);
+        }
     }
 }
 
@@ -171,8 +215,9 @@ pub struct Journeys {
     pub channel_of: Vec<String>,
     /// First and last instant of the data (microseconds).
     pub period: (i64, i64),
-    /// One record per customer with a first touch: the funnel's raw material.
-    pub leads_detail: Vec<Lead>,
+    /// One record per customer with a first touch, in row order, in chunks (one per unit of
+    /// parallel work, moved rather than copied together): the funnel's raw material.
+    pub leads_detail: Vec<Vec<Lead>>,
     /// Whether touches carry their real times (false for journeys rebuilt from path counts,
     /// which the time-decay model cannot use).
     pub timed: bool,
@@ -384,6 +429,12 @@ struct Part {
 /// and [`gather`] the tasks' parts in row order, so the journeys are the same for any number of
 /// threads.
 pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
+    build_with(ds, by, window_days, true)
+}
+
+/// [`build`], leaving `leads_detail` empty unless `leads_detail` is set: the models never read
+/// it, and it is a record per customer (the funnel's, [`super::funnel::journeys_for`]).
+pub fn build_with(ds: &Dataset, by: By, window_days: u32, leads_detail: bool) -> Result<Journeys> {
     let Some(tp) = ds.touchpoints.as_ref() else {
         return Err(Error::bad_input("attribution needs a touchpoints table"));
     };
@@ -410,6 +461,7 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         referral_key: names.referral_key,
         end,
         window: i64::from(window_days) * DAY_US,
+        leads_detail,
     };
     let key_count = names.keys.len() + 1;
     let parts: Vec<Part> = tasks
@@ -417,7 +469,9 @@ pub fn build(ds: &Dataset, by: By, window_days: u32) -> Result<Journeys> {
         .map(|&(a, b)| {
             let mut part = Part { leads: vec![0; key_count], visits: vec![0; key_count], start, ..Part::default() };
             // Sized for the most the task can hold, so nothing grows by copying.
-            part.leads_detail.reserve_exact(b - a);
+            if leads_detail {
+                part.leads_detail.reserve_exact(b - a);
+            }
             part.journeys.reserve(b - a, offsets[b] - offsets[a] + (b - a));
             // Both lists are in row order: walked alongside the rows.
             let mut conv = conversions[conversions.partition_point(|c| (c.0 as usize) < a)..].iter().peekable();
@@ -553,6 +607,8 @@ struct Context<'a> {
     end: i64,
     /// The lookback window, microseconds.
     window: i64,
+    /// Whether each customer's lead record is kept.
+    leads_detail: bool,
 }
 
 impl Part {
@@ -599,7 +655,14 @@ impl Part {
         }
         if let Some(first) = touches.first() {
             self.leads[first.key as usize] += 1;
-            self.leads_detail.push(Lead { key: first.key, lead_ts: first.ts, visit_ts: first_visit, deal: conversion });
+            if cx.leads_detail {
+                self.leads_detail.push(Lead {
+                    key: first.key,
+                    lead_ts: first.ts,
+                    visit_ts: first_visit,
+                    deal: conversion,
+                });
+            }
             let horizon = conversion.map_or(cx.end, |(t, _)| t);
             touches.retain(|t| t.ts <= horizon && t.ts >= horizon - cx.window);
             if !touches.is_empty() || conversion.is_some() {
@@ -620,15 +683,12 @@ fn gather(parts: Vec<Part>, names: KeyNames, period: (i64, i64)) -> Journeys {
     let KeyNames { mut keys, mut channel_of, referral_name, referral_key, .. } = names;
     let key_count = keys.len() + 1;
     let mut out = Journeys { period, timed: true, ..Journeys::default() };
-    out.journeys.heads.reserve_exact(parts.iter().map(|p| p.journeys.heads.len()).sum());
-    out.journeys.touches.reserve_exact(parts.iter().map(|p| p.journeys.touches.len()).sum());
-    out.leads_detail.reserve_exact(parts.iter().map(|p| p.leads_detail.len()).sum());
     let mut leads = vec![0u64; key_count];
     let mut visits = vec![0u64; key_count];
     let mut used_referral = false;
     for part in parts {
         out.journeys.append(part.journeys);
-        out.leads_detail.extend(part.leads_detail);
+        out.leads_detail.push(part.leads_detail);
         for k in 0..key_count {
             leads[k] += part.leads[k];
             visits[k] += part.visits[k];

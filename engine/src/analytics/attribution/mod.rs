@@ -133,7 +133,7 @@ const DAY_US: i64 = 86_400_000_000;
 /// Runs the models of `params` on `ds`.
 pub fn attribution(ds: &Dataset, params: &AttributionParams) -> Result<AttributionResult> {
     params.check()?;
-    let j = journeys::build(ds, params.by, params.window_days)?;
+    let j = journeys::build_with(ds, params.by, params.window_days, false)?;
     attribution_of(&j, ds.campaigns.as_ref(), params)
 }
 
@@ -207,7 +207,7 @@ pub fn attribution_by_place(
     k: crate::analytics::KFloor,
 ) -> Result<(DataFrame, crate::analytics::Suppressed)> {
     params.check()?;
-    let j = journeys::build(ds, params.by, params.window_days)?;
+    let j = journeys::build_with(ds, params.by, params.window_days, false)?;
     let keys = j.keys.len();
     let model = params.models[0];
     let half_life_us = params.half_life_days * DAY_US as f64;
