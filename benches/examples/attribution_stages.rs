@@ -33,11 +33,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     // As `custmap attribution` loads: only the customer columns journeys read are kept.
     let opts = IngestOptions { customer_columns: Some(journeys::CUSTOMER_COLUMNS), ..IngestOptions::default() };
-    let ds = custmap_engine::Dataset::load_with(&dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns], opts)?;
+    let mut ds = custmap_engine::Dataset::load_with(&dir, &[Table::Touchpoints, Table::Deals, Table::Campaigns], opts)?;
     let touchpoints = ds.touchpoints.as_ref().map_or(0, |t| t.len());
     stage(&format!("load all ({touchpoints} touchpoints)"), t);
     let t = Instant::now();
-    let j = journeys::build_with(&ds, By::Channel, 365, false)?;
+    // As `custmap attribution` builds them: the touchpoints let go once bucketed.
+    let j = journeys::build_taking(&mut ds, By::Channel, 365, false)?;
     stage(&format!("journeys ({} journeys)", j.journeys.len()), t);
     let t = Instant::now();
     let credit = markov::credit(&j.journeys, j.keys.len(), 1)?;

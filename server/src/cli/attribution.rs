@@ -60,7 +60,10 @@ pub(super) fn run_attribution(
         return write_chart(&result, Some(&months), ChartChoice::Monthly, out);
     }
     let pb = spinner("attributing");
-    let result = release::attribution(attribution(&ds, params)?, ds.campaigns.as_ref(), k, &mut ledger)?;
+    // Nothing reads the touchpoints after this: they are let go once bucketed by customer.
+    let mut ds = ds;
+    let attributed = custmap_engine::analytics::attribution::attribution_taking_touchpoints(&mut ds, params)?;
+    let result = release::attribution(attributed, ds.campaigns.as_ref(), k, &mut ledger)?;
     pb.finish_and_clear();
     if image_format(format).is_some() {
         let chart = chart.unwrap_or(if params.models.len() > 1 { ChartChoice::Compare } else { ChartChoice::Roi });

@@ -438,6 +438,26 @@ pub fn build_with(ds: &Dataset, by: By, window_days: u32, leads_detail: bool) ->
     let Some(tp) = ds.touchpoints.as_ref() else {
         return Err(Error::bad_input("attribution needs a touchpoints table"));
     };
+    build_from(ds, std::borrow::Cow::Borrowed(tp), by, window_days, leads_detail)
+}
+
+/// [`build_with`] on the touchpoints taken out of `ds` (left `None`): they are let go as soon as
+/// they are bucketed by customer, before the journeys are built, so a run that needs nothing else
+/// of them (`custmap attribution`) never holds both.
+pub fn build_taking(ds: &mut Dataset, by: By, window_days: u32, leads_detail: bool) -> Result<Journeys> {
+    let Some(tp) = ds.touchpoints.take() else {
+        return Err(Error::bad_input("attribution needs a touchpoints table"));
+    };
+    build_from(ds, std::borrow::Cow::Owned(tp), by, window_days, leads_detail)
+}
+
+fn build_from(
+    ds: &Dataset,
+    tp: std::borrow::Cow<'_, Touchpoints>,
+    by: By,
+    window_days: u32,
+    leads_detail: bool,
+) -> Result<Journeys> {
     let customers = ds.customers.height();
     if tp.channels.len() >= VISIT as usize {
         return Err(Error::bad_input(format!(
@@ -445,16 +465,19 @@ pub fn build_with(ds: &Dataset, by: By, window_days: u32, leads_detail: bool) ->
             tp.channels.len()
         )));
     }
-    let campaigns = CampaignRanks::of(tp);
+    let campaigns = CampaignRanks::of(&tp);
     let conversions = first_conversions(ds)?;
     let referrals = referrals(ds)?;
-    let (mut entries, offsets) = bucket(tp, customers, &campaigns)?;
-    let tasks: Vec<(usize, usize)> =
-        (0..customers).step_by(CUSTOMERS_PER_TASK).map(|a| (a, (a + CUSTOMERS_PER_TASK).min(customers))).collect();
-    let names = name_keys(&mut entries, &offsets, &tasks, by, &tp.channels, &campaigns.names);
-
     let start = tp.ts.iter().copied().min().unwrap_or(0);
     let end = conversions.iter().fold(tp.ts.iter().copied().max().unwrap_or(0), |end, (_, (t, _))| end.max(*t));
+    let (mut entries, offsets) = bucket(&tp, customers, &campaigns)?;
+    let channels = tp.channels.clone();
+    // Owned touchpoints are freed here: the buckets hold all the journeys need.
+    drop(tp);
+    let tasks: Vec<(usize, usize)> =
+        (0..customers).step_by(CUSTOMERS_PER_TASK).map(|a| (a, (a + CUSTOMERS_PER_TASK).min(customers))).collect();
+    let names = name_keys(&mut entries, &offsets, &tasks, by, &channels, &campaigns.names);
+
     let context = Context {
         by,
         id_of: &names.id_of,

@@ -139,6 +139,14 @@ pub fn attribution(ds: &Dataset, params: &AttributionParams) -> Result<Attributi
 
 /// Runs the models of `params` on journeys already built (locally, or rebuilt from a cluster's
 /// path counts with [`Journeys::from_paths`]), with costs from `campaigns`.
+/// [`attribution`] for a one-shot run: the touchpoints are taken out of `ds` and freed once
+/// bucketed by customer (see [`journeys::build_taking`]); `ds.touchpoints` is `None` after.
+pub fn attribution_taking_touchpoints(ds: &mut Dataset, params: &AttributionParams) -> Result<AttributionResult> {
+    params.check()?;
+    let j = journeys::build_taking(ds, params.by, params.window_days, false)?;
+    attribution_of(&j, ds.campaigns.as_ref(), params)
+}
+
 pub fn attribution_of(
     j: &Journeys,
     campaigns: Option<&DataFrame>,
