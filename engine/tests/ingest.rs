@@ -721,3 +721,48 @@ fn customer_columns_not_kept_are_still_validated() {
     assert_eq!(accepted_ids(&lean), ["A", "C"]);
     assert_eq!(all.customers.column("budget").unwrap().f64().unwrap().get(1), None, "C's budget nulled");
 }
+
+/// A 128-bit id column's type is judged over the whole column (text when any id is beyond
+/// 2^53): read in batches, a batch of small ids became numbers ("7.0") and its touchpoints were
+/// rejected as for unknown customers. Such a file is read as one batch.
+#[test]
+fn regression_int128_ids_read_alike_in_batches() {
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::IngestOptions;
+    let ids = [7i128, 1i128 << 80];
+    let write = |dir: &std::path::Path, name: &str, mut frame: DataFrame| {
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        ParquetWriter::new(file).with_row_group_size(Some(1)).finish(&mut frame).unwrap();
+    };
+    let dir = dataset_dir(&[]);
+    let customers = DataFrame::new(
+        2,
+        vec![
+            Series::new("customer_id".into(), ids).into_column(),
+            Column::new("home_lat".into(), [30.5, 30.6]),
+            Column::new("home_lng".into(), [114.3, 114.4]),
+        ],
+    )
+    .unwrap();
+    write(dir.path(), "customers.parquet", customers);
+    let touchpoints = DataFrame::new(
+        3,
+        vec![
+            Series::new("customer_id".into(), [ids[0], ids[1], ids[0]]).into_column(),
+            Column::new("ts".into(), ["2025-01-01", "2025-01-02", "2025-01-03"]),
+            Column::new("channel".into(), ["web", "web", "ad"]),
+        ],
+    )
+    .unwrap();
+    write(dir.path(), "touchpoints.parquet", touchpoints);
+    for batch_rows in [1, 0] {
+        let opts = IngestOptions { batch_rows, ..IngestOptions::default() };
+        let ds = Dataset::load_with(dir.path(), &Table::ALL, opts).unwrap();
+        assert_eq!(
+            ds.touchpoints.as_ref().unwrap().customer_row,
+            [0, 1, 0],
+            "batches of {batch_rows}: {:?}",
+            ds.rejects
+        );
+    }
+}

@@ -349,3 +349,21 @@ fn an_unreachable_cluster_is_a_clear_error_in_bounded_time() {
     let o = Command::new(bin()).args(["heatmap", ".", "--engine", "spark://x", "--out", "h.csv"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The cluster's jobs read timestamps as UTC while `--tz` moves naive ones locally: with a zone
+/// other than UTC the two engines would disagree by the offset, so the cluster is refused.
+#[test]
+fn regression_a_local_time_zone_is_refused_on_the_cluster_not_ignored() {
+    let city = demo(300, 1);
+    let out = city.path().join("a.csv");
+    let port = free_port();
+    let o = Command::new(bin())
+        .args(["--tz", "+08:00", "attribution", city.path().to_str().unwrap()])
+        .args(["--engine", &format!("ballista://127.0.0.1:{port}"), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--tz +08:00 with --engine ballista://") && err.contains("reads timestamps as UTC"), "{err}");
+    assert!(!out.exists());
+}

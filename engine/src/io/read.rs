@@ -261,6 +261,22 @@ pub fn read_table_batches(
             let meta =
                 reader.get_metadata().map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?;
             let groups: Vec<usize> = meta.row_groups.iter().map(|g| g.num_rows()).collect();
+            // A 128-bit or decimal column's type is judged over all its values (see
+            // `numbers_from_wide_types`): such a file is read as one batch, so every batch size
+            // reads it alike.
+            let wide = reader.schema().is_ok_and(|schema| {
+                schema.iter().any(|(_, f)| {
+                    matches!(
+                        f.dtype(),
+                        ArrowDataType::Int128
+                            | ArrowDataType::Decimal(..)
+                            | ArrowDataType::Decimal32(..)
+                            | ArrowDataType::Decimal64(..)
+                            | ArrowDataType::Decimal256(..)
+                    )
+                })
+            });
+            let batch_rows = if wide { usize::MAX } else { batch_rows };
             let mut at = 0;
             for (start, len) in parquet_batches(&groups, batch_rows) {
                 if start != at {

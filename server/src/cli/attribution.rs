@@ -38,7 +38,9 @@ pub(super) fn run_attribution(
         Some(custmap_engine::analytics::attribution::journeys::CUSTOMER_COLUMNS),
     )?;
     if let Some(p) = paths {
-        write_paths(&funnel::journeys_for(&ds, params)?, p)?;
+        let by =
+            custmap_engine::analytics::attribution::journeys::build_with(&ds, params.by, params.window_days, false)?;
+        write_paths(&by, p)?;
     }
     // One release per run, as a server's first answer to the same request.
     let mut ledger = custmap_engine::analytics::privacy::Ledger::new();

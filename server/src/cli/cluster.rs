@@ -47,6 +47,16 @@ pub(super) fn connect(engine: &EngineArgs, dir: &Path) -> Result<Option<ClusterS
         match engine.engine.parse::<Engine>()? {
             Engine::Local => Ok(None),
             Engine::Ballista { host, port } => {
+                // The cluster's jobs read timestamps as UTC; a local zone would make the two
+                // engines disagree by the offset, so it is refused rather than ignored.
+                let tz = super::INGEST.get().copied().unwrap_or_default();
+                if tz.utc_offset_minutes != 0 {
+                    return Err(Error::BadInput(format!(
+                        "--tz {} with --engine {}: the cluster reads timestamps as UTC; convert them to UTC (or use --engine local)",
+                        tz.tz_name(),
+                        engine.engine
+                    )));
+                }
                 let timeout = Duration::from_secs(engine.cluster_timeout_s.max(1));
                 Ok(Some(Cluster::open(&host, port, timeout, dir)?))
             }

@@ -137,8 +137,6 @@ pub fn attribution(ds: &Dataset, params: &AttributionParams) -> Result<Attributi
     attribution_of(&j, ds.campaigns.as_ref(), params)
 }
 
-/// Runs the models of `params` on journeys already built (locally, or rebuilt from a cluster's
-/// path counts with [`Journeys::from_paths`]), with costs from `campaigns`.
 /// [`attribution`] for a one-shot run: the touchpoints are taken out of `ds` and freed once
 /// bucketed by customer (see [`journeys::build_taking`]); `ds.touchpoints` is `None` after.
 pub fn attribution_taking_touchpoints(ds: &mut Dataset, params: &AttributionParams) -> Result<AttributionResult> {
@@ -147,6 +145,8 @@ pub fn attribution_taking_touchpoints(ds: &mut Dataset, params: &AttributionPara
     attribution_of(&j, ds.campaigns.as_ref(), params)
 }
 
+/// Runs the models of `params` on journeys already built (locally, or rebuilt from a cluster's
+/// path counts with [`Journeys::from_paths`]), with costs from `campaigns`.
 pub fn attribution_of(
     j: &Journeys,
     campaigns: Option<&DataFrame>,
