@@ -78,50 +78,46 @@ impl Dataset {
         let mut rejects = Vec::new();
         let mut nulled = Vec::new();
         let mut frames: BTreeMap<Table, DataFrame> = BTreeMap::new();
-        let mut customers: Option<Validated> = None;
+        let Some((path, format)) = find_table_file(dir, Table::Customers.name())? else {
+            return Err(Error::Schema {
+                path: dir.into(),
+                message: "no customers.csv or customers.parquet (the one mandatory table)".into(),
+            });
+        };
+        let mut customers = validate(Table::Customers, read_table(&path, format)?, None, opts)?;
+        report.tables.insert(Table::Customers.name(), counts_of(&customers));
+        rejects.append(&mut customers.rejects);
+        nulled.append(&mut customers.nulled);
+        if let Some(keep) = opts.customer_columns {
+            let kept: Vec<PlSmallStr> = customers
+                .frame
+                .get_column_names_owned()
+                .into_iter()
+                .filter(|n| n.as_str() == "customer_id" || keep.contains(&n.as_str()))
+                .collect();
+            customers.frame = customers.frame.select(kept)?;
+        }
+        // One index of the accepted ids for every table that refers to customers.
+        let ids = customers.frame.column("customer_id")?.str()?.rechunk();
+        let index = super::refs::Index::new(&ids)?;
         let mut touchpoints = None;
-        for table in Table::ALL {
-            if table != Table::Customers && !tables.contains(&table) {
-                continue;
-            }
-            let Some((path, format)) = find_table_file(dir, table.name())? else {
-                if table == Table::Customers {
-                    return Err(Error::Schema {
-                        path: dir.into(),
-                        message: "no customers.csv or customers.parquet (the one mandatory table)".into(),
-                    });
-                }
-                continue;
-            };
+        for table in Table::ALL.into_iter().filter(|t| *t != Table::Customers && tables.contains(t)) {
+            let Some((path, format)) = find_table_file(dir, table.name())? else { continue };
             if table == Table::Touchpoints {
-                let customers =
-                    customers.as_ref().ok_or_else(|| Error::Internal("customers must be validated first".into()))?;
-                let (t, counts) = load_touchpoints(&path, format, customers, opts, &mut rejects, &mut nulled)?;
+                let (t, counts) = load_touchpoints(&path, format, &customers, &index, opts, &mut rejects, &mut nulled)?;
                 report.tables.insert(table.name(), counts);
                 touchpoints = Some(t);
                 continue;
             }
-            let raw = read_table(&path, format)?;
-            let mut v = validate(table, raw, customers.as_ref(), opts)?;
+            let mut v = validate_with(table, read_table(&path, format)?, Some(&customers), Some(&index), opts)?;
             report.tables.insert(table.name(), counts_of(&v));
             rejects.append(&mut v.rejects);
             nulled.append(&mut v.nulled);
-            if table == Table::Customers {
-                if let Some(keep) = opts.customer_columns {
-                    let names = v.frame.get_column_names_owned();
-                    let kept: Vec<PlSmallStr> = names
-                        .into_iter()
-                        .filter(|n| n.as_str() == "customer_id" || keep.contains(&n.as_str()))
-                        .collect();
-                    v.frame = v.frame.select(kept)?;
-                }
-                customers = Some(v);
-            } else {
-                frames.insert(table, v.frame);
-            }
+            frames.insert(table, v.frame);
         }
+        drop(index);
+        let customers = customers.frame;
         let districts = load_districts(dir)?;
-        let customers = customers.ok_or_else(|| Error::Internal("customers vanished after validation".into()))?.frame;
         Ok(Dataset {
             name: dir.file_name().map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned()),
             dir: dir.into(),
@@ -200,22 +196,20 @@ fn load_touchpoints(
     path: &Path,
     format: super::read::TableFormat,
     customers: &Validated,
+    index: &super::refs::Index<'_>,
     opts: IngestOptions,
     rejects: &mut Vec<Reject>,
     nulled: &mut Vec<Reject>,
 ) -> Result<(Touchpoints, TableReport)> {
-    let ids = customers.frame.column("customer_id")?.str()?.rechunk();
-    let index = super::refs::Index::new(&ids)?;
-    // Parquet says its row count in the footer; a CSV's is only known once read.
-    let rows = match format {
-        super::read::TableFormat::Parquet => super::read::measure_table(path, format, 0, 0)?.rows,
-        super::read::TableFormat::Csv => 0,
-    };
-    let mut builder = Builder::with_capacity(usize::try_from(rows).unwrap_or(0));
+    let mut builder = Builder::default();
     let mut counts = TableReport { read: 0, accepted: 0, rejected: 0, values_nulled: 0 };
     let (first_reject, first_nulled) = (rejects.len(), nulled.len());
-    read_table_batches(path, format, opts.batch_rows(), |raw| {
-        let mut v = validate_with(Table::Touchpoints, raw, Some(customers), Some(&index), opts)?;
+    read_table_batches(path, format, opts.batch_rows(), |raw, rows_in_file| {
+        if counts.read == 0 {
+            // The columns are allocated once, for the rows the file says it holds.
+            builder.reserve(usize::try_from(rows_in_file).unwrap_or(0));
+        }
+        let mut v = validate_with(Table::Touchpoints, raw, Some(customers), Some(index), opts)?;
         let c = counts_of(&v);
         counts.read += c.read;
         counts.accepted += c.accepted;

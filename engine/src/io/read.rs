@@ -241,7 +241,8 @@ fn read_parquet_rows(path: &Path, slice: Option<(usize, usize)>) -> Result<RawTa
 }
 
 /// Reads one table file in batches of about `batch_rows` rows, handing each to `each` in file
-/// order; rows keep their numbers in the whole file. Parquet is read a run of row groups at a
+/// order with the rows the whole file holds (from a Parquet footer, or counted by the CSV read);
+/// rows keep their numbers in the whole file. Parquet is read a run of row groups at a
 /// time (a row group far larger than `batch_rows` is read in slices), so the file is never
 /// decoded whole. CSV is read whole (its pre-pass needs every record) and handed on in slices,
 /// so what validation builds from it is built a batch at a time; the early rejects (ragged,
@@ -250,7 +251,7 @@ pub fn read_table_batches(
     path: &Path,
     format: TableFormat,
     batch_rows: usize,
-    mut each: impl FnMut(RawTable) -> Result<()>,
+    mut each: impl FnMut(RawTable, u64) -> Result<()>,
 ) -> Result<()> {
     let batch_rows = batch_rows.max(1);
     match format {
@@ -261,6 +262,7 @@ pub fn read_table_batches(
             let meta =
                 reader.get_metadata().map_err(|e| schema_error(path, format!("not a readable Parquet file ({e})")))?;
             let groups: Vec<usize> = meta.row_groups.iter().map(|g| g.num_rows()).collect();
+            let total = groups.iter().sum::<usize>() as u64;
             // A 128-bit or decimal column's type is judged over all its values (see
             // `numbers_from_wide_types`): such a file is read as one batch, so every batch size
             // reads it alike.
@@ -283,29 +285,33 @@ pub fn read_table_batches(
                     return Err(Error::Internal(format!("Parquet batch starts at {start}, not {at}")));
                 }
                 at = start + len;
-                each(read_parquet_rows(path, Some((start, len)))?)?;
+                each(read_parquet_rows(path, Some((start, len)))?, total)?;
             }
             if at == 0 {
                 // No rows: the (empty) table still goes through validation, which checks its columns.
-                each(read_parquet_rows(path, None)?)?;
+                each(read_parquet_rows(path, None)?, 0)?;
             }
             Ok(())
         }
         TableFormat::Csv => {
             let whole = read_table(path, format)?;
             let height = whole.frame.height();
+            let total = whole.read;
             let mut early = Some(whole.early_rejects);
             let mut start = 0;
             loop {
                 let len = batch_rows.min(height - start);
                 let early_rejects = early.take().unwrap_or_default();
-                each(RawTable {
-                    path: whole.path.clone(),
-                    frame: whole.frame.slice(start as i64, len),
-                    read: (len + early_rejects.len()) as u64,
-                    early_rejects,
-                    lines: whole.lines.clone(),
-                })?;
+                each(
+                    RawTable {
+                        path: whole.path.clone(),
+                        frame: whole.frame.slice(start as i64, len),
+                        read: (len + early_rejects.len()) as u64,
+                        early_rejects,
+                        lines: whole.lines.clone(),
+                    },
+                    total,
+                )?;
                 start += len;
                 if start >= height {
                     return Ok(());

@@ -99,23 +99,17 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// A builder with room for `rows` touchpoints (the row count a file's footer claims), so the
-    /// columns are allocated once instead of grown batch by batch. The claim is not trusted: if
-    /// the room cannot be had, the columns grow as batches arrive instead.
-    #[must_use]
-    pub fn with_capacity(rows: usize) -> Builder {
-        let mut b = Builder::default();
-        let out = &mut b.out;
-        let room = out.customer_row.try_reserve_exact(rows).is_ok()
+    /// Room for `rows` more touchpoints (the row count a file claims), so the columns are
+    /// allocated once instead of grown batch by batch. The claim is not trusted: if the room
+    /// cannot be had, the columns grow as batches arrive instead.
+    pub fn reserve(&mut self, rows: usize) {
+        let out = &mut self.out;
+        // Each either reserves or leaves its column as it was; a failure is not an error.
+        let _ = out.customer_row.try_reserve_exact(rows).is_ok()
             && out.ts.try_reserve_exact(rows).is_ok()
             && out.channel.try_reserve_exact(rows).is_ok()
             && out.campaign.try_reserve_exact(rows).is_ok()
             && out.event.try_reserve_exact(rows).is_ok();
-        if room {
-            b
-        } else {
-            Builder::default()
-        }
     }
 
     /// Appends a validated batch (columns `__customer_row`, `ts`, `channel`, `campaign_id`,
@@ -223,7 +217,8 @@ mod tests {
 
     #[test]
     fn regression_a_footer_claiming_too_many_rows_does_not_abort() {
-        let mut b = Builder::with_capacity(usize::MAX / 4);
+        let mut b = Builder::default();
+        b.reserve(usize::MAX / 4);
         b.push(&batch(&[0], &[1], &["web"], &[None], &["lead"])).unwrap();
         assert_eq!(b.finish().len(), 1);
     }
