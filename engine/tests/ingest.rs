@@ -671,6 +671,80 @@ D,2025-01-12 08:00:00,web,,sms,bad event\n";
     }
 }
 
+/// Customers are read and validated in batches: any batch size gives what validating the whole
+/// file gives (the same accepted rows and column types, the same rejects with their rows, lines
+/// and values). The rules over the whole table are the ones at risk: an id repeated in a later
+/// batch (sorted ids and not), a nulled value in a row then rejected as a repeat, and an extra
+/// column numeric in the first batches but not in the last.
+#[test]
+fn customers_read_in_batches_load_the_same_as_the_whole_file() {
+    use custmap_engine::io::read::{read_table, TableFormat};
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::{validate, IngestOptions};
+    let unsorted: &[u8] = b"customer_id,home_lat,home_lng,budget,beds,floor,note\n\
+B,30.5,114.3,100,2,7,x\n\
+A,30.5,114.3,abc,3,8,\"two\nlines\"\n\
+B,30.6,114.3,200,1,9,repeat of B\n\
+C,95,114.3,100,2,1,bad latitude\n\
+C,30.5,114.3,100,4,2,first accepted C\n\
+A,30.5,114.3,-5,2,3,repeat of A with a nulled budget\n\
+D,30.5,114.3,,5,4,ok\n\
+E,30.5,114.3,1,x,5,beds not a number\n";
+    let sorted: &[u8] = b"customer_id,home_lat,home_lng,budget,beds\nA,30.5,114.3,1,1\nA,30.5,114.3,2,2\nB,91,114.3,3,3\nB,30.5,114.3,4,4\nB,30.5,114.3,-4,5\nC,30.5,114.3,6,6\nC,30.5,114.3,7,7\n";
+    type Summary = (DataFrame, Vec<(u64, Option<u64>, String, String, Option<String>)>, usize, u64);
+    let summary = |frame: DataFrame, rejects: &[Reject], nulled: &[Reject], read: u64| -> Summary {
+        let listed =
+            rejects.iter().chain(nulled).map(|r| (r.row, r.line, r.column.clone(), r.reason.clone(), r.value.clone()));
+        (frame, listed.collect(), rejects.len(), read)
+    };
+    let check = |dir: &std::path::Path, file: &str, batches: &[usize]| {
+        let raw =
+            read_table(&dir.join(file), if file.ends_with(".csv") { TableFormat::Csv } else { TableFormat::Parquet })
+                .unwrap();
+        let whole = validate(Table::Customers, raw, None, IngestOptions::default()).unwrap();
+        let whole = summary(whole.frame, &whole.rejects, &whole.nulled, whole.read);
+        for &batch_rows in batches {
+            let opts = IngestOptions { batch_rows, ..IngestOptions::default() };
+            let ds = Dataset::load_with(dir, &[], opts).unwrap();
+            let counts = ds.report.tables["customers"];
+            let got = summary(ds.customers.clone(), &ds.rejects, &ds.nulled, counts.read);
+            assert!(got.0.equals_missing(&whole.0), "{file} in batches of {batch_rows}: {:?} vs {:?}", got.0, whole.0);
+            assert_eq!(got.1, whole.1, "{file} in batches of {batch_rows}");
+            assert_eq!((got.2, got.3), (whole.2, whole.3), "{file} in batches of {batch_rows}");
+            assert_eq!(counts.accepted + counts.rejected, counts.read);
+        }
+        whole
+    };
+    let dir = dataset_dir(&[("customers.csv", unsorted)]);
+    let whole = check(dir.path(), "customers.csv", &[1, 2, 3, 5, 0]);
+    let ids: Vec<_> =
+        whole.0.column("customer_id").unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect();
+    assert_eq!(ids, ["B", "A", "C", "D", "E"]);
+    assert_eq!(whole.0.column("floor").unwrap().dtype(), &DataType::Float64);
+    assert_eq!(whole.0.column("beds").unwrap().dtype(), &DataType::String);
+    let reasons: Vec<(u64, &str)> = whole.1.iter().map(|r| (r.0, r.3.as_str())).collect();
+    assert!(
+        reasons.contains(&(3, "duplicate customer_id")) && reasons.contains(&(6, "duplicate customer_id")),
+        "{reasons:?}"
+    );
+    // The repeat of A's nulled budget is not reported: its row is rejected.
+    assert!(!whole.1.iter().any(|r| r.0 == 6 && r.2 == "budget"), "{:?}", whole.1);
+    // The two-line field moves later rows' lines.
+    assert_eq!(whole.1.iter().find(|r| r.0 == 3).map(|r| r.1), Some(Some(5)));
+
+    let dir = dataset_dir(&[("customers.csv", sorted)]);
+    let whole = check(dir.path(), "customers.csv", &[1, 2, 3, 4]);
+    assert_eq!(whole.2, 4, "{:?}", whole.1);
+    // The same rows from Parquet in row groups of 1.
+    let mut frame = whole.0.clone();
+    let dir = dataset_dir(&[]);
+    ParquetWriter::new(std::fs::File::create(dir.path().join("customers.parquet")).unwrap())
+        .with_row_group_size(Some(1))
+        .finish(&mut frame)
+        .unwrap();
+    check(dir.path(), "customers.parquet", &[1, 2, 0]);
+}
+
 /// A Parquet timestamp without a zone is a local time of the dataset's zone, as naive text is:
 /// it was read as UTC whatever `--tz` said, so a +08:00 CRM export's touches were 8 hours late.
 #[test]

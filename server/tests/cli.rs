@@ -117,6 +117,8 @@ fn bad_where_is_exit_2_with_one_line() {
     let out = out_path(&tmp, "x.csv");
     let o = custmap(&["heatmap", city().to_str().unwrap(), "--where", "salary > 3", "--out", out.to_str().unwrap()]);
     assert_user_error(&o, "unknown column 'salary'");
+    // The heatmap keeps only the customer columns it reads, yet the message lists them all.
+    assert!(stderr(&o).contains("home_lat") && stderr(&o).contains("created_at"), "{}", stderr(&o));
     assert!(!out.exists(), "nothing is written on error");
     let o = custmap(&[
         "heatmap",

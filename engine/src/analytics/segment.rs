@@ -79,6 +79,27 @@ impl Segment {
         Self::parse_restricted(text, schema, &|_| None)
     }
 
+    /// Every word of `text` that could name a column (identifiers, quoted or not, and keywords):
+    /// a superset of the columns the filter reads, so that a caller can keep only those customer
+    /// columns. Text that does not tokenize has none (and is refused when parsed).
+    ///
+    /// ```
+    /// use custmap_engine::analytics::segment::Segment;
+    /// assert_eq!(Segment::words("budget >= 3 AND \"home city\" = 'x'"), ["budget", "AND", "home city"]);
+    /// ```
+    #[must_use]
+    pub fn words(text: &str) -> Vec<String> {
+        let dialect = GenericDialect {};
+        let Ok(tokens) = sqlparser::tokenizer::Tokenizer::new(&dialect, text).tokenize() else { return Vec::new() };
+        tokens
+            .into_iter()
+            .filter_map(|t| match t {
+                Token::Word(w) => Some(w.value),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// [`Self::parse`], refusing the columns for which `restricted` gives a reason. Bounded:
     /// at most [`MAX_FILTER_CHARS`] characters, [`MAX_OPERATORS`] boolean operators and
     /// [`MAX_IN_LIST`] values in one `IN` list, so no filter can exhaust the stack or the CPU.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::read::{find_table_file, read_table, read_table_batches};
 use super::schema::Table;
 use super::touchpoints::{Builder, Touchpoints};
-use super::validate::{rejects_frame, validate, validate_with, IngestOptions, Reject, Validated};
+use super::validate::{rejects_frame, validate, validate_with, CustomerBatches, IngestOptions, Reject, Validated};
 use crate::error::{Error, Result};
 use crate::spatial::Districts;
 
@@ -43,6 +43,10 @@ pub struct Dataset {
     pub name: String,
     pub dir: PathBuf,
     pub customers: DataFrame,
+    /// Every validated customer column and its type, including those a caller chose not to keep
+    /// ([`IngestOptions::customer_columns`]): what a segment filter is checked against, so an
+    /// unknown column is named against the whole table.
+    pub customer_schema: SchemaRef,
     pub touchpoints: Option<Touchpoints>,
     pub deals: Option<DataFrame>,
     pub campaigns: Option<DataFrame>,
@@ -69,7 +73,7 @@ impl Dataset {
     }
 
     /// [`Dataset::load_tables`] with ingest options (the time zone of naive timestamps).
-    pub fn load_with(dir: &Path, tables: &[Table], opts: IngestOptions) -> Result<Dataset> {
+    pub fn load_with(dir: &Path, tables: &[Table], opts: IngestOptions<'_>) -> Result<Dataset> {
         let meta = std::fs::metadata(dir).map_err(|source| Error::Read { path: dir.into(), source })?;
         if !meta.is_dir() {
             return Err(Error::Schema { path: dir.into(), message: "not a directory".into() });
@@ -84,19 +88,10 @@ impl Dataset {
                 message: "no customers.csv or customers.parquet (the one mandatory table)".into(),
             });
         };
-        let mut customers = validate(Table::Customers, read_table(&path, format)?, None, opts)?;
+        let mut customers = load_customers(&path, format, opts)?;
         report.tables.insert(Table::Customers.name(), counts_of(&customers));
         rejects.append(&mut customers.rejects);
         nulled.append(&mut customers.nulled);
-        if let Some(keep) = opts.customer_columns {
-            let kept: Vec<PlSmallStr> = customers
-                .frame
-                .get_column_names_owned()
-                .into_iter()
-                .filter(|n| n.as_str() == "customer_id" || keep.contains(&n.as_str()))
-                .collect();
-            customers.frame = customers.frame.select(kept)?;
-        }
         // One index of the accepted ids for every table that refers to customers.
         let ids = customers.frame.column("customer_id")?.str()?.rechunk();
         let index = super::refs::Index::new(&ids)?;
@@ -116,12 +111,14 @@ impl Dataset {
             frames.insert(table, v.frame);
         }
         drop(index);
+        let customer_schema = customers.schema.clone();
         let customers = customers.frame;
         let districts = load_districts(dir)?;
         Ok(Dataset {
             name: dir.file_name().map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned()),
             dir: dir.into(),
             customers,
+            customer_schema,
             touchpoints,
             deals: frames.remove(&Table::Deals),
             campaigns: frames.remove(&Table::Campaigns),
@@ -188,6 +185,14 @@ fn counts_of(v: &Validated) -> TableReport {
     }
 }
 
+/// Reads the customers batch by batch ([`IngestOptions::batch_rows`] rows) and validates them
+/// as one table ([`CustomerBatches`]), keeping only [`IngestOptions::customer_columns`].
+fn load_customers(path: &Path, format: super::read::TableFormat, opts: IngestOptions<'_>) -> Result<Validated> {
+    let mut batches = CustomerBatches::new(opts);
+    read_table_batches(path, format, opts.batch_rows(), |raw, _| batches.push(raw))?;
+    batches.finish()
+}
+
 /// Reads the touchpoints batch by batch ([`IngestOptions::batch_rows`] rows), validates each
 /// batch against the customers (one index of their ids for every batch) and folds its accepted
 /// rows into the compact table, so the whole table never exists as a frame. Every batch is
@@ -197,7 +202,7 @@ fn load_touchpoints(
     format: super::read::TableFormat,
     customers: &Validated,
     index: &super::refs::Index<'_>,
-    opts: IngestOptions,
+    opts: IngestOptions<'_>,
     rejects: &mut Vec<Reject>,
     nulled: &mut Vec<Reject>,
 ) -> Result<(Touchpoints, TableReport)> {

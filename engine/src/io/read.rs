@@ -52,7 +52,15 @@ impl RawTable {
     /// The file line of data row `row` (1-based), when the file has lines.
     #[must_use]
     pub fn line_of(&self, row: u64) -> Option<u64> {
-        match &self.lines {
+        self.lines.line_of(row)
+    }
+}
+
+impl Lines {
+    /// The file line of data row `row` (1-based), when the file has lines.
+    #[must_use]
+    pub fn line_of(&self, row: u64) -> Option<u64> {
+        match self {
             Lines::None => None,
             Lines::Plain => Some(row + 1),
             Lines::Listed(lines) => usize::try_from(row).ok().and_then(|r| lines.get(r.checked_sub(1)?)).copied(),

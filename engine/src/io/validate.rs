@@ -72,6 +72,9 @@ pub struct Validated {
     pub nulled: Vec<Reject>,
     /// For `customers`: the ids of rejected rows (empty for other tables).
     pub rejected_ids: RejectedIds,
+    /// The validated table's columns, also those dropped after validation (customers read with
+    /// [`IngestOptions::customer_columns`]).
+    pub schema: SchemaRef,
 }
 
 const RAW_PREFIX: &str = "__raw_";
@@ -117,26 +120,26 @@ fn parse_datetime(text: Expr) -> Expr {
 
 /// How ingest reads values whose meaning the file does not carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IngestOptions {
+pub struct IngestOptions<'a> {
     /// The dataset's time zone as an offset from UTC in minutes: naive timestamps (no `Z`, no
     /// offset) are local times there. 0 = UTC.
     pub utc_offset_minutes: i32,
-    /// Rows per batch when the touchpoints are read and validated batch by batch (0: the
-    /// default, [`TOUCHPOINT_BATCH_ROWS`]). Results do not depend on it.
+    /// Rows per batch when customers and touchpoints are read and validated batch by batch (0: the
+    /// default, [`BATCH_ROWS`]). Results do not depend on it.
     pub batch_rows: usize,
     /// The customer columns the caller will read, besides `customer_id` (`None`: all). Every
     /// column is still validated (a bad value rejects its row whatever is kept); the others are
     /// dropped right after, before the larger tables are read. An attribution reads two.
-    pub customer_columns: Option<&'static [&'static str]>,
+    pub customer_columns: Option<&'a [&'a str]>,
 }
 
-/// Touchpoint rows read and validated at a time.
-pub const TOUCHPOINT_BATCH_ROWS: usize = 1 << 20;
+/// Customer and touchpoint rows read and validated at a time.
+pub const BATCH_ROWS: usize = 1 << 20;
 
-impl IngestOptions {
+impl IngestOptions<'_> {
     /// Parses `UTC`, `Z`, or an offset `+08:00` / `-0500` / `+8` (fixed offsets: named zones
     /// with daylight saving are not supported).
-    pub fn parse_tz(text: &str) -> Result<IngestOptions> {
+    pub fn parse_tz(text: &str) -> Result<IngestOptions<'static>> {
         let t = text.trim();
         let bad = || {
             Error::bad_input(format!(
@@ -163,11 +166,11 @@ impl IngestOptions {
         Ok(IngestOptions { utc_offset_minutes: sign * (h * 60 + m), ..IngestOptions::default() })
     }
 
-    /// Rows per touchpoint batch.
+    /// Rows per batch of customers or touchpoints.
     #[must_use]
     pub fn batch_rows(&self) -> usize {
         if self.batch_rows == 0 {
-            TOUCHPOINT_BATCH_ROWS
+            BATCH_ROWS
         } else {
             self.batch_rows
         }
@@ -188,7 +191,7 @@ impl IngestOptions {
 /// Timestamps with a UTC offset (`Z`, `+08:00`, `-0500`; ISO 8601 / RFC 3339) become naive UTC
 /// text; naive timestamps and dates are local times of `opts`' zone, moved to UTC; anything else
 /// becomes null so that its row is rejected as an unparseable datetime with the raw value kept.
-fn normalize_timestamps(column: &Column, opts: IngestOptions) -> Result<Column> {
+fn normalize_timestamps(column: &Column, opts: IngestOptions<'_>) -> Result<Column> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     let offset = chrono::Duration::minutes(i64::from(opts.utc_offset_minutes));
     let to_utc = move |local: NaiveDateTime| (local - offset).format("%Y-%m-%dT%H:%M:%S%.f").to_string();
@@ -265,7 +268,7 @@ fn normalized_name(name: &str) -> String {
     format!("{RAW_PREFIX}utc_{name}")
 }
 
-fn typed(table: Table, raw: &RawTable, opts: IngestOptions) -> Result<(LazyFrame, Vec<Rule>)> {
+fn typed(table: Table, raw: &RawTable, opts: IngestOptions<'_>) -> Result<(LazyFrame, Vec<Rule>)> {
     let mut frame = raw.frame.clone();
     for spec in table.columns().iter().filter(|c| c.kind == Kind::Datetime) {
         if let Ok(c) = frame.column(spec.name) {
@@ -584,7 +587,12 @@ fn id_column(table: Table) -> &'static str {
 
 /// Validates one raw table. `customers` is the validated customers table, needed by tables that
 /// refer to customers.
-pub fn validate(table: Table, raw: RawTable, customers: Option<&Validated>, opts: IngestOptions) -> Result<Validated> {
+pub fn validate(
+    table: Table,
+    raw: RawTable,
+    customers: Option<&Validated>,
+    opts: IngestOptions<'_>,
+) -> Result<Validated> {
     validate_with(table, raw, customers, None, opts)
 }
 
@@ -598,7 +606,28 @@ pub(crate) fn validate_with(
     raw: RawTable,
     customers: Option<&Validated>,
     index: Option<&super::refs::Index<'_>>,
-    opts: IngestOptions,
+    opts: IngestOptions<'_>,
+) -> Result<Validated> {
+    validate_part(table, raw, customers, index, opts, Part::Whole)
+}
+
+/// Whether a raw table is a whole table or one batch of customers (see [`CustomerBatches`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Whole,
+    /// A batch of customers: every per-row rule applies; the rules over the whole table (unique
+    /// ids, numeric extra columns) are left to [`CustomerBatches::finish`], and the row numbers
+    /// are kept for it.
+    CustomerBatch,
+}
+
+fn validate_part(
+    table: Table,
+    raw: RawTable,
+    customers: Option<&Validated>,
+    index: Option<&super::refs::Index<'_>>,
+    opts: IngestOptions<'_>,
+    part: Part,
 ) -> Result<Validated> {
     let mut rejects: Vec<Reject> = raw
         .early_rejects
@@ -624,7 +653,7 @@ pub(crate) fn validate_with(
     rejects.extend(pass1);
 
     // Pass 2: uniqueness of the table's own id among the rows that passed.
-    if table != Table::Touchpoints {
+    if table != Table::Touchpoints && part == Part::Whole {
         let id = id_column(table);
         frame.with_column(repeated_ids(&frame, id)?)?;
         let dup = Rule::new(id, format!("duplicate {id}"), col(DUP_COL));
@@ -661,7 +690,7 @@ pub(crate) fn validate_with(
     }
 
     let rejected_ids = if table == Table::Customers { rejected_ids(&raw, &rejects)? } else { RejectedIds::new() };
-    frame = finish(table, frame)?;
+    frame = finish(table, frame, part)?;
     let accepted = frame.height() as u64;
     if accepted + rejects.len() as u64 != raw.read {
         return Err(Error::Internal(format!(
@@ -679,7 +708,132 @@ pub(crate) fn validate_with(
     }
     rejects.sort_by_key(|r| r.row);
     nulled.sort_by_key(|r| r.row);
-    Ok(Validated { frame, read: raw.read, rejects, nulled, rejected_ids })
+    let schema = frame.schema().clone();
+    Ok(Validated { frame, read: raw.read, rejects, nulled, rejected_ids, schema })
+}
+
+/// Customers validated batch by batch into one table, exactly as [`validate`] would the whole
+/// file: each batch gets every per-row rule as it is read; [`Self::finish`] then applies the two
+/// rules over the whole table, once: a repeated id is rejected among all the rows that passed
+/// (its first row stands, as in a whole table; sorted ids are checked by comparing neighbours),
+/// and an extra text column becomes numbers only when every value in the file reads as one.
+/// Columns not in `keep` (besides `customer_id`) are validated and dropped batch by batch, so
+/// the whole table is never held with every column.
+pub(crate) struct CustomerBatches<'k> {
+    keep: Option<&'k [&'k str]>,
+    opts: IngestOptions<'k>,
+    parts: Vec<DataFrame>,
+    lines: super::read::Lines,
+    read: u64,
+    rejects: Vec<Reject>,
+    nulled: Vec<Reject>,
+    rejected_ids: RejectedIds,
+    /// The validated columns of the first batch, before any was dropped.
+    schema: Option<SchemaRef>,
+}
+
+impl<'k> CustomerBatches<'k> {
+    pub fn new(opts: IngestOptions<'k>) -> Self {
+        CustomerBatches {
+            keep: opts.customer_columns,
+            opts,
+            parts: Vec::new(),
+            lines: super::read::Lines::None,
+            read: 0,
+            rejects: Vec::new(),
+            nulled: Vec::new(),
+            rejected_ids: RejectedIds::new(),
+            schema: None,
+        }
+    }
+
+    /// Validates the next batch (batches come in row order).
+    pub fn push(&mut self, raw: RawTable) -> Result<()> {
+        // Every batch of a file carries the same line map.
+        self.lines = raw.lines.clone();
+        let mut v = validate_part(Table::Customers, raw, None, None, self.opts, Part::CustomerBatch)?;
+        self.read += v.read;
+        self.rejects.append(&mut v.rejects);
+        self.nulled.append(&mut v.nulled);
+        for (id, why) in v.rejected_ids {
+            self.rejected_ids.entry(id).or_insert(why);
+        }
+        if self.schema.is_none() {
+            self.schema = Some(v.frame.schema().clone());
+        }
+        let frame = match self.keep {
+            Some(keep) => {
+                let kept: Vec<PlSmallStr> = v
+                    .frame
+                    .get_column_names_owned()
+                    .into_iter()
+                    .filter(|n| matches!(n.as_str(), "customer_id" | ROW) || keep.contains(&n.as_str()))
+                    .collect();
+                v.frame.select(kept)?
+            }
+            None => v.frame,
+        };
+        self.parts.push(frame);
+        Ok(())
+    }
+
+    /// The validated table: repeated ids rejected, extra columns typed, counts checked.
+    pub fn finish(self) -> Result<Validated> {
+        let CustomerBatches { parts, lines, read, mut rejects, mut nulled, rejected_ids, schema, .. } = self;
+        let mut parts = parts.into_iter();
+        let mut frame = parts.next().ok_or_else(|| Error::Internal("customers: no batch was read".into()))?;
+        for part in parts {
+            frame.vstack_mut_owned(part)?;
+        }
+        let repeated = repeated_ids(&frame, "customer_id")?;
+        let repeated = repeated.bool()?;
+        if repeated.any() {
+            let ids = frame.column("customer_id")?.str()?;
+            let rows = frame.column(ROW)?.u64()?;
+            let mut dups = Vec::new();
+            for ((dup, id), row) in repeated.iter().zip(ids.iter()).zip(rows.iter()) {
+                let (Some(true), Some(row)) = (dup, row) else { continue };
+                dups.push(row);
+                rejects.push(Reject {
+                    table: Table::Customers.name(),
+                    row,
+                    line: lines.line_of(row),
+                    column: "customer_id".into(),
+                    reason: "duplicate customer_id".into(),
+                    value: id.map(super::read::shorten),
+                    outcome: Outcome::Rejected,
+                });
+            }
+            frame = frame.filter(&!repeated)?;
+            // A nulled value in a row rejected for another reason is not news.
+            nulled.retain(|n| dups.binary_search(&n.row).is_err());
+        }
+        let _ = frame.drop_in_place(ROW)?;
+        let mut frame = numeric_attributes(Table::Customers, frame)?;
+        // One chunk per column, as a whole file's read gives (analytics index rows directly),
+        // a column at a time so that at most one column exists twice.
+        for name in frame.get_column_names_owned() {
+            let one = frame.column(&name)?.rechunk();
+            frame.with_column(one)?;
+        }
+        // The whole table's columns: those kept as typed now, the dropped ones as validated.
+        let mut whole = Schema::clone(&schema.unwrap_or_else(|| frame.schema().clone()));
+        whole.shift_remove(ROW);
+        for (name, dtype) in frame.schema().iter() {
+            whole.insert(name.clone(), dtype.clone());
+        }
+        let schema = SchemaRef::new(whole);
+        let accepted = frame.height() as u64;
+        if accepted + rejects.len() as u64 != read {
+            return Err(Error::Internal(format!(
+                "customers: accepted {accepted} + rejected {} != read {read}",
+                rejects.len()
+            )));
+        }
+        rejects.sort_by_key(|r| r.row);
+        nulled.sort_by_key(|r| r.row);
+        Ok(Validated { frame, read, rejects, nulled, rejected_ids, schema })
+    }
 }
 
 /// The customer ids of rejected customer rows (a repeated id is not listed: its first row
@@ -702,12 +856,13 @@ fn rejected_ids(raw: &RawTable, rejects: &[Reject]) -> Result<RejectedIds> {
     Ok(out)
 }
 
-/// Drops helper columns and fills documented defaults.
-fn finish(table: Table, frame: DataFrame) -> Result<DataFrame> {
+/// Drops helper columns and fills documented defaults (a batch of customers keeps its row
+/// numbers and leaves the extra columns' types to the whole table).
+fn finish(table: Table, frame: DataFrame, part: Part) -> Result<DataFrame> {
     let helpers: Vec<PlSmallStr> = frame
         .get_column_names()
         .into_iter()
-        .filter(|n| n.starts_with(RAW_PREFIX) || n.as_str() == ROW)
+        .filter(|n| n.starts_with(RAW_PREFIX) || (n.as_str() == ROW && part == Part::Whole))
         .cloned()
         .collect();
     let mut lf = frame.lazy().drop(cols(helpers));
@@ -716,7 +871,10 @@ fn finish(table: Table, frame: DataFrame) -> Result<DataFrame> {
         Table::Deals => lf.with_column(col("status").fill_null(lit("signed"))),
         _ => lf,
     };
-    numeric_attributes(table, lf.collect()?)
+    match part {
+        Part::Whole => numeric_attributes(table, lf.collect()?),
+        Part::CustomerBatch => Ok(lf.collect()?),
+    }
 }
 
 /// Extra text columns (CSV reads everything as text) become numbers when every non-null value

@@ -14,7 +14,10 @@ pub(super) fn run_heatmap(
     params.check()?;
     let (name, districts, result) = match connect(engine, dir)? {
         None => {
-            let ds = load(dir, &[Table::Deals])?;
+            // Every customer column is validated; only those the heatmap reads are kept.
+            let columns = custmap_engine::analytics::heatmap::columns_read(params.location, params.segment.as_deref());
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let ds = load_columns(dir, &[Table::Deals], Some(&columns))?;
             let pb = spinner("aggregating cells");
             let result = heatmap(&ds, params)?;
             pb.finish_and_clear();

@@ -195,11 +195,7 @@ fn load(dir: &Path, tables: &[Table]) -> Result<Dataset, Error> {
 }
 
 /// [`load`] keeping only the listed customer columns (besides the id) once they are validated.
-fn load_columns(
-    dir: &Path,
-    tables: &[Table],
-    customer_columns: Option<&'static [&'static str]>,
-) -> Result<Dataset, Error> {
+fn load_columns(dir: &Path, tables: &[Table], customer_columns: Option<&[&str]>) -> Result<Dataset, Error> {
     let pb = spinner("reading and validating tables");
     let opts =
         custmap_engine::io::validate::IngestOptions { customer_columns, ..INGEST.get().copied().unwrap_or_default() };

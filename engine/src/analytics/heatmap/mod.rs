@@ -357,7 +357,7 @@ impl HeatmapBase {
 
     /// [`Self::build`] with the reduction chosen.
     pub fn build_by(ds: &Dataset, location: Location, where_: Option<&str>, res: Res, by: Reduction) -> Result<Self> {
-        let segment = Segment::given(where_).map(|w| Segment::parse(w, ds.customers.schema())).transpose()?;
+        let segment = Segment::given(where_).map(|w| Segment::parse(w, &ds.customer_schema)).transpose()?;
         let (groups, cells) = reduce(ds, segment.as_ref(), location, res, by)?;
         let totals = totals_of(&cells)?;
         Ok(HeatmapBase { res, location, segment: segment.map(|s| s.text), groups, cells, totals })
@@ -684,6 +684,19 @@ pub struct HeatmapResult {
     pub suppressed: Suppressed,
     /// Columns of SPEC §9 (`hex_id`, `res`, `customers`, ... `lift`), sorted by res then hex_id.
     pub cells: DataFrame,
+}
+
+/// The customer columns a heatmap of `location` filtered by `where_` reads, besides
+/// `customer_id`: the budget, the anchors' coordinates, and every word of the filter that could
+/// name a column. A caller may load just these ([`crate::io::validate::IngestOptions`]).
+#[must_use]
+pub fn columns_read(location: Location, where_: Option<&str>) -> Vec<String> {
+    let mut out = vec!["budget".to_string()];
+    for a in location.anchors() {
+        out.extend([a.lat.to_string(), a.lng.to_string()]);
+    }
+    out.extend(Segment::given(where_).map(Segment::words).unwrap_or_default());
+    out
 }
 
 /// Builds the base and the table in one call (the CLI's path).
