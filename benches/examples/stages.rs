@@ -52,7 +52,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let t = Instant::now();
     let res = Res::new(9)?;
-    let base = HeatmapBase::build_by(&ds, Location::Work, segment, res, by)?;
+    let mut base = HeatmapBase::build_by(&ds, Location::Work, segment, res, by)?;
+    // REPEAT=N runs the reduction N times more (for a profile of it alone).
+    for _ in 0..std::env::var("REPEAT").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) {
+        base = HeatmapBase::build_by(&ds, Location::Work, segment, res, by)?;
+    }
     stage(&format!("reduce ({} groups)", base.group_count()), t);
     let t = Instant::now();
     let out = base.at(&HeatmapParams { res, location: Location::Work, ..HeatmapParams::default() })?;

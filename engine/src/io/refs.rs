@@ -53,7 +53,9 @@ impl<'a> Index<'a> {
             IdxSize::try_from(array.len())
                 .map_err(|_| Error::Internal(format!("{} customer rows are out of range", array.len())))?;
         }
-        Ok(Index { ids: array, sorted: array.is_none_or(is_sorted_array), hash: std::sync::OnceLock::new() })
+        // Customer ids found sorted while checking them for repeats carry polars' flag.
+        let sorted = ids.is_sorted_flag() == polars::series::IsSorted::Ascending || array.is_none_or(is_sorted_array);
+        Ok(Index { ids: array, sorted, hash: std::sync::OnceLock::new() })
     }
 
     /// For each value of `refs`, the row of the equal id, or null (unknown id or null reference).

@@ -544,12 +544,14 @@ fn null_soft_values(table: Table, lf: LazyFrame, soft: &[Rule]) -> Result<(LazyF
     Ok((lf, nulled))
 }
 
-/// True on rows whose id repeats an earlier row's. Sorted ids (most exports) are checked by
-/// comparing neighbours, in one pass; otherwise by hashing.
-fn repeated_ids(frame: &DataFrame, id: &str) -> Result<Column> {
+/// True on rows whose id repeats an earlier row's, and whether the ids are sorted. Sorted ids
+/// (most exports) are checked by comparing neighbours, in the same pass that finds them sorted;
+/// otherwise by hashing.
+fn repeated_ids(frame: &DataFrame, id: &str) -> Result<(Column, bool)> {
     let ids = frame.column(id)?.str()?;
-    let mut sorted = true;
     let mut prev: Option<&str> = None;
+    let mut repeated = Vec::with_capacity(ids.len());
+    let mut sorted = true;
     for v in ids.iter() {
         if let (Some(a), Some(b)) = (prev, v) {
             if b < a {
@@ -557,22 +559,16 @@ fn repeated_ids(frame: &DataFrame, id: &str) -> Result<Column> {
                 break;
             }
         }
+        repeated.push(v.is_some() && v == prev);
         prev = v.or(prev);
     }
     if sorted {
-        let mut prev: Option<&str> = None;
-        let repeated: BooleanChunked = ids
-            .iter()
-            .map(|v| {
-                let dup = v.is_some() && v == prev;
-                prev = v.or(prev);
-                Some(dup)
-            })
-            .collect();
-        return Ok(repeated.with_name(DUP_COL.into()).into_column());
+        let repeated = BooleanChunked::from_slice(DUP_COL.into(), &repeated);
+        return Ok((repeated.into_column(), true));
     }
+    drop(repeated);
     let firsts = frame.clone().lazy().select([col(id).is_first_distinct().not().alias(DUP_COL)]).collect()?;
-    Ok(firsts.column(DUP_COL)?.clone())
+    Ok((firsts.column(DUP_COL)?.clone(), false))
 }
 
 fn id_column(table: Table) -> &'static str {
@@ -655,7 +651,7 @@ fn validate_part(
     // Pass 2: uniqueness of the table's own id among the rows that passed.
     if table != Table::Touchpoints && part == Part::Whole {
         let id = id_column(table);
-        frame.with_column(repeated_ids(&frame, id)?)?;
+        frame.with_column(repeated_ids(&frame, id)?.0)?;
         let dup = Rule::new(id, format!("duplicate {id}"), col(DUP_COL));
         let (kept, dups) = apply_rules(table, frame.lazy(), &[dup])?;
         frame = kept.drop(DUP_COL)?;
@@ -785,7 +781,7 @@ impl<'k> CustomerBatches<'k> {
         for part in parts {
             frame.vstack_mut_owned(part)?;
         }
-        let repeated = repeated_ids(&frame, "customer_id")?;
+        let (repeated, sorted) = repeated_ids(&frame, "customer_id")?;
         let repeated = repeated.bool()?;
         if repeated.any() {
             let ids = frame.column("customer_id")?.str()?;
@@ -815,6 +811,12 @@ impl<'k> CustomerBatches<'k> {
         for name in frame.get_column_names_owned() {
             let one = frame.column(&name)?.rechunk();
             frame.with_column(one)?;
+        }
+        if sorted {
+            // Found sorted above: said once, so that indexing the ids need not check again.
+            let mut ids = frame.column("customer_id")?.clone();
+            ids.set_sorted_flag(polars::series::IsSorted::Ascending);
+            frame.with_column(ids)?;
         }
         // The whole table's columns: those kept as typed now, the dropped ones as validated.
         let mut whole = Schema::clone(&schema.unwrap_or_else(|| frame.schema().clone()));

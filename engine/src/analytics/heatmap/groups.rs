@@ -59,57 +59,88 @@ pub(super) type RowFn<'a, K, S> = dyn Fn(&mut S, usize) -> Option<(K, Sums)> + S
 /// Rows per chunk of parallel work.
 const CHUNK: usize = 1 << 16;
 
-/// A table of groups in order of first appearance.
-struct Table<K> {
-    index: HashMap<K, usize, FixedState>,
-    groups: Vec<(K, Sums)>,
+/// A key made of 64-bit words (coordinate bits, cells), hashed word by word: a byte-slice hash
+/// of the whole array cost a fifth of the reduction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Words<K>(K);
+
+impl<const N: usize> Hash for Words<[u64; N]> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for w in self.0 {
+            state.write_u64(w);
+        }
+    }
 }
 
-impl<K: Hash + Eq + Copy> Table<K> {
+/// A table of groups in order of first appearance. Each entry holds its sums beside its key
+/// (one memory access a row, not two), with its place in that order.
+struct Table<K> {
+    index: HashMap<Words<K>, (usize, Sums), FixedState>,
+}
+
+impl<K: Copy + Eq> Table<K>
+where
+    Words<K>: Hash,
+{
     fn new() -> Self {
-        Table { index: HashMap::default(), groups: Vec::new() }
+        Table { index: HashMap::default() }
     }
 
     #[inline]
     fn add(&mut self, key: K, sums: &Sums) {
-        let groups = &mut self.groups;
-        let slot = *self.index.entry(key).or_insert_with(|| {
-            groups.push((key, Sums::default()));
-            groups.len() - 1
-        });
-        groups[slot].1.add(sums);
+        let next = self.index.len();
+        self.index.entry(Words(key)).or_insert((next, Sums::default())).1.add(sums);
+    }
+
+    /// The groups in order of first appearance, leaving the table empty with its room kept for
+    /// the next chunk.
+    fn take(&mut self) -> Vec<(K, Sums)> {
+        let n = self.index.len();
+        let mut out = Vec::new();
+        for (Words(key), (at, sums)) in self.index.drain() {
+            if out.is_empty() {
+                out = vec![(key, Sums::default()); n];
+            }
+            out[at] = (key, sums);
+        }
+        out
     }
 }
 
 /// Distinct keys with their sums over rows `0..len`, in order of first appearance. Meant for
-/// keys far fewer than rows (each chunk's table is merged once).
+/// keys far fewer than rows (each chunk's table is merged once). A worker's table keeps its room
+/// from chunk to chunk, so a chunk with as many places as the last costs no new allocation.
 pub(super) fn sum_by_key<K, S>(len: usize, row: &RowFn<'_, K, S>) -> Vec<(K, Sums)>
 where
-    K: Hash + Eq + Copy + Send + Sync,
+    K: Eq + Copy + Send + Sync,
+    Words<K>: Hash,
     S: Default,
 {
     let tables: Vec<Vec<(K, Sums)>> = (0..len.div_ceil(CHUNK))
         .into_par_iter()
-        .map(|c| {
+        .map_init(Table::new, |table, c| {
             let mut scratch = S::default();
-            let mut table = Table::new();
             for i in c * CHUNK..((c + 1) * CHUNK).min(len) {
                 if let Some((key, sums)) = row(&mut scratch, i) {
                     table.add(key, &sums);
                 }
             }
-            table.groups
+            table.take()
         })
         .collect();
     let mut all = Table::new();
     for (key, sums) in tables.iter().flatten() {
         all.add(*key, sums);
     }
-    all.groups
+    all.take()
 }
 
-/// Whether the keys of a sample of rows are mostly distinct (more than a quarter of the sample):
-/// then grouping by key first saves little, and costs a table as large as the data.
+/// Whether the keys of a sample of rows are mostly distinct (more than nine in ten of the
+/// sample): then grouping by key first saves little, and costs a table as large as the data.
+/// Below that, places repeat, and one H3 computation per place beats a cache of cells per row
+/// (measured on 10M customers at 50k work places, where 3 in 5 of the sample were distinct:
+/// 0.56 s by place, 0.69 s by row).
 pub(super) fn mostly_distinct<K: Hash + Eq>(len: usize, key_of: impl Fn(usize) -> Option<K>) -> bool {
     const SAMPLE: usize = 20_000;
     let step = (len / SAMPLE).max(1);
@@ -121,7 +152,7 @@ pub(super) fn mostly_distinct<K: Hash + Eq>(len: usize, key_of: impl Fn(usize) -
             sampled += 1;
         }
     }
-    sampled > 0 && seen.len() * 4 > sampled
+    sampled > 0 && seen.len() * 10 > sampled * 9
 }
 
 /// A small direct-mapped cache of coordinate -> cell, so customers sharing a building's
@@ -193,5 +224,45 @@ pub(super) fn same_len(what: &str, got: usize, want: usize) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Internal(format!("{what}: {got} rows where {want} were expected")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Places that repeat (3 in 5 of a sample distinct, as at 50k work places for 10M
+    /// customers) are grouped first; places that do not are reduced by row.
+    #[test]
+    fn rows_are_chosen_only_when_places_barely_repeat() {
+        let n = 1_000_000;
+        assert!(!mostly_distinct(n, |i| Some(i % 50_000 * 3 / 5 + (i / 50_000) % 2)));
+        assert!(!mostly_distinct(n, |i| Some(i % 12_000)));
+        assert!(mostly_distinct(n, Some));
+        assert!(!mostly_distinct(n, |_| None::<usize>));
+    }
+
+    /// Groups come out in order of first appearance with every row's sums, whatever the chunks.
+    #[test]
+    fn sums_by_key_in_order_of_first_appearance() {
+        let len = CHUNK * 3 + 17;
+        let row = |_: &mut (), i: usize| {
+            (i % 7 != 0)
+                .then(|| ([(i * 31 % 1000) as u64, 1], Sums { customers: 1, revenue: i as f64, ..Sums::default() }))
+        };
+        let got = sum_by_key(len, &row);
+        let mut want: Vec<([u64; 2], Sums)> = Vec::new();
+        for i in 0..len {
+            let Some((k, s)) = row(&mut (), i) else { continue };
+            match want.iter_mut().find(|(w, _)| *w == k) {
+                Some((_, t)) => t.add(&s),
+                None => want.push((k, s)),
+            }
+        }
+        assert_eq!(got.len(), want.len());
+        for ((gk, gs), (wk, ws)) in got.iter().zip(&want) {
+            assert_eq!((gk, gs.customers), (wk, ws.customers));
+            assert!((gs.revenue - ws.revenue).abs() <= 1e-9 * ws.revenue.abs());
+        }
     }
 }
