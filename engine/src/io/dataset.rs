@@ -189,7 +189,7 @@ fn counts_of(v: &Validated) -> TableReport {
 /// as one table ([`CustomerBatches`]), keeping only [`IngestOptions::customer_columns`].
 fn load_customers(path: &Path, format: super::read::TableFormat, opts: IngestOptions<'_>) -> Result<Validated> {
     let mut batches = CustomerBatches::new(opts);
-    read_table_batches(path, format, opts.batch_rows(), |raw, _| batches.push(raw))?;
+    read_table_batches(path, format, opts.batch_rows(), |raw, rows| batches.push(raw, rows))?;
     batches.finish()
 }
 

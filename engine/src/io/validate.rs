@@ -134,7 +134,7 @@ pub struct IngestOptions<'a> {
 }
 
 /// Customer and touchpoint rows read and validated at a time.
-pub const BATCH_ROWS: usize = 1 << 20;
+pub const BATCH_ROWS: usize = 1 << 19;
 
 impl IngestOptions<'_> {
     /// Parses `UTC`, `Z`, or an offset `+08:00` / `-0500` / `+8` (fixed offsets: named zones
@@ -726,6 +726,36 @@ pub(crate) struct CustomerBatches<'k> {
     rejected_ids: RejectedIds,
     /// The validated columns of the first batch, before any was dropped.
     schema: Option<SchemaRef>,
+    /// Kept number columns, gathered batch by batch into one contiguous array each, with room for
+    /// the rows the file says it holds: a column of per-batch chunks has to be copied whole to be
+    /// indexed by row, and that copy was the peak of a heatmap's memory.
+    floats: Vec<Floats>,
+    /// The kept columns' order.
+    order: Vec<PlSmallStr>,
+}
+
+/// One kept `Float64` column of [`CustomerBatches`].
+struct Floats {
+    name: PlSmallStr,
+    values: Vec<f64>,
+    valid: polars_arrow::bitmap::MutableBitmap,
+}
+
+impl Floats {
+    fn push(&mut self, column: &Float64Chunked) {
+        for array in column.downcast_iter() {
+            self.values.extend_from_slice(array.values());
+            match array.validity() {
+                Some(v) => self.valid.extend_from_bitmap(v),
+                None => self.valid.extend_constant(array.len(), true),
+            }
+        }
+    }
+
+    fn finish(self) -> Column {
+        let valid = (self.valid.unset_bits() > 0).then(|| self.valid.into());
+        Float64Chunked::from_vec_validity(self.name, self.values, valid).into_column()
+    }
 }
 
 impl<'k> CustomerBatches<'k> {
@@ -740,11 +770,13 @@ impl<'k> CustomerBatches<'k> {
             nulled: Vec::new(),
             rejected_ids: RejectedIds::new(),
             schema: None,
+            floats: Vec::new(),
+            order: Vec::new(),
         }
     }
 
-    /// Validates the next batch (batches come in row order).
-    pub fn push(&mut self, raw: RawTable) -> Result<()> {
+    /// Validates the next batch (batches come in row order); `rows_in_file` sizes the columns.
+    pub fn push(&mut self, raw: RawTable, rows_in_file: u64) -> Result<()> {
         // Every batch of a file carries the same line map.
         self.lines = raw.lines.clone();
         let mut v = validate_part(Table::Customers, raw, None, None, self.opts, Part::CustomerBatch)?;
@@ -754,10 +786,8 @@ impl<'k> CustomerBatches<'k> {
         for (id, why) in v.rejected_ids {
             self.rejected_ids.entry(id).or_insert(why);
         }
-        if self.schema.is_none() {
-            self.schema = Some(v.frame.schema().clone());
-        }
-        let frame = match self.keep {
+        let validated = v.frame.schema().clone();
+        let mut frame = match self.keep {
             Some(keep) => {
                 let kept: Vec<PlSmallStr> = v
                     .frame
@@ -769,18 +799,44 @@ impl<'k> CustomerBatches<'k> {
             }
             None => v.frame,
         };
+        if self.schema.is_none() {
+            self.schema = Some(validated);
+            self.order = frame.get_column_names_owned();
+            let room = usize::try_from(rows_in_file).unwrap_or(0);
+            for c in frame.columns().iter().filter(|c| c.dtype() == &DataType::Float64) {
+                let mut values = Vec::new();
+                let mut valid = polars_arrow::bitmap::MutableBitmap::new();
+                // A footer's count is not trusted for allocation: without room, columns grow.
+                if values.try_reserve_exact(room).is_ok() {
+                    valid.reserve(room);
+                }
+                self.floats.push(Floats { name: c.name().clone(), values, valid });
+            }
+        }
+        for f in &mut self.floats {
+            let column = frame
+                .drop_in_place(&f.name)
+                .map_err(|_| Error::Internal(format!("customers: a batch lacks the column '{}'", f.name)))?;
+            f.push(column.f64()?);
+        }
         self.parts.push(frame);
         Ok(())
     }
 
     /// The validated table: repeated ids rejected, extra columns typed, counts checked.
     pub fn finish(self) -> Result<Validated> {
-        let CustomerBatches { parts, lines, read, mut rejects, mut nulled, rejected_ids, schema, .. } = self;
+        let CustomerBatches {
+            parts, lines, read, mut rejects, mut nulled, rejected_ids, schema, floats, order, ..
+        } = self;
         let mut parts = parts.into_iter();
         let mut frame = parts.next().ok_or_else(|| Error::Internal("customers: no batch was read".into()))?;
         for part in parts {
             frame.vstack_mut_owned(part)?;
         }
+        for f in floats {
+            frame.with_column(f.finish())?;
+        }
+        let mut frame = frame.select(order)?;
         let (repeated, sorted) = repeated_ids(&frame, "customer_id")?;
         let repeated = repeated.bool()?;
         if repeated.any() {
@@ -809,8 +865,10 @@ impl<'k> CustomerBatches<'k> {
         // One chunk per column, as a whole file's read gives (analytics index rows directly),
         // a column at a time so that at most one column exists twice.
         for name in frame.get_column_names_owned() {
-            let one = frame.column(&name)?.rechunk();
-            frame.with_column(one)?;
+            if frame.column(&name)?.n_chunks() > 1 {
+                let one = frame.column(&name)?.rechunk();
+                frame.with_column(one)?;
+            }
         }
         if sorted {
             // Found sorted above: said once, so that indexing the ids need not check again.
