@@ -745,6 +745,55 @@ E,30.5,114.3,1,x,5,beds not a number\n";
     check(dir.path(), "customers.parquet", &[1, 2, 0]);
 }
 
+/// Unsorted customer ids are checked for repeats through a table of row numbers, and that table
+/// then resolves the deals' and touchpoints' references: each reference must reach its own
+/// customer's row, in batches or whole, with a repeat (which moves rows, so the table is rebuilt)
+/// or without.
+#[test]
+fn unsorted_customer_ids_resolve_references_through_the_repeat_check_table() {
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::{IngestOptions, CUSTOMER_ROW};
+    let deals: &[u8] = b"deal_id,customer_id,signed_at,price\nd1,K3,2025-01-13,100\nd2,K1,2025-01-08,50\nd3,ZZ,2025-01-08,50\nd4,K20,2025-01-09,70\nd5,K2,2025-01-10,80\n";
+    let touchpoints: &[u8] =
+        b"customer_id,ts,channel\nK2,2025-01-05 10:00:00,web\nK20,2025-01-06 10:00:00,ad\nK3,2025-01-07 10:00:00,web\n";
+    for repeat in [false, true] {
+        let mut customers = String::from("customer_id,home_lat,home_lng\n");
+        for id in ["K3", "K1", "K20", "K2", "K11"] {
+            customers.push_str(&format!("{id},30.5,114.3\n"));
+        }
+        if repeat {
+            customers.insert_str("customer_id,home_lat,home_lng\n".len(), "K1,30.5,114.3\n");
+        }
+        let dir = dataset_dir(&[
+            ("customers.csv", customers.as_bytes()),
+            ("deals.csv", deals),
+            ("touchpoints.csv", touchpoints),
+        ]);
+        for batch_rows in [2, 0] {
+            let opts = IngestOptions { batch_rows, ..IngestOptions::default() };
+            let ds = Dataset::load_with(dir.path(), &Table::ALL, opts).unwrap();
+            let ids = ds.customers.column("customer_id").unwrap().str().unwrap().clone();
+            let deals = ds.deals.as_ref().unwrap();
+            let reached: Vec<(String, String)> = deals
+                .column("deal_id")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .zip(deals.column(CUSTOMER_ROW).unwrap().idx().unwrap().iter())
+                .map(|(d, r)| (d.unwrap().to_string(), ids.get(r.unwrap() as usize).unwrap().to_string()))
+                .collect();
+            let want = [("d1", "K3"), ("d2", "K1"), ("d4", "K20"), ("d5", "K2")];
+            let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+            assert_eq!(reached, want, "repeat {repeat}, batches of {batch_rows}");
+            let tp = ds.touchpoints.as_ref().unwrap();
+            let touched: Vec<&str> = tp.customer_row.iter().map(|r| ids.get(*r as usize).unwrap()).collect();
+            assert_eq!(touched, ["K2", "K20", "K3"], "repeat {repeat}, batches of {batch_rows}");
+            assert_eq!(reasons(&ds, "deals").len(), 1);
+        }
+    }
+}
+
 /// A Parquet timestamp without a zone is a local time of the dataset's zone, as naive text is:
 /// it was read as UTC whatever `--tz` said, so a +08:00 CRM export's touches were 8 hours late.
 #[test]

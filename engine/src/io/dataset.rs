@@ -94,7 +94,7 @@ impl Dataset {
         nulled.append(&mut customers.nulled);
         // One index of the accepted ids for every table that refers to customers.
         let ids = customers.frame.column("customer_id")?.str()?.rechunk();
-        let index = super::refs::Index::new(&ids)?;
+        let index = super::refs::Index::with_rows(&ids, customers.id_rows.take())?;
         let mut touchpoints = None;
         for table in Table::ALL.into_iter().filter(|t| *t != Table::Customers && tables.contains(t)) {
             let Some((path, format)) = find_table_file(dir, table.name())? else { continue };

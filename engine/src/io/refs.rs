@@ -5,7 +5,7 @@
 //! exports are), else a hash lookup of the accepted customer ids. Either way the references are
 //! split into chunks resolved in parallel.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
 use polars::prelude::*;
@@ -36,12 +36,18 @@ pub(crate) struct Index<'a> {
     sorted: bool,
     /// Built on the first batch of references that cannot be merge-walked (ids or references
     /// not sorted).
-    hash: std::sync::OnceLock<HashMap<&'a str, IdxSize, FixedState>>,
+    hash: std::sync::OnceLock<RowsById<'a>>,
 }
 
 impl<'a> Index<'a> {
     /// `ids` must be one chunk (rechunk first) and unique (accepted customer ids are).
     pub(crate) fn new(ids: &'a StringChunked) -> Result<Index<'a>> {
+        Self::with_rows(ids, None)
+    }
+
+    /// [`Self::new`], with the table of row numbers by id already built over these ids (by the
+    /// repeat check of unsorted customer ids: [`super::validate::Validated::id_rows`]).
+    pub(crate) fn with_rows(ids: &'a StringChunked, rows: Option<hashbrown::HashTable<u32>>) -> Result<Index<'a>> {
         if ids.null_count() > 0 {
             return Err(Error::Internal("accepted customer ids contain a null".into()));
         }
@@ -54,8 +60,16 @@ impl<'a> Index<'a> {
                 .map_err(|_| Error::Internal(format!("{} customer rows are out of range", array.len())))?;
         }
         // Customer ids found sorted while checking them for repeats carry polars' flag.
+        let hash = std::sync::OnceLock::new();
+        if let (Some(array), Some(rows)) = (array, rows) {
+            if rows.len() != array.len() {
+                return Err(Error::Internal(format!("an id table of {} rows for {} ids", rows.len(), array.len())));
+            }
+            let _ = hash.set(RowsById { ids: array, rows });
+            return Ok(Index { ids: Some(array), sorted: false, hash });
+        }
         let sorted = ids.is_sorted_flag() == polars::series::IsSorted::Ascending || array.is_none_or(is_sorted_array);
-        Ok(Index { ids: array, sorted, hash: std::sync::OnceLock::new() })
+        Ok(Index { ids: array, sorted, hash })
     }
 
     /// For each value of `refs`, the row of the equal id, or null (unknown id or null reference).
@@ -85,17 +99,62 @@ impl<'a> Index<'a> {
                 .collect()
         } else {
             let index = self.hash.get_or_init(|| {
-                let mut index = HashMap::with_capacity_and_hasher(count, FixedState::default());
-                for (i, id) in ids.values_iter().enumerate() {
-                    index.insert(id, i as IdxSize);
+                let mut index = RowsById::new(ids);
+                for row in 0..count {
+                    // Accepted ids are unique: every row goes in.
+                    index.insert(row as u32);
                 }
                 index
             });
-            chunks.par_iter().map(|refs| refs.iter().map(|r| r.and_then(|r| index.get(r).copied())).collect()).collect()
+            chunks.par_iter().map(|refs| refs.iter().map(|r| r.and_then(|r| index.get(r))).collect()).collect()
         };
         let mut out: IdxCa = parts.into_iter().flatten().collect();
         out.rename(name.into());
         out
+    }
+}
+
+/// The rows of an array of ids, found by id: a hash table of row numbers that hashes the ids
+/// where they lie, 4 bytes (and a control byte) an id where a map from string slices to rows
+/// takes 24, and no copy of the ids.
+pub(crate) struct RowsById<'a> {
+    ids: &'a Strings,
+    rows: hashbrown::HashTable<u32>,
+}
+
+impl<'a> RowsById<'a> {
+    pub(crate) fn new(ids: &'a Strings) -> Self {
+        RowsById { ids, rows: hashbrown::HashTable::new() }
+    }
+
+    /// The table alone, to be given back ids with the same values at the same rows.
+    pub(crate) fn into_rows(self) -> hashbrown::HashTable<u32> {
+        self.rows
+    }
+
+    fn hash(id: &str) -> u64 {
+        FixedState::default().hash_one(id)
+    }
+
+    /// Adds row `row` (below `u32::MAX`) unless an earlier row holds the same id: then returns
+    /// that row and adds nothing. A null id is never added.
+    pub(crate) fn insert(&mut self, row: u32) -> Option<u32> {
+        let ids = self.ids;
+        let id = ids.get(row as usize)?;
+        let hash = Self::hash(id);
+        match self.rows.entry(hash, |&r| ids.value(r as usize) == id, |&r| Self::hash(ids.value(r as usize))) {
+            hashbrown::hash_table::Entry::Occupied(held) => Some(*held.get()),
+            hashbrown::hash_table::Entry::Vacant(free) => {
+                free.insert(row);
+                None
+            }
+        }
+    }
+
+    /// The row added for `id`, if any.
+    pub(crate) fn get(&self, id: &str) -> Option<IdxSize> {
+        let ids = self.ids;
+        self.rows.find(Self::hash(id), |&r| ids.value(r as usize) == id).map(|&r| r as IdxSize)
     }
 }
 
@@ -148,6 +207,30 @@ mod tests {
         // Unsorted ids too.
         let ids2 = [Some("E"), Some("A"), Some("D"), Some("B")];
         assert_eq!(got(&ids2, &refs), vec![Some(1), Some(1), None, Some(2), None, Some(0), None]);
+    }
+
+    /// The table of row numbers finds each id's first row, never adds a null, and tells a repeat
+    /// from an id that only shares a hash bucket.
+    #[test]
+    fn rows_by_id_find_first_rows_and_repeats() {
+        let ids: Vec<Option<String>> =
+            (0..5000).map(|i| if i % 997 == 0 { None } else { Some(format!("id-{}", i % 3000)) }).collect();
+        let ids = StringChunked::new("s".into(), &ids);
+        let array = ids.downcast_iter().next().unwrap();
+        let mut table = RowsById::new(array);
+        for row in 0..5000u32 {
+            let first = table.insert(row);
+            let want = match ids.get(row as usize) {
+                None => None,
+                Some(_) if row < 3000 => None,
+                Some(_) => (0..row).find(|r| ids.get(*r as usize) == ids.get(row as usize)),
+            };
+            assert_eq!(first, want, "row {row}");
+        }
+        assert_eq!(table.get("id-5"), Some(5));
+        assert_eq!(table.get("id-2999"), Some(2999));
+        assert_eq!(table.get("id-3000"), None);
+        assert_eq!(table.get(""), None);
     }
 
     #[test]
