@@ -7,19 +7,10 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use custmap_benches::peak_mib;
 use custmap_engine::analytics::attribution::{journeys, markov, By};
 use custmap_engine::io::schema::Table;
 use custmap_engine::io::validate::IngestOptions;
-
-/// Peak resident memory so far (VmHWM), MiB.
-fn peak_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: attribution_stages DIR")?);

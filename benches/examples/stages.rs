@@ -1,27 +1,19 @@
 //! Times each stage of a heatmap on a dataset directory as `custmap heatmap` runs it, with the
 //! process's peak memory after each, to see where time and memory go:
-//! `cargo run --release -p custmap-benches --example stages -- DIR [auto|places|rows]`.
+//! `cargo run --release -p custmap-benches --example stages -- DIR [auto|places|rows]`
+//! (`BATCH_ROWS=N` sets the ingest batch size, `REPEAT=N` runs the reduction N more times).
 
 use std::time::Instant;
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use custmap_benches::peak_mib;
 use custmap_engine::analytics::heatmap::columns_read;
 use custmap_engine::analytics::{HeatmapBase, HeatmapParams, Location, Reduction};
 use custmap_engine::io::schema::Table;
 use custmap_engine::io::validate::IngestOptions;
 use custmap_engine::spatial::Res;
-
-/// Peak resident memory so far (VmHWM), MiB.
-fn peak_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).ok_or("usage: stages DIR")?);

@@ -76,3 +76,15 @@ pub fn demo_city(size: Size) -> PathBuf {
     }
     dir
 }
+
+/// Peak resident memory of this process so far (`VmHWM`), MiB; 0 where `/proc` has none. For the
+/// stage-by-stage examples.
+#[must_use]
+pub fn peak_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
