@@ -447,3 +447,29 @@ D3,A,2025-03-03,0.3,signed\n";
     assert_eq!(p1["deals"], 3.0);
     assert_eq!(p1["revenue"].to_bits(), 0.6f64.to_bits(), "revenue {}", p1["revenue"]);
 }
+
+/// A filter naming no column (`1 = 1`) took its rows' shape from the table's first column, which
+/// a heatmap that keeps only the columns it reads may have dropped: polars then failed on a
+/// missing column. It now takes the shape from the id, which every load keeps.
+#[test]
+fn regression_a_constant_filter_works_when_the_first_column_was_not_kept() {
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::IngestOptions;
+    let dir = dataset_dir(&[(
+        "customers.csv",
+        b"name,customer_id,work_lat,work_lng,budget\nann,A,30.55,114.31,100\nbo,B,30.55,114.31,200\ncy,C,30.56,114.32,300\n",
+    )]);
+    let full = Dataset::load(dir.path()).unwrap();
+    for filter in ["1 = 1", "1 = 2", "TRUE"] {
+        let columns = heatmap::columns_read(Location::Work, Some(filter));
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let opts = IngestOptions { customer_columns: Some(&columns), ..IngestOptions::default() };
+        let lean = Dataset::load_with(dir.path(), &[Table::Deals], opts).unwrap();
+        assert!(lean.customers.column("name").is_err(), "the first column is not kept");
+        let mut p = params(Location::Work, 1);
+        p.segment = Some(filter.into());
+        let got = heatmap::heatmap(&lean, &p).unwrap();
+        let want = heatmap::heatmap(&full, &p).unwrap();
+        assert!(got.cells.equals_missing(&want.cells), "{filter}: {:?} vs {:?}", got.cells, want.cells);
+    }
+}

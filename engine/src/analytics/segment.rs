@@ -175,9 +175,11 @@ impl Segment {
         }
         let mut expr = expr.fill_null(lit(false));
         if !compiler.named.get() {
-            // A constant condition (`1 = 1`) holds for every row or none: give it the rows' shape.
-            if let Some(first) = schema.iter_names().next() {
-                let any_row = pl::col(first.as_str()).is_null().or(pl::col(first.as_str()).is_not_null());
+            // A constant condition (`1 = 1`) holds for every row or none: give it the rows' shape,
+            // from the id (the one column every load of customers keeps) where there is one.
+            let id = schema.get("customer_id").map(|_| pl::PlSmallStr::from_static("customer_id"));
+            if let Some(shape) = id.or_else(|| schema.iter_names().next().cloned()) {
+                let any_row = pl::col(shape.clone()).is_null().or(pl::col(shape).is_not_null());
                 expr = any_row.and(expr);
             }
         }

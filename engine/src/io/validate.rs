@@ -862,6 +862,10 @@ impl<'k> CustomerBatches<'k> {
             frame.with_column(f.finish())?;
         }
         let mut frame = frame.select(order)?;
+        // One chunk of ids before anything reads them (else the repeat check and the rechunk
+        // below would each copy them).
+        let ids = frame.column("customer_id")?.rechunk();
+        frame.with_column(ids)?;
         let (repeated, order) = repeated_ids(&frame, "customer_id")?;
         let repeated = repeated.bool()?;
         let sorted = matches!(order, IdOrder::Sorted);
