@@ -59,7 +59,6 @@ impl<'a> Index<'a> {
             IdxSize::try_from(array.len())
                 .map_err(|_| Error::Internal(format!("{} customer rows are out of range", array.len())))?;
         }
-        // Customer ids found sorted while checking them for repeats carry polars' flag.
         let hash = std::sync::OnceLock::new();
         if let (Some(array), Some(rows)) = (array, rows) {
             if rows.len() != array.len() {
@@ -68,6 +67,7 @@ impl<'a> Index<'a> {
             let _ = hash.set(RowsById { ids: array, rows });
             return Ok(Index { ids: Some(array), sorted: false, hash });
         }
+        // Customer ids found sorted while checking them for repeats carry polars' flag.
         let sorted = ids.is_sorted_flag() == polars::series::IsSorted::Ascending || array.is_none_or(is_sorted_array);
         Ok(Index { ids: array, sorted, hash })
     }

@@ -741,7 +741,6 @@ fn validate_part(
 /// Columns not in `keep` (besides `customer_id`) are validated and dropped batch by batch, so
 /// the whole table is never held with every column.
 pub(crate) struct CustomerBatches<'k> {
-    keep: Option<&'k [&'k str]>,
     opts: IngestOptions<'k>,
     parts: Vec<DataFrame>,
     lines: super::read::Lines,
@@ -786,7 +785,6 @@ impl Floats {
 impl<'k> CustomerBatches<'k> {
     pub fn new(opts: IngestOptions<'k>) -> Self {
         CustomerBatches {
-            keep: opts.customer_columns,
             opts,
             parts: Vec::new(),
             lines: super::read::Lines::None,
@@ -812,7 +810,7 @@ impl<'k> CustomerBatches<'k> {
             self.rejected_ids.entry(id).or_insert(why);
         }
         let validated = v.frame.schema().clone();
-        let mut frame = match self.keep {
+        let mut frame = match self.opts.customer_columns {
             Some(keep) => {
                 let kept: Vec<PlSmallStr> = v
                     .frame
@@ -867,35 +865,22 @@ impl<'k> CustomerBatches<'k> {
         let ids = frame.column("customer_id")?.rechunk();
         frame.with_column(ids)?;
         let (repeated, order) = repeated_ids(&frame, "customer_id")?;
-        let repeated = repeated.bool()?;
         let sorted = matches!(order, IdOrder::Sorted);
+        frame.with_column(repeated)?;
+        let dup = Rule::new("customer_id", "duplicate customer_id", col(DUP_COL));
+        let (kept, mut dups) = apply_rules(Table::Customers, frame.lazy(), &[dup])?;
+        let mut frame = kept.drop(DUP_COL)?;
         // The table of unsorted ids serves the references too, unless dropped repeats moved rows.
-        let mut id_rows = match order {
-            IdOrder::Hashed(rows) => Some(rows),
-            IdOrder::Sorted => None,
+        let id_rows = match order {
+            IdOrder::Hashed(rows) if dups.is_empty() => Some(rows),
+            _ => None,
         };
-        if repeated.any() {
-            let ids = frame.column("customer_id")?.str()?;
-            let rows = frame.column(ROW)?.u64()?;
-            let mut dups = Vec::new();
-            for ((dup, id), row) in repeated.iter().zip(ids.iter()).zip(rows.iter()) {
-                let (Some(true), Some(row)) = (dup, row) else { continue };
-                dups.push(row);
-                rejects.push(Reject {
-                    table: Table::Customers.name(),
-                    row,
-                    line: lines.line_of(row),
-                    column: "customer_id".into(),
-                    reason: "duplicate customer_id".into(),
-                    value: id.map(super::read::shorten),
-                    outcome: Outcome::Rejected,
-                });
-            }
-            frame = frame.filter(&!repeated)?;
-            id_rows = None;
-            // A nulled value in a row rejected for another reason is not news.
-            nulled.retain(|n| dups.binary_search(&n.row).is_err());
+        for d in &mut dups {
+            d.line = lines.line_of(d.row);
         }
+        // A nulled value in a row rejected for another reason is not news (repeats come in row order).
+        nulled.retain(|n| dups.binary_search_by_key(&n.row, |d| d.row).is_err());
+        rejects.append(&mut dups);
         let _ = frame.drop_in_place(ROW)?;
         let mut frame = numeric_attributes(Table::Customers, frame)?;
         // One chunk per column, as a whole file's read gives (analytics index rows directly),
