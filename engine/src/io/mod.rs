@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod import;
 pub mod read;
 mod refs;
+pub mod rules;
 pub mod schema;
 pub mod touchpoints;
 pub mod validate;

@@ -1,14 +1,17 @@
 //! Typing and row-level validation of raw tables.
 //!
 //! Every rule is a polars expression that flags bad rows; the first rule a row breaks is its
-//! reject reason. Rules run in three passes: field rules (types, ranges, required values), then
-//! uniqueness among the rows that passed, then references to accepted customers. The invariant
-//! `accepted + rejected == read` is checked for every table.
+//! reject reason. The rules on typed values are described once in [`super::rules`], and the
+//! cluster checks a dataset by the same descriptions. Rules run in three passes: field rules
+//! (types, ranges, required values), then uniqueness among the rows that passed, then
+//! references to accepted customers. The invariant `accepted + rejected == read` is checked
+//! for every table.
 
 use polars::prelude::*;
 
 use super::read::{RawTable, ROW};
-use super::schema::{Kind, Table, DEAL_STATUSES, EVENTS, SITE_KINDS};
+use super::rules;
+use super::schema::{Kind, Table, SITE_KINDS};
 use crate::error::{Error, Result};
 
 /// One reason a row may be rejected.
@@ -22,6 +25,12 @@ pub struct Rule {
 impl Rule {
     pub fn new(column: &str, reason: impl Into<String>, bad: Expr) -> Self {
         Rule { column: column.into(), reason: reason.into(), bad }
+    }
+}
+
+impl From<rules::Check> for Rule {
+    fn from(check: rules::Check) -> Self {
+        Rule { bad: check.bad.expr(), column: check.column, reason: check.reason }
     }
 }
 
@@ -331,97 +340,12 @@ fn typed(table: Table, raw: &RawTable, opts: IngestOptions<'_>) -> Result<(LazyF
                 col(raw_name(spec.name)).is_not_null().and(col(spec.name).is_null()),
             ));
         }
-        if spec.kind == Kind::F64 {
-            rules.push(Rule::new(
-                spec.name,
-                "not a finite number",
-                col(spec.name).is_nan().or(col(spec.name).is_infinite()),
-            ));
-        }
         exprs.push(converted.alias(spec.name));
-        if spec.required {
-            rules.push(Rule::new(spec.name, format!("missing {}", spec.name), col(spec.name).is_null()));
-            if spec.kind == Kind::Str {
-                let blank = col(spec.name).str().len_bytes().eq(lit(0u32));
-                rules.push(Rule::new(spec.name, format!("empty {}", spec.name), blank));
-            }
-        }
+        rules.extend(rules::column_checks(spec).into_iter().map(Rule::from));
     }
     // Rules in the order users expect to read them: parse failures before range checks.
     rules.sort_by_key(|r| !r.reason.starts_with("unparseable") && !r.reason.starts_with("missing"));
     Ok((raw.frame.clone().lazy().with_columns(exprs), rules))
-}
-
-fn out_of_range(column: &str, lo: f64, hi: f64) -> Rule {
-    Rule::new(
-        column,
-        format!("{column} out of range [{lo}, {hi}]"),
-        col(column).lt(lit(lo)).or(col(column).gt(lit(hi))),
-    )
-}
-
-fn negative(column: &str) -> Rule {
-    Rule::new(column, format!("{column} negative"), col(column).lt(lit(0.0)))
-}
-
-/// Rules for one lat/lng pair named `{prefix}lat`, `{prefix}lng`.
-fn coordinate_rules(prefix: &str, what: &str) -> Vec<Rule> {
-    let (lat, lng) = (format!("{prefix}lat"), format!("{prefix}lng"));
-    vec![
-        Rule::new(
-            &lng,
-            format!("{lng} missing while {lat} is given"),
-            col(&lat).is_not_null().and(col(&lng).is_null()),
-        ),
-        Rule::new(
-            &lat,
-            format!("{lat} missing while {lng} is given"),
-            col(&lng).is_not_null().and(col(&lat).is_null()),
-        ),
-        out_of_range(&lat, -90.0, 90.0),
-        out_of_range(&lng, -180.0, 180.0),
-        Rule::new(&lat, format!("{what} at (0, 0)"), col(&lat).eq(lit(0.0)).and(col(&lng).eq(lit(0.0)))),
-    ]
-}
-
-fn one_of(column: &str, allowed: &[&str]) -> Rule {
-    let ok = allowed.iter().fold(lit(false), |acc, v| acc.or(col(column).eq(lit(*v))));
-    Rule::new(column, format!("{column} not one of {}", allowed.join(", ")), col(column).is_not_null().and(ok.not()))
-}
-
-fn table_rules(table: Table) -> Vec<Rule> {
-    match table {
-        Table::Customers => {
-            let mut rules = coordinate_rules("home_", "home");
-            rules.extend(coordinate_rules("work_", "work"));
-            rules.push(Rule::new(
-                "home_lat",
-                "no home or work location",
-                col("home_lat").is_null().and(col("work_lat").is_null()),
-            ));
-            rules.push(negative("budget"));
-            rules.push(negative("desired_area_sqm"));
-            rules
-        }
-        Table::Touchpoints => vec![one_of("event", &EVENTS)],
-        Table::Deals => vec![negative("price"), negative("area_sqm"), one_of("status", &DEAL_STATUSES)],
-        Table::Campaigns => vec![
-            negative("cost"),
-            Rule::new("end_date", "end_date before start_date", col("end_date").lt(col("start_date"))),
-        ],
-        Table::Sites => {
-            let mut rules = coordinate_rules("", "site");
-            rules.push(negative("cost"));
-            rules.push(negative("reach_m"));
-            rules.push(Rule::new(
-                "wkt",
-                "site has neither lat/lng nor wkt",
-                col("lat").is_null().and(col("wkt").is_null()),
-            ));
-            rules
-        }
-        Table::Projects => coordinate_rules("", "project"),
-    }
 }
 
 /// Applies `rules` to `lf`; returns the rows that break none, and the rejects.
@@ -479,19 +403,6 @@ fn value_of(schema: &Schema, column: &str) -> Expr {
         col(column).cast(DataType::String)
     } else {
         lit(NULL).cast(DataType::String)
-    }
-}
-
-/// Optional values whose problems null the value instead of rejecting the row (and with it
-/// every deal and touchpoint of a customer): a budget typed as `abc` says nothing against the
-/// customer's location or purchases.
-fn soft_columns(table: Table) -> &'static [&'static str] {
-    match table {
-        Table::Customers => &["budget", "desired_area_sqm", "created_at"],
-        Table::Deals => &["area_sqm"],
-        Table::Campaigns => &["name"],
-        Table::Sites => &["name"],
-        Table::Touchpoints | Table::Projects => &[],
     }
 }
 
@@ -666,9 +577,9 @@ fn validate_part(
 
     // Pass 1: types, required values, ranges; bad optional values are nulled, not rejected.
     let (lf, mut rules) = typed(table, &raw, opts)?;
-    rules.extend(table_rules(table));
+    rules.extend(rules::table_checks(table).into_iter().map(Rule::from));
     let (soft, hard): (Vec<Rule>, Vec<Rule>) =
-        rules.into_iter().partition(|r| soft_columns(table).contains(&r.column.as_str()));
+        rules.into_iter().partition(|r| rules::soft_columns(table).contains(&r.column.as_str()));
     let (lf, mut nulled) = null_soft_values(table, lf, &soft)?;
     let (mut frame, pass1) = apply_rules(table, lf, &hard)?;
     rejects.extend(pass1);

@@ -10,14 +10,16 @@
 //! Both follow the local engine's rules (`heatmap.rs`, `journeys.rs`) clause by clause; the
 //! parity tests hold them to identical answers. The cluster reads the tables as they are, so
 //! [`check_clean`] first counts the rows ingest would reject and refuses a dataset that has any,
-//! naming each reason: a rejected row is never silently counted or dropped.
+//! naming each reason: a rejected row is never silently counted or dropped. It runs ingest's
+//! own row checks ([`rules`], one description rendered as SQL), not a copy of them.
 
 use std::fmt::Write as _;
 
 use custmap_engine::analytics::attribution::journeys::{KeyStats, NO_CAMPAIGN, PATH_SEPARATOR, REFERRAL};
 use custmap_engine::analytics::attribution::Journeys;
 use custmap_engine::analytics::{By, HeatmapBase, Location, Segment};
-use custmap_engine::io::schema::{DEAL_STATUSES, EVENTS};
+use custmap_engine::io::rules;
+use custmap_engine::io::schema::{Kind, Table};
 use custmap_engine::polars::prelude::{ChunkAgg, DataFrame, DataType as PlType, Field, Schema, TimeUnit as PlUnit};
 use custmap_engine::spatial::Res;
 use custmap_engine::Error;
@@ -26,19 +28,6 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use super::Cluster;
 
 const DAY_US: i64 = 86_400_000_000;
-
-/// Customer columns the local engine always has (absent ones as nulls), with their SQL type.
-const CUSTOMER_COLUMNS: [(&str, &str); 9] = [
-    ("home_lat", "DOUBLE"),
-    ("home_lng", "DOUBLE"),
-    ("work_lat", "DOUBLE"),
-    ("work_lng", "DOUBLE"),
-    ("budget", "DOUBLE"),
-    ("desired_area_sqm", "DOUBLE"),
-    ("project_id", "VARCHAR"),
-    ("created_at", "DATE"),
-    ("referred_by", "VARCHAR"),
-];
 
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -63,13 +52,14 @@ impl Cluster {
     }
 }
 
-/// The customers with every known column present (absent ones as typed nulls), as a subquery.
+/// The customers with every known column present (absent ones as typed nulls), as a subquery;
+/// extra columns are kept for segment filters.
 fn customers_sql(cluster: &Cluster) -> Result<String, Error> {
     let have = cluster.columns("customers")?;
     let mut sql = String::from("SELECT customers.*");
-    for (name, ty) in CUSTOMER_COLUMNS {
-        if !have.iter().any(|(n, _)| n == name) {
-            let _ = write!(sql, ", CAST(NULL AS {ty}) AS {}", quoted(name));
+    for spec in Table::Customers.columns() {
+        if !have.iter().any(|(n, _)| n == spec.name) {
+            let _ = write!(sql, ", CAST(NULL AS {}) AS {}", rules::sql_type(spec.kind), quoted(spec.name));
         }
     }
     sql.push_str(" FROM customers");
@@ -94,156 +84,192 @@ fn customers_schema(cluster: &Cluster) -> Result<Schema, Error> {
             Field::new(name.as_str().into(), t)
         })
         .collect();
-    for (name, ty) in CUSTOMER_COLUMNS {
-        if !fields.iter().any(|f| f.name().as_str() == name) {
-            let t = match ty {
-                "DOUBLE" => PlType::Float64,
-                "DATE" => PlType::Date,
-                _ => PlType::String,
+    for spec in Table::Customers.columns() {
+        if !fields.iter().any(|f| f.name().as_str() == spec.name) {
+            let t = match spec.kind {
+                Kind::F64 => PlType::Float64,
+                Kind::Date => PlType::Date,
+                Kind::Datetime => PlType::Datetime(PlUnit::Microseconds, None),
+                Kind::Str => PlType::String,
             };
-            fields.push(Field::new(name.into(), t));
+            fields.push(Field::new(spec.name.into(), t));
         }
     }
     Ok(Schema::from_iter(fields))
 }
 
-/// Counts, per table, the rows the local ingest would reject (SPEC §2) and refuses the dataset
-/// if there are any, naming each reason and count: each table's row rules ([`customer_rules`],
-/// [`deal_rules`], [`touchpoint_rules`]) counted in one query, then duplicate ids and references
-/// to unknown customers.
+/// A reason the cluster refuses a dataset: a column of a type ingest would convert, or rows
+/// ingest would reject (or whose value it would read as missing).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    pub table: &'static str,
+    pub column: String,
+    pub reason: String,
+    /// Rows with the problem; `None` for a problem of the column itself.
+    pub rows: Option<u64>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rows {
+            Some(n) => write!(f, "{}.{}: {n} rows with {}", self.table, self.column, self.reason),
+            None => write!(f, "{}.{}: {}", self.table, self.column, self.reason),
+        }
+    }
+}
+
+/// Refuses a dataset that ingest would not accept whole ([`problems`]), naming each reason and
+/// count: the cluster reads the tables as they are, so a rejected row would otherwise be
+/// silently counted.
 pub fn check_clean(cluster: &Cluster) -> Result<(), Error> {
-    let mut problems = count_bad(cluster, "customers", customer_rules(cluster)?)?;
-    problems.extend(duplicates(cluster, "customers", "customer_id")?);
-    if cluster.has("deals") {
-        problems.extend(count_bad(cluster, "deals", deal_rules(cluster)?)?);
-        problems.extend(unknown_customers(cluster, "deals")?);
-        problems.extend(duplicates(cluster, "deals", "deal_id")?);
-    }
-    if cluster.has("touchpoints") {
-        problems.extend(count_bad(cluster, "touchpoints", touchpoint_rules(cluster)?)?);
-        problems.extend(unknown_customers(cluster, "touchpoints")?);
-    }
+    let problems = problems(cluster)?;
     if problems.is_empty() {
         Ok(())
     } else {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Err(Error::BadInput(format!(
             "the cluster engine needs tables that ingest accepts whole, and {} (`custmap validate DIR` lists the rows; \
              fix them, or use --engine local, which rejects them with reasons)",
-            problems.join("; ")
+            list.join("; ")
         )))
     }
 }
 
-/// A rule: the reason a row is rejected, and the SQL condition that finds such rows.
-type Rule = (String, String);
-
-/// The rows of `table` breaking each rule, counted in one query: "table: n rows with reason" per
-/// broken rule.
-fn count_bad(cluster: &Cluster, table: &str, rules: Vec<Rule>) -> Result<Vec<String>, Error> {
+/// What ingest would reject (SPEC §2) in the tables the cluster reads: each known column's
+/// type, then the rows breaking each of ingest's row checks (the same descriptions,
+/// [`rules::checks`], run as SQL), duplicate ids, and references to unknown customers.
+pub fn problems(cluster: &Cluster) -> Result<Vec<Problem>, Error> {
     let mut problems = Vec::new();
-    if rules.is_empty() {
-        return Ok(problems);
+    for table in [Table::Customers, Table::Deals, Table::Touchpoints] {
+        if table != Table::Customers && !cluster.has(table.name()) {
+            continue;
+        }
+        let types = wrong_types(cluster, table)?;
+        if !types.is_empty() {
+            // The row checks assume the types; a column of another type is the problem to fix.
+            problems.extend(types);
+            continue;
+        }
+        problems.extend(count_bad(cluster, table)?);
+        match table {
+            Table::Customers => problems.extend(duplicates(cluster, table, "customer_id")?),
+            Table::Deals => {
+                problems.extend(unknown_customers(cluster, table)?);
+                problems.extend(duplicates(cluster, table, "deal_id")?);
+            }
+            _ => problems.extend(unknown_customers(cluster, table)?),
+        }
     }
-    let select: Vec<String> = rules
+    Ok(problems)
+}
+
+/// Whether a column of arrow type `ty` holds what ingest types as `kind` without parsing text.
+fn holds(kind: Kind, ty: &DataType) -> bool {
+    match kind {
+        Kind::Str => matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        Kind::F64 => {
+            ty.is_integer() || ty.is_floating() || matches!(ty, DataType::Decimal128(..) | DataType::Decimal256(..))
+        }
+        Kind::Date => matches!(ty, DataType::Date32),
+        Kind::Datetime => matches!(ty, DataType::Timestamp(..) | DataType::Date32),
+    }
+}
+
+/// The known columns of `table` that are required and absent, or of a type ingest would have
+/// to parse or convert: the cluster reads the tables as they are, so it refuses them.
+fn wrong_types(cluster: &Cluster, table: Table) -> Result<Vec<Problem>, Error> {
+    let have = cluster.columns(table.name())?;
+    let mut problems = Vec::new();
+    for spec in table.columns() {
+        let reason = match have.iter().find(|(n, _)| n == spec.name) {
+            None if spec.required => "a required column, absent".to_string(),
+            Some((_, ty)) if !holds(spec.kind, ty) => {
+                format!("of type {ty}, not {} (ingest would parse or convert it)", rules::sql_type(spec.kind))
+            }
+            _ => continue,
+        };
+        problems.push(Problem { table: table.name(), column: spec.name.into(), reason, rows: None });
+    }
+    Ok(problems)
+}
+
+/// The table's known columns as ingest types them: numbers as DOUBLE, absent optional
+/// columns as typed nulls.
+fn typed_sql(cluster: &Cluster, table: Table) -> Result<String, Error> {
+    let have = cluster.columns(table.name())?;
+    let columns: Vec<String> = table
+        .columns()
+        .iter()
+        .map(|spec| {
+            let q = quoted(spec.name);
+            let ty = rules::sql_type(spec.kind);
+            if !have.iter().any(|(n, _)| n == spec.name) {
+                format!("CAST(NULL AS {ty}) AS {q}")
+            } else if spec.kind == Kind::F64 {
+                format!("CAST({q} AS DOUBLE) AS {q}")
+            } else {
+                q
+            }
+        })
+        .collect();
+    Ok(format!("SELECT {} FROM {}", columns.join(", "), table.name()))
+}
+
+/// The rows of `table` breaking each of ingest's checks, counted in one query: "table: n rows
+/// with reason" per broken check.
+fn count_bad(cluster: &Cluster, table: Table) -> Result<Vec<Problem>, Error> {
+    let checks = rules::checks(table);
+    let select: Vec<String> = checks
         .iter()
         .enumerate()
-        .map(|(i, (_, bad))| format!("CAST(SUM(CASE WHEN {bad} THEN 1 ELSE 0 END) AS BIGINT) AS c{i}"))
+        .map(|(i, c)| format!("CAST(SUM(CASE WHEN {} THEN 1 ELSE 0 END) AS BIGINT) AS c{i}", c.bad.sql()))
         .collect();
-    let out = cluster.query(&format!("SELECT {} FROM {table}", select.join(", ")))?;
-    for (i, (reason, _)) in rules.iter().enumerate() {
+    let out = cluster.query(&format!("SELECT {} FROM ({}) t", select.join(", "), typed_sql(cluster, table)?))?;
+    let soft = rules::soft_columns(table);
+    let mut problems = Vec::new();
+    for (i, check) in checks.iter().enumerate() {
         let n = out.column(&format!("c{i}"))?.i64()?.get(0).unwrap_or(0);
         if n > 0 {
-            problems.push(format!("{table}: {n} rows with {reason}"));
+            let nulled =
+                if soft.contains(&check.column.as_str()) { " (ingest reads the value as missing)" } else { "" };
+            problems.push(Problem {
+                table: table.name(),
+                column: check.column.clone(),
+                reason: format!("{}{nulled}", check.reason),
+                rows: Some(n as u64),
+            });
         }
     }
     Ok(problems)
 }
 
 /// Rows of `table` whose `id` repeats another's.
-fn duplicates(cluster: &Cluster, table: &str, id: &str) -> Result<Option<String>, Error> {
-    let sql = format!("SELECT CAST(COUNT(*) - COUNT(DISTINCT \"{id}\") AS BIGINT) AS n FROM {table}");
+fn duplicates(cluster: &Cluster, table: Table, id: &str) -> Result<Option<Problem>, Error> {
+    let sql =
+        format!("SELECT CAST(COUNT({0}) - COUNT(DISTINCT {0}) AS BIGINT) AS n FROM {1}", quoted(id), table.name());
     let n = cluster.query(&sql)?.column("n")?.i64()?.get(0).unwrap_or(0);
-    Ok((n > 0).then(|| format!("{table}: {n} rows with a duplicate {id}")))
+    Ok((n > 0).then(|| Problem {
+        table: table.name(),
+        column: id.into(),
+        reason: format!("a duplicate {id}"),
+        rows: Some(n as u64),
+    }))
 }
 
 /// Rows of `table` whose `customer_id` names no customer.
-fn unknown_customers(cluster: &Cluster, table: &str) -> Result<Option<String>, Error> {
+fn unknown_customers(cluster: &Cluster, table: Table) -> Result<Option<Problem>, Error> {
+    let table_name = table.name();
     let sql = format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table} t LEFT JOIN (SELECT DISTINCT \"customer_id\" AS cid FROM customers) c \
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table_name} t LEFT JOIN (SELECT DISTINCT \"customer_id\" AS cid FROM customers) c \
          ON t.\"customer_id\" = c.cid WHERE c.cid IS NULL"
     );
     let n = cluster.query(&sql)?.column("n")?.i64()?.get(0).unwrap_or(0);
-    Ok((n > 0).then(|| format!("{table}: {n} rows for an unknown customer")))
-}
-
-/// Customers: an id; each place's coordinates both or neither, in range, not (0, 0); some place;
-/// budget and desired area not negative.
-fn customer_rules(cluster: &Cluster) -> Result<Vec<Rule>, Error> {
-    let has = |c: &str| cluster.has_column("customers", c);
-    let mut c = vec![(
-        "missing customer_id".to_string(),
-        "(\"customer_id\" IS NULL OR trim(\"customer_id\") = '')".to_string(),
-    )];
-    let mut located = Vec::new();
-    for p in ["home_", "work_"] {
-        let (lat, lng) = (format!("{p}lat"), format!("{p}lng"));
-        if !(has(&lat)? && has(&lng)?) {
-            continue;
-        }
-        let (la, lo) = (quoted(&lat), quoted(&lng));
-        c.push((
-            format!("{lat} or {lng} missing while the other is given"),
-            format!("(({la} IS NULL) <> ({lo} IS NULL))"),
-        ));
-        c.push((format!("{lat} out of range"), format!("({la} < -90 OR {la} > 90 OR isnan({la}))")));
-        c.push((format!("{lng} out of range"), format!("({lo} < -180 OR {lo} > 180 OR isnan({lo}))")));
-        c.push((format!("{p}location at (0, 0)"), format!("({la} = 0 AND {lo} = 0)")));
-        located.push(format!("{la} IS NULL"));
-    }
-    c.push((
-        "no home or work location".into(),
-        if located.is_empty() { "true".into() } else { format!("({})", located.join(" AND ")) },
-    ));
-    for col in ["budget", "desired_area_sqm"] {
-        if has(col)? {
-            let q = quoted(col);
-            c.push((format!("{col} negative or not a number"), format!("({q} < 0 OR isnan({q}))")));
-        }
-    }
-    Ok(c)
-}
-
-/// Deals: an id, a signing time, a price not negative, a known status, an area not negative.
-fn deal_rules(cluster: &Cluster) -> Result<Vec<Rule>, Error> {
-    let statuses = DEAL_STATUSES.map(text).join(", ");
-    let mut d = vec![
-        ("missing deal_id".to_string(), "\"deal_id\" IS NULL".to_string()),
-        ("missing signed_at".into(), "\"signed_at\" IS NULL".into()),
-        (
-            "price missing, negative or not a number".into(),
-            "(\"price\" IS NULL OR \"price\" < 0 OR isnan(\"price\"))".into(),
-        ),
-    ];
-    if cluster.has_column("deals", "status")? {
-        d.push(("an unknown status".into(), format!("(\"status\" IS NOT NULL AND \"status\" NOT IN ({statuses}))")));
-    }
-    if cluster.has_column("deals", "area_sqm")? {
-        d.push(("area_sqm negative".into(), "\"area_sqm\" < 0".into()));
-    }
-    Ok(d)
-}
-
-/// Touchpoints: a time, a channel, a known event.
-fn touchpoint_rules(cluster: &Cluster) -> Result<Vec<Rule>, Error> {
-    let events = EVENTS.map(text).join(", ");
-    let mut t = vec![
-        ("missing ts".to_string(), "\"ts\" IS NULL".to_string()),
-        ("missing channel".into(), "(\"channel\" IS NULL OR trim(\"channel\") = '')".into()),
-    ];
-    if cluster.has_column("touchpoints", "event")? {
-        t.push(("an unknown event".into(), format!("(\"event\" IS NOT NULL AND \"event\" NOT IN ({events}))")));
-    }
-    Ok(t)
+    Ok((n > 0).then(|| Problem {
+        table: table_name,
+        column: "customer_id".into(),
+        reason: "a customer_id naming no customer".into(),
+        rows: Some(n as u64),
+    }))
 }
 
 /// The anchors of a location: (latitude column, longitude column, cell column).
