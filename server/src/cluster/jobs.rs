@@ -7,8 +7,10 @@
 //!   customer within the window -> counts of distinct paths with conversions and value, plus
 //!   leads and visits per key.
 //!
-//! Both follow the local engine's rules (`heatmap.rs`, `journeys.rs`) clause by clause; the
-//! parity tests hold them to identical answers. The cluster reads the tables as they are, so
+//! The heatmap's SQL is rendered from the reduction's one description
+//! ([`custmap_engine::analytics::heatmap::plan`]), which the local engine compiles too. The
+//! journeys' SQL follows the local engine's rules (`journeys.rs`) clause by clause. The parity
+//! tests hold both to identical answers. The cluster reads the tables as they are, so
 //! [`check_clean`] first counts the rows ingest would reject and refuses a dataset that has any,
 //! naming each reason: a rejected row is never silently counted or dropped. It runs ingest's
 //! own row checks ([`rules`], one description rendered as SQL), not a copy of them.
@@ -17,6 +19,7 @@ use std::fmt::Write as _;
 
 use custmap_engine::analytics::attribution::journeys::{KeyStats, NO_CAMPAIGN, PATH_SEPARATOR, REFERRAL};
 use custmap_engine::analytics::attribution::Journeys;
+use custmap_engine::analytics::heatmap::plan;
 use custmap_engine::analytics::{By, HeatmapBase, Location, Segment};
 use custmap_engine::io::rules;
 use custmap_engine::io::schema::{Kind, Table};
@@ -272,19 +275,9 @@ fn unknown_customers(cluster: &Cluster, table: Table) -> Result<Option<Problem>,
     }))
 }
 
-/// The anchors of a location: (latitude column, longitude column, cell column).
-fn anchors(location: Location) -> &'static [(&'static str, &'static str, &'static str)] {
-    const HOME: (&str, &str, &str) = ("home_lat", "home_lng", "home_cell");
-    const WORK: (&str, &str, &str) = ("work_lat", "work_lng", "work_cell");
-    match location {
-        Location::Home => &[HOME],
-        Location::Work => &[WORK],
-        Location::Both => &[HOME, WORK],
-    }
-}
-
 /// The heatmap reduction on the cluster: per cell (pair) at `res`, the sums of SPEC §3, for the
-/// customers located by `location` and the segment `where_`.
+/// customers located by `location` and the segment `where_`. The SQL is rendered from the
+/// reduction's description ([`plan`]), the one the local engine compiles.
 pub fn heatmap_base(
     cluster: &Cluster,
     location: Location,
@@ -292,56 +285,14 @@ pub fn heatmap_base(
     res: Res,
 ) -> Result<HeatmapBase, Error> {
     let segment = Segment::given(where_).map(|w| Segment::parse(w, &customers_schema(cluster)?)).transpose()?;
-    let prospect = segment.as_ref().map_or_else(|| "true".to_string(), |s| s.sql.clone());
-    let deals = if cluster.has("deals") {
-        "SELECT \"customer_id\" AS __cid, COUNT(*) AS __deals, SUM(\"price\") AS __revenue, MAX(\"price\") AS __max_price \
-         FROM deals WHERE COALESCE(\"status\", 'signed') = 'signed' GROUP BY \"customer_id\""
-            .to_string()
-    } else {
-        "SELECT CAST(NULL AS VARCHAR) AS __cid, CAST(NULL AS BIGINT) AS __deals, CAST(NULL AS DOUBLE) AS __revenue, \
-         CAST(NULL AS DOUBLE) AS __max_price WHERE false"
-            .to_string()
-    };
-    let a = anchors(location);
-    let cells: Vec<String> = a
-        .iter()
-        .map(|(lat, lng, cell)| {
-            format!(
-                "h3_cell(CAST({} AS DOUBLE), CAST({} AS DOUBLE), {}) AS {cell}",
-                quoted(lat),
-                quoted(lng),
-                res.get()
-            )
-        })
-        .collect();
-    let located: Vec<String> = a.iter().map(|(lat, _, _)| format!("{} IS NOT NULL", quoted(lat))).collect();
-    let keys: Vec<&str> = a.iter().map(|(_, _, cell)| *cell).collect();
-    let sql = format!(
-        "WITH d AS ({deals}), \
-         c AS (SELECT cu.*, d.__deals, d.__revenue, d.__max_price FROM ({customers}) cu LEFT JOIN d ON cu.\"customer_id\" = d.__cid), \
-         r AS (SELECT {cells}, \
-                 CASE WHEN {prospect} THEN 1 ELSE 0 END AS p, \
-                 CASE WHEN __deals IS NULL THEN 0 ELSE 1 END AS b, \
-                 COALESCE(__deals, 0) AS n, COALESCE(__revenue, 0.0) AS v, \
-                 CASE WHEN {prospect} THEN COALESCE(\"budget\", __max_price, 0.0) ELSE 0.0 END AS pp \
-               FROM c WHERE {located}) \
-         SELECT {keys}, CAST(COUNT(*) AS BIGINT) AS customers, CAST(SUM(p) AS BIGINT) AS prospects, \
-                CAST(SUM(b) AS BIGINT) AS buyers, CAST(SUM(n) AS BIGINT) AS deals, \
-                CAST(SUM(v) AS DOUBLE) AS revenue, CAST(SUM(pp) AS DOUBLE) AS purchasing_power \
-         FROM r GROUP BY {keys}",
-        customers = customers_sql(cluster)?,
-        cells = cells.join(", "),
-        located = located.join(" OR "),
-        keys = keys.join(", "),
-    );
-    let groups = cluster.query(&sql)?;
+    let in_segment = segment.as_ref().map_or_else(|| "true".to_string(), |s| s.sql.clone());
+    let customers = customers_sql(cluster)?;
+    let from = plan::SqlSources { customers: &customers, deals: cluster.has("deals"), cell_fn: "h3_cell" };
+    let (reduction, located) = plan::sql(location, &in_segment, res.get(), &from);
+    let groups = cluster.query(&reduction)?;
     // An independent count, as a separate job: rows lost or counted twice (a lost executor)
     // make the answer unusable, never silently wrong.
-    let check = cluster.query(&format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ({customers}) c WHERE {located}",
-        customers = customers_sql(cluster)?,
-        located = located.join(" OR "),
-    ))?;
+    let check = cluster.query(&located)?;
     consistent("located customers", sum_i64(&groups, "customers")?, first_i64(&check, "n")?)?;
     Ok(HeatmapBase::from_cells(groups, location, segment.map(|s| s.text), res)?)
 }

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 pub mod differencing;
 pub(crate) mod groups;
+pub mod plan;
 
 use std::sync::Arc;
 
@@ -141,14 +142,13 @@ impl HeatmapParams {
     }
 }
 
-/// Sum columns carried from customers to cells.
-const SUMS: [&str; 6] = ["customers", "prospects", "buyers", "deals", "revenue", "purchasing_power"];
+/// Sum columns carried from customers to cells ([`plan::sums`]).
+const SUMS: [&str; 6] = plan::NAMES;
 
 fn sum_type(c: &str) -> DataType {
-    if matches!(c, "revenue" | "purchasing_power") {
-        DataType::Float64
-    } else {
-        DataType::Int64
+    match plan::sums().iter().find(|s| s.0 == c).map(|s| s.1) {
+        Some(plan::Kind::Float) => DataType::Float64,
+        _ => DataType::Int64,
     }
 }
 
@@ -228,25 +228,19 @@ fn reduce(
         (key[0] != MISSING || key[2] != MISSING).then_some(key)
     };
     let Buyers { buyer_of, deals, revenue, max_price } = Buyers::of(ds)?;
+    // The figures summed are those of the reduction's description, compiled per class of row.
+    let figures = plan::Compiled::new()?;
     let customer = |i: usize| {
         key_of(i).map(|key| {
-            let p = is_prospect(i);
-            let budget = budget.get(i);
-            let mut sums = Sums {
-                customers: 1,
-                prospects: i64::from(p),
-                purchasing_power: if p { budget.unwrap_or(0.0) } else { 0.0 },
-                ..Sums::default()
+            let buyer = buyer_of.get(i).filter(|j| **j != NOT_A_BUYER).map(|j| *j as usize);
+            let row = plan::Row {
+                in_segment: is_prospect(i),
+                budget: budget.get(i),
+                bought: buyer.map(|j| (deals[j], revenue[j])),
+                largest_price: buyer.and_then(|j| max_price[j]),
             };
-            if let Some(j) = buyer_of.get(i).filter(|j| **j != NOT_A_BUYER).map(|j| *j as usize) {
-                sums.buyers = 1;
-                sums.deals = deals[j];
-                sums.revenue = revenue[j];
-                if p && budget.is_none() {
-                    sums.purchasing_power += max_price[j].unwrap_or(0.0);
-                }
-            }
-            (key, sums)
+            let ([customers, prospects, buyers, signed], [revenue, purchasing_power]) = figures.figures(&row);
+            (key, Sums { customers, prospects, buyers, deals: signed, revenue, purchasing_power })
         })
     };
     let by = match by {
@@ -305,7 +299,7 @@ impl Buyers {
         let mut out = Buyers { buyer_of: vec![NOT_A_BUYER; n], ..Buyers::default() };
         let mut sums: Vec<KahanSum<f64>> = Vec::new();
         for ((r, st), p) in rows.iter().zip(status.iter()).zip(price.iter()) {
-            let (Some(r), Some("signed")) = (r, st) else { continue };
+            let (Some(r), Some(plan::SIGNED)) = (r, st) else { continue };
             let Some(slot) = out.buyer_of.get_mut(r as usize) else {
                 return Err(Error::Internal(format!("a deal refers to customer row {r} of {n}")));
             };
@@ -372,7 +366,7 @@ impl HeatmapBase {
     pub fn from_cells(cells: DataFrame, location: Location, segment: Option<String>, res: Res) -> Result<Self> {
         let mut select: Vec<Expr> = Vec::new();
         for a in location.anchors() {
-            let name = a.cell.trim_start_matches('_');
+            let name = plan::cell_column(a.lat);
             if cells.column(name).is_err() {
                 return Err(Error::Internal(format!("reduced cells lack the column '{name}'")));
             }
@@ -713,7 +707,7 @@ pub fn largest_signed_deal(ds: &crate::io::Dataset) -> Result<Vec<Option<f64>>> 
         let top = deals
             .clone()
             .lazy()
-            .filter(col("status").eq(lit("signed")))
+            .filter(col("status").eq(lit(plan::SIGNED)))
             .group_by([col(CUSTOMER_ROW)])
             .agg([col("price").max().alias("__max_price")])
             .collect()?;
