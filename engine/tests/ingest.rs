@@ -825,6 +825,49 @@ fn regression_naive_parquet_timestamps_are_read_in_the_dataset_time_zone() {
     assert_eq!(read("+08:00"), [at(2), at(15)]);
 }
 
+/// A naive Parquet timestamp near the end of the 64-bit range, shifted into UTC by the dataset's
+/// zone, wrapped round to a time hundreds of thousands of years away on the other side: it is
+/// rejected with the value shown, and the other rows keep their times.
+#[test]
+fn regression_a_time_zone_shift_never_wraps_an_extreme_timestamp() {
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::IngestOptions;
+    let ok = chrono::NaiveDate::from_ymd_opt(2025, 1, 5).unwrap().and_hms_opt(10, 0, 0).unwrap().and_utc();
+    let ok = ok.timestamp_micros();
+    let ts = Int64Chunked::from_vec("ts".into(), vec![ok, i64::MIN + 1, i64::MAX - 1])
+        .into_datetime(TimeUnit::Microseconds, None);
+    let mut frame = DataFrame::new(
+        3,
+        vec![
+            Column::new("customer_id".into(), ["A", "A", "A"]),
+            ts.into_column(),
+            Column::new("channel".into(), ["web"; 3]),
+        ],
+    )
+    .unwrap();
+    let dir = dataset_dir(&[("customers.csv", b"customer_id,home_lat,home_lng\nA,30.55,114.31\n")]);
+    ParquetWriter::new(std::fs::File::create(dir.path().join("touchpoints.parquet")).unwrap())
+        .finish(&mut frame)
+        .unwrap();
+    for (tz, bad_row) in [("+08:00", 2), ("-05:00", 3)] {
+        let ds = Dataset::load_with(dir.path(), &Table::ALL, IngestOptions::parse_tz(tz).unwrap()).unwrap();
+        let rejects: Vec<_> = ds.rejects.iter().filter(|r| r.table == "touchpoints").collect();
+        assert_eq!(rejects.len(), 1, "{tz}: {rejects:?}");
+        assert_eq!(rejects[0].row, bad_row, "{tz}");
+        assert!(rejects[0].reason.starts_with("ts out of range in time zone"), "{}", rejects[0].reason);
+        assert!(rejects[0].value.is_some(), "the value is shown");
+        // The other rows keep their times, shifted exactly (the far one too: it fits).
+        let hours: i64 = if tz == "+08:00" { 8 } else { -5 };
+        let shift = hours * 3_600_000_000;
+        let far = if hours > 0 { i64::MAX - 1 } else { i64::MIN + 1 };
+        let mut times = ds.touchpoints.unwrap().ts;
+        times.sort_unstable();
+        let mut want = vec![ok - shift, far - shift];
+        want.sort_unstable();
+        assert_eq!(times, want, "{tz}");
+    }
+}
+
 /// Keeping only some customer columns (what an attribution run does) validates every column all
 /// the same: a row with a bad value in a dropped column is still rejected, and counted.
 #[test]

@@ -324,6 +324,25 @@ fn typed(table: Table, raw: &RawTable, opts: IngestOptions<'_>) -> Result<(LazyF
             && opts.utc_offset_minutes != 0
         {
             let offset_us = i64::from(opts.utc_offset_minutes) * 60_000_000;
+            // A time the shift would carry past the 64-bit range (corrupt data: hundreds of
+            // thousands of years away) is rejected, never wrapped round to another time.
+            // (Nanoseconds are 1,000 times inside the range as microseconds; days far more.)
+            if let DataType::Datetime(unit, None) = dtype {
+                let (lo_us, hi_us) = (i64::MIN + offset_us.max(0), i64::MAX + offset_us.min(0));
+                let bounds = match unit {
+                    TimeUnit::Nanoseconds => None,
+                    TimeUnit::Microseconds => Some((lo_us, hi_us)),
+                    TimeUnit::Milliseconds => Some((lo_us / 1_000, hi_us / 1_000)),
+                };
+                if let Some((lo, hi)) = bounds {
+                    let raw = col(raw_name(spec.name)).cast(DataType::Int64);
+                    rules.push(Rule::new(
+                        spec.name,
+                        format!("{} out of range in time zone {}", spec.name, opts.tz_name()),
+                        raw.clone().lt(lit(lo)).or(raw.gt(lit(hi))),
+                    ));
+                }
+            }
             converted = (converted.cast(DataType::Int64) - lit(offset_us))
                 .cast(DataType::Datetime(TimeUnit::Microseconds, None));
         }
@@ -397,12 +416,15 @@ pub fn apply_rules(table: Table, lf: LazyFrame, rules: &[Rule]) -> Result<(DataF
 /// The value a rule on `column` judged, as text: the raw value when the column was converted.
 fn value_of(schema: &Schema, column: &str) -> Expr {
     let raw = raw_name(column);
-    if schema.contains(&raw) {
-        col(raw).cast(DataType::String)
-    } else if schema.contains(column) {
-        col(column).cast(DataType::String)
-    } else {
-        lit(NULL).cast(DataType::String)
+    let name = if schema.contains(&raw) { raw } else { column.to_string() };
+    match schema.get(&name) {
+        // A typed time may lie beyond what a calendar can print (the reason it was rejected):
+        // shown as its count of units since 1970-01-01.
+        Some(DataType::Datetime(unit, _)) => {
+            col(&name).cast(DataType::Int64).cast(DataType::String) + lit(format!(" {unit} since 1970-01-01"))
+        }
+        Some(_) => col(&name).cast(DataType::String),
+        None => lit(NULL).cast(DataType::String),
     }
 }
 
