@@ -152,6 +152,18 @@ mod tests {
         assert_eq!(d.locate(wuchang.label.0, wuchang.label.1).map(|x| x.name.as_str()), Some("武昌区"));
     }
 
+    /// The embedded font was a GB 2312 subset, and 硚 (of 硚口区) lies outside GB 2312: the
+    /// map drew that district's name with a missing-glyph box.
+    #[test]
+    fn regression_every_district_name_has_a_glyph_in_the_embedded_font() {
+        let face = ttf_parser::Face::parse(crate::render::FONT, 0).unwrap();
+        for d in &Districts::wuhan().0 {
+            for c in d.name.chars() {
+                assert!(face.glyph_index(c).is_some(), "no glyph for {c} of {}", d.name);
+            }
+        }
+    }
+
     #[test]
     fn geojson_round_trips() {
         let d = Districts::wuhan();
