@@ -466,4 +466,13 @@ fn the_cluster_refuses_by_the_same_checks_as_ingest_with_the_same_counts() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!((problems[0].table, problems[0].column.as_str(), problems[0].rows), ("customers", "budget", None));
     assert!(problems[0].reason.contains("not DOUBLE"), "{}", problems[0]);
+
+    // Whole-number customer ids are ids, as in ingest: checked as their text, not refused.
+    let numeric = tempfile::tempdir().unwrap();
+    parquet(
+        numeric.path(),
+        "customers",
+        df!("customer_id" => [17i64, 18], "home_lat" => [31.2, 31.3], "home_lng" => [121.4, 121.5]).unwrap(),
+    );
+    assert_eq!(jobs::problems(&cluster.session(numeric.path())).unwrap(), []);
 }

@@ -169,7 +169,8 @@ pub fn problems(cluster: &Cluster) -> Result<Vec<Problem>, Error> {
 /// Whether a column of arrow type `ty` holds what ingest types as `kind` without parsing text.
 fn holds(kind: Kind, ty: &DataType) -> bool {
     match kind {
-        Kind::Str => matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        // Whole-number ids (exports often type them so) read as their decimal text, as ingest does.
+        Kind::Str => ty.is_integer() || matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
         Kind::F64 => {
             ty.is_integer() || ty.is_floating() || matches!(ty, DataType::Decimal128(..) | DataType::Decimal256(..))
         }
@@ -196,8 +197,8 @@ fn wrong_types(cluster: &Cluster, table: Table) -> Result<Vec<Problem>, Error> {
     Ok(problems)
 }
 
-/// The table's known columns as ingest types them: numbers as DOUBLE, absent optional
-/// columns as typed nulls.
+/// The table's known columns as ingest types them: numbers as DOUBLE, text as VARCHAR (whole
+/// numbers as their decimal text), absent optional columns as typed nulls.
 fn typed_sql(cluster: &Cluster, table: Table) -> Result<String, Error> {
     let have = cluster.columns(table.name())?;
     let columns: Vec<String> = table
@@ -208,8 +209,8 @@ fn typed_sql(cluster: &Cluster, table: Table) -> Result<String, Error> {
             let ty = rules::sql_type(spec.kind);
             if !have.iter().any(|(n, _)| n == spec.name) {
                 format!("CAST(NULL AS {ty}) AS {q}")
-            } else if spec.kind == Kind::F64 {
-                format!("CAST({q} AS DOUBLE) AS {q}")
+            } else if spec.kind == Kind::F64 || spec.kind == Kind::Str {
+                format!("CAST({q} AS {ty}) AS {q}")
             } else {
                 q
             }
