@@ -868,6 +868,49 @@ fn regression_a_time_zone_shift_never_wraps_an_extreme_timestamp() {
     }
 }
 
+/// The same for times typed as milliseconds and as dates (a date column may hold touch times):
+/// the last representable values are rejected under a zone, with the value shown as a count,
+/// never a panic printing a date no calendar has.
+#[test]
+fn regression_a_time_zone_shift_never_wraps_an_extreme_millisecond_or_date() {
+    use custmap_engine::io::schema::Table;
+    use custmap_engine::io::validate::IngestOptions;
+    let day = 20_093i32; // 2025-01-05
+    let dates = Int32Chunked::from_vec("ts".into(), vec![day, i32::MIN + 1, i32::MAX - 1]).into_date();
+    let ms = Int64Chunked::from_vec(
+        "ts".into(),
+        vec![i64::from(day) * 86_400_000, i64::MIN / 1_000 + 5, i64::MAX / 1_000 - 5],
+    )
+    .into_datetime(TimeUnit::Milliseconds, None);
+    for (what, ts) in [("date", dates.into_column()), ("ms", ms.into_column())] {
+        let mut frame = DataFrame::new(
+            3,
+            vec![Column::new("customer_id".into(), ["A", "A", "A"]), ts, Column::new("channel".into(), ["web"; 3])],
+        )
+        .unwrap();
+        let dir = dataset_dir(&[("customers.csv", b"customer_id,home_lat,home_lng\nA,30.55,114.31\n")]);
+        ParquetWriter::new(std::fs::File::create(dir.path().join("touchpoints.parquet")).unwrap())
+            .finish(&mut frame)
+            .unwrap();
+        for tz in ["+08:00", "-05:00"] {
+            let ds = Dataset::load_with(dir.path(), &Table::ALL, IngestOptions::parse_tz(tz).unwrap()).unwrap();
+            let rejects: Vec<_> = ds.rejects.iter().filter(|r| r.table == "touchpoints").collect();
+            assert!(!rejects.is_empty(), "{what} {tz}");
+            for r in &rejects {
+                assert!(r.row >= 2, "{what} {tz}: the ordinary time is kept: {r:?}");
+                assert!(r.reason.starts_with("ts out of range in time zone"), "{what} {tz}: {r:?}");
+                assert!(r.value.as_deref().is_some_and(|v| v.contains("since 1970-01-01")), "{what} {tz}: {r:?}");
+            }
+            let times = ds.touchpoints.unwrap().ts;
+            let hours: i64 = if tz == "+08:00" { 8 } else { -5 };
+            assert!(
+                times.contains(&(i64::from(day) * 86_400_000_000 - hours * 3_600_000_000)),
+                "{what} {tz}: {times:?}"
+            );
+        }
+    }
+}
+
 /// Keeping only some customer columns (what an attribution run does) validates every column all
 /// the same: a row with a bad value in a dropped column is still rejected, and counted.
 #[test]

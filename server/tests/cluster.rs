@@ -283,8 +283,8 @@ fn cluster_reductions_equal_the_local_engine() {
     ParquetWriter::new(&mut f).finish(&mut customers).unwrap();
     let d = cluster.session(dirty.path());
     let err = jobs::check_clean(&d).unwrap_err().to_string();
-    assert!(err.contains("2 rows with a duplicate customer_id"), "{err}");
-    assert!(err.contains("a customer_id naming no customer"), "{err}");
+    assert!(err.contains("2 rows with duplicate customer_id"), "{err}");
+    assert!(err.contains("rows with deal for unknown customer"), "{err}");
 
     // Both processes stop cleanly on SIGTERM.
     let LocalCluster { mut executors, mut scheduler, .. } = cluster;
@@ -379,7 +379,8 @@ fn the_cluster_refuses_by_the_same_checks_as_ingest_with_the_same_counts() {
     // Each bad row breaks one check of ingest's (SPEC §2): ingest names the first a row breaks,
     // the cluster counts each. Deals and touchpoints refer only to customers ingest accepts, so
     // no reference check muddies the counts. A null id is missing, not a repeat (regression:
-    // the cluster counted it as a duplicate).
+    // the cluster counted it as a duplicate). -0.0 is 0.0 to both executors: a home at
+    // (-0.0, 0.0) is at (0, 0), a price of -0.0 is not negative.
     let dir = tempfile::tempdir().unwrap();
     let nan = f64::NAN;
     let inf = f64::INFINITY;
@@ -388,26 +389,26 @@ fn the_cluster_refuses_by_the_same_checks_as_ingest_with_the_same_counts() {
         "customers",
         df!(
             "customer_id" => [Some("C1"), Some("C2"), Some("C3"), None, Some(""), Some("C6"), Some("C7"), Some("C8"),
-                              Some("C9"), Some("C10"), Some("C11"), Some("C12"), Some("C13")],
+                              Some("C9"), Some("C10"), Some("C11"), Some("C12"), Some("C13"), Some("C14")],
             "home_lat" => [Some(31.2), None, Some(31.3), Some(31.2), Some(31.2), Some(31.0), Some(95.0), None,
-                           Some(0.0), None, Some(31.2), Some(31.2), Some(31.2)],
+                           Some(0.0), None, Some(31.2), Some(31.2), Some(31.2), Some(-0.0)],
             "home_lng" => [Some(121.4), None, Some(121.5), Some(121.4), Some(121.4), None, Some(121.0), None,
-                           Some(0.0), None, Some(121.4), Some(121.4), Some(121.4)],
-            "work_lat" => [None, Some(31.2), None, None, None, None, None, Some(31.0), None, None, None, None, None],
-            "work_lng" => [None, Some(121.5), None, None, None, None, None, Some(-200.0), None, None, None, None, None],
-            "budget" => [Some(1e6), None, None, None, None, None, None, None, None, None, Some(-5.0), Some(inf), None],
-            "desired_area_sqm" => [None, Some(90.0), None, None, None, None, None, None, None, None, None, None, Some(nan)],
+                           Some(0.0), None, Some(121.4), Some(121.4), Some(121.4), Some(0.0)],
+            "work_lat" => [None, Some(31.2), None, None, None, None, None, Some(31.0), None, None, None, None, None, None],
+            "work_lng" => [None, Some(121.5), None, None, None, None, None, Some(-200.0), None, None, None, None, None, None],
+            "budget" => [Some(1e6), None, None, None, None, None, None, None, None, None, Some(-5.0), Some(inf), None, None],
+            "desired_area_sqm" => [None, Some(90.0), None, None, None, None, None, None, None, None, None, None, Some(nan), None],
         )
         .unwrap(),
     );
     let day = |d: i32| d;
     let mut deals = df!(
-        "deal_id" => [Some("D1"), Some("D2"), Some("D3"), Some("D4"), Some("D5"), Some("D6"), None],
-        "customer_id" => ["C1", "C2", "C3", "C1", "C2", "C3", "C1"],
-        "signed_at" => [day(20_000), day(20_001), day(20_002), day(20_003), day(20_004), day(20_005), day(20_006)],
-        "price" => [Some(3e6), Some(-1.0), None, Some(2e6), Some(2e6), Some(inf), Some(1e6)],
-        "area_sqm" => [Some(90.0), None, None, None, Some(-3.0), None, None],
-        "status" => [Some("signed"), None, Some("signed"), Some("maybe"), Some("cancelled"), None, None],
+        "deal_id" => [Some("D1"), Some("D2"), Some("D3"), Some("D4"), Some("D5"), Some("D6"), None, Some("D8")],
+        "customer_id" => ["C1", "C2", "C3", "C1", "C2", "C3", "C1", "C1"],
+        "signed_at" => [day(20_000), day(20_001), day(20_002), day(20_003), day(20_004), day(20_005), day(20_006), day(20_007)],
+        "price" => [Some(3e6), Some(-1.0), None, Some(2e6), Some(2e6), Some(inf), Some(1e6), Some(-0.0)],
+        "area_sqm" => [Some(90.0), None, None, None, Some(-3.0), None, None, None],
+        "status" => [Some("signed"), None, Some("signed"), Some("maybe"), Some("cancelled"), None, None, None],
     )
     .unwrap();
     deals.apply("signed_at", |c| c.cast(&DataType::Date).unwrap()).unwrap();
@@ -434,7 +435,7 @@ fn the_cluster_refuses_by_the_same_checks_as_ingest_with_the_same_counts() {
         }
     }
     local.sort();
-    assert_eq!(local.iter().map(|e| e.3).sum::<u64>(), 19, "every bad row found by ingest: {local:?}");
+    assert_eq!(local.iter().map(|e| e.3).sum::<u64>(), 20, "every bad row found by ingest: {local:?}");
 
     let cluster = LocalCluster::start(1);
     let c = cluster.session(dir.path());
@@ -450,7 +451,7 @@ fn the_cluster_refuses_by_the_same_checks_as_ingest_with_the_same_counts() {
     assert_eq!(local, remote, "the cluster's refusal differs from ingest's rejects");
     let err = jobs::check_clean(&c).unwrap_err().to_string();
     assert!(
-        err.contains("customers.budget: 1 rows with not a finite number (ingest reads the value as missing)"),
+        err.contains("customers.budget: 1 row with not a finite number (ingest reads the value as missing)"),
         "{err}"
     );
 
@@ -475,4 +476,17 @@ fn the_cluster_refuses_by_the_same_checks_as_ingest_with_the_same_counts() {
         df!("customer_id" => [17i64, 18], "home_lat" => [31.2, 31.3], "home_lng" => [121.4, 121.5]).unwrap(),
     );
     assert_eq!(jobs::problems(&cluster.session(numeric.path())).unwrap(), []);
+
+    // ... but whole-number ids in one table and text in another would join "017" to 17:
+    // refused by type, and no reference query runs on them.
+    let deals = df!("deal_id" => ["D1"], "customer_id" => ["017"], "signed_at" => [20_000i32], "price" => [1e6])
+        .unwrap()
+        .lazy()
+        .with_column(col("signed_at").cast(DataType::Date))
+        .collect()
+        .unwrap();
+    parquet(numeric.path(), "deals", deals);
+    let problems = jobs::problems(&cluster.session(numeric.path())).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!((problems[0].table, problems[0].column.as_str(), problems[0].rows), ("deals", "customer_id", None));
 }

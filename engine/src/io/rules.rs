@@ -7,9 +7,10 @@
 //!   not accept whole.
 //!
 //! Both read the conditions with SQL's three-valued logic: a condition that is null (a missing
-//! value compared) is not broken. Both order NaN above every number (polars and arrow compare
-//! floats by total order), so a NaN breaks an upper bound too; the not-finite check, read
-//! first, is the reason ingest gives.
+//! value compared) is not broken. Both compare floats by a total order, in which a NaN lies
+//! beyond every number (above, or in arrow below when its sign bit is set), so a NaN may break a
+//! bound too; the not-finite check, read first, is the reason ingest gives. Both read -0.0 as
+//! 0.0 (the cluster's tests hold the two to the same counts on such values).
 //!
 //! The rules that only local ingest needs stay in `validate`: text that does not parse as its
 //! column's type (the cluster refuses a column of the wrong type instead) and the rules over

@@ -326,22 +326,22 @@ fn typed(table: Table, raw: &RawTable, opts: IngestOptions<'_>) -> Result<(LazyF
             let offset_us = i64::from(opts.utc_offset_minutes) * 60_000_000;
             // A time the shift would carry past the 64-bit range (corrupt data: hundreds of
             // thousands of years away) is rejected, never wrapped round to another time.
-            // (Nanoseconds are 1,000 times inside the range as microseconds; days far more.)
-            if let DataType::Datetime(unit, None) = dtype {
-                let (lo_us, hi_us) = (i64::MIN + offset_us.max(0), i64::MAX + offset_us.min(0));
-                let bounds = match unit {
-                    TimeUnit::Nanoseconds => None,
-                    TimeUnit::Microseconds => Some((lo_us, hi_us)),
-                    TimeUnit::Milliseconds => Some((lo_us / 1_000, hi_us / 1_000)),
-                };
-                if let Some((lo, hi)) = bounds {
-                    let raw = col(raw_name(spec.name)).cast(DataType::Int64);
-                    rules.push(Rule::new(
-                        spec.name,
-                        format!("{} out of range in time zone {}", spec.name, opts.tz_name()),
-                        raw.clone().lt(lit(lo)).or(raw.gt(lit(hi))),
-                    ));
-                }
+            // (Nanoseconds lie 1,000 times inside the range of microseconds.)
+            let (lo_us, hi_us) = (i64::MIN + offset_us.max(0), i64::MAX + offset_us.min(0));
+            // Integer division rounds toward zero: inward for both bounds.
+            let bounds = match dtype {
+                DataType::Datetime(TimeUnit::Microseconds, _) => Some((lo_us, hi_us)),
+                DataType::Datetime(TimeUnit::Milliseconds, _) => Some((lo_us / 1_000, hi_us / 1_000)),
+                DataType::Date => Some((lo_us / DAY_US, hi_us / DAY_US)),
+                _ => None,
+            };
+            if let Some((lo, hi)) = bounds {
+                let raw = col(raw_name(spec.name)).cast(DataType::Int64);
+                rules.push(Rule::new(
+                    spec.name,
+                    format!("{} {OUT_OF_RANGE_IN_ZONE} {}", spec.name, opts.tz_name()),
+                    raw.clone().lt(lit(lo)).or(raw.gt(lit(hi))),
+                ));
             }
             converted = (converted.cast(DataType::Int64) - lit(offset_us))
                 .cast(DataType::Datetime(TimeUnit::Microseconds, None));
@@ -363,7 +363,12 @@ fn typed(table: Table, raw: &RawTable, opts: IngestOptions<'_>) -> Result<(LazyF
         rules.extend(rules::column_checks(spec).into_iter().map(Rule::from));
     }
     // Rules in the order users expect to read them: parse failures before range checks.
-    rules.sort_by_key(|r| !r.reason.starts_with("unparseable") && !r.reason.starts_with("missing"));
+    // A time out of range in the zone comes first: converting it may fail and read as unparseable.
+    rules.sort_by_key(|r| {
+        !r.reason.starts_with("unparseable")
+            && !r.reason.starts_with("missing")
+            && !r.reason.contains(OUT_OF_RANGE_IN_ZONE)
+    });
     Ok((raw.frame.clone().lazy().with_columns(exprs), rules))
 }
 
@@ -417,16 +422,36 @@ pub fn apply_rules(table: Table, lf: LazyFrame, rules: &[Rule]) -> Result<(DataF
 fn value_of(schema: &Schema, column: &str) -> Expr {
     let raw = raw_name(column);
     let name = if schema.contains(&raw) { raw } else { column.to_string() };
-    match schema.get(&name) {
-        // A typed time may lie beyond what a calendar can print (the reason it was rejected):
-        // shown as its count of units since 1970-01-01.
+    // A typed date or time beyond what a calendar prints (chrono's years ±262,143; a reason to
+    // reject it) is shown as its count of units since 1970-01-01; polars would panic printing it.
+    let (unit, per_day) = match schema.get(&name) {
+        Some(DataType::Date) => ("days".to_string(), 1),
         Some(DataType::Datetime(unit, _)) => {
-            col(&name).cast(DataType::Int64).cast(DataType::String) + lit(format!(" {unit} since 1970-01-01"))
+            let per_day = match unit {
+                TimeUnit::Milliseconds => DAY_US / 1_000,
+                TimeUnit::Microseconds => DAY_US,
+                TimeUnit::Nanoseconds => DAY_US * 1_000,
+            };
+            (unit.to_string(), per_day)
         }
-        Some(_) => col(&name).cast(DataType::String),
-        None => lit(NULL).cast(DataType::String),
-    }
+        Some(_) => return col(&name).cast(DataType::String),
+        None => return lit(NULL).cast(DataType::String),
+    };
+    let count = col(&name).cast(DataType::Int64);
+    let limit = PRINTABLE_DAYS.saturating_mul(per_day);
+    let printable = count.clone().gt_eq(lit(-limit)).and(count.clone().lt_eq(lit(limit)));
+    let as_calendar = when(printable).then(col(&name)).otherwise(lit(NULL)).cast(DataType::String);
+    coalesce(&[as_calendar, count.cast(DataType::String) + lit(format!(" {unit} since 1970-01-01"))])
 }
+
+/// Days from 1970 a calendar surely prints (chrono reaches about 95.7 million).
+const PRINTABLE_DAYS: i64 = 90_000_000;
+
+/// Microseconds in a day.
+const DAY_US: i64 = 86_400_000_000;
+
+/// What the reason of a time a zone would shift past the 64-bit range says.
+const OUT_OF_RANGE_IN_ZONE: &str = "out of range in time zone";
 
 /// Nulls the values that break a soft rule (typed and raw), and returns them as `Nulled` rows.
 fn null_soft_values(table: Table, lf: LazyFrame, soft: &[Rule]) -> Result<(LazyFrame, Vec<Reject>)> {

@@ -115,6 +115,7 @@ pub struct Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.rows {
+            Some(1) => write!(f, "{}.{}: 1 row with {}", self.table, self.column, self.reason),
             Some(n) => write!(f, "{}.{}: {n} rows with {}", self.table, self.column, self.reason),
             None => write!(f, "{}.{}: {}", self.table, self.column, self.reason),
         }
@@ -143,6 +144,8 @@ pub fn check_clean(cluster: &Cluster) -> Result<(), Error> {
 /// [`rules::checks`], run as SQL), duplicate ids, and references to unknown customers.
 pub fn problems(cluster: &Cluster) -> Result<Vec<Problem>, Error> {
     let mut problems = Vec::new();
+    let mut customers_typed = true;
+    let mut id_types: Vec<(Table, DataType)> = Vec::new();
     for table in [Table::Customers, Table::Deals, Table::Touchpoints] {
         if table != Table::Customers && !cluster.has(table.name()) {
             continue;
@@ -151,16 +154,39 @@ pub fn problems(cluster: &Cluster) -> Result<Vec<Problem>, Error> {
         if !types.is_empty() {
             // The row checks assume the types; a column of another type is the problem to fix.
             problems.extend(types);
+            customers_typed &= table != Table::Customers;
             continue;
+        }
+        if let Some((_, ty)) = cluster.columns(table.name())?.into_iter().find(|(n, _)| n == "customer_id") {
+            id_types.push((table, ty));
         }
         problems.extend(count_bad(cluster, table)?);
         match table {
             Table::Customers => problems.extend(duplicates(cluster, table, "customer_id")?),
-            Table::Deals => {
-                problems.extend(unknown_customers(cluster, table)?);
-                problems.extend(duplicates(cluster, table, "deal_id")?);
+            Table::Deals => problems.extend(duplicates(cluster, table, "deal_id")?),
+            Table::Touchpoints | Table::Campaigns | Table::Sites | Table::Projects => {}
+        }
+    }
+    // Ids join the tables: whole numbers in one and text in another would be compared as
+    // numbers ("017" joining 17), which ingest, comparing text, never does.
+    if let Some((_, first)) = id_types.first() {
+        for (table, ty) in &id_types[1..] {
+            if ty.is_integer() != first.is_integer() {
+                problems.push(Problem {
+                    table: table.name(),
+                    column: "customer_id".into(),
+                    reason: format!("of type {ty} while customers.customer_id is {first}: ids must be all text or all whole numbers"),
+                    rows: None,
+                });
             }
-            _ => problems.extend(unknown_customers(cluster, table)?),
+        }
+    }
+    let comparable = problems.iter().all(|p| p.rows.is_some() || p.column != "customer_id");
+    if customers_typed && comparable {
+        for table in [Table::Deals, Table::Touchpoints] {
+            if cluster.has(table.name()) && wrong_types(cluster, table)?.is_empty() {
+                problems.extend(unknown_customers(cluster, table)?);
+            }
         }
     }
     Ok(problems)
@@ -255,7 +281,7 @@ fn duplicates(cluster: &Cluster, table: Table, id: &str) -> Result<Option<Proble
     Ok((n > 0).then(|| Problem {
         table: table.name(),
         column: id.into(),
-        reason: format!("a duplicate {id}"),
+        reason: format!("duplicate {id}"),
         rows: Some(n as u64),
     }))
 }
@@ -263,15 +289,18 @@ fn duplicates(cluster: &Cluster, table: Table, id: &str) -> Result<Option<Proble
 /// Rows of `table` whose `customer_id` names no customer.
 fn unknown_customers(cluster: &Cluster, table: Table) -> Result<Option<Problem>, Error> {
     let table_name = table.name();
+    // A missing or empty id is counted by the row checks already.
     let sql = format!(
         "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table_name} t LEFT JOIN (SELECT DISTINCT \"customer_id\" AS cid FROM customers) c \
-         ON t.\"customer_id\" = c.cid WHERE c.cid IS NULL"
+         ON t.\"customer_id\" = c.cid WHERE c.cid IS NULL AND t.\"customer_id\" IS NOT NULL \
+         AND octet_length(CAST(t.\"customer_id\" AS VARCHAR)) > 0"
     );
     let n = cluster.query(&sql)?.column("n")?.i64()?.get(0).unwrap_or(0);
+    let what = if table == Table::Deals { "deal" } else { "touchpoint" };
     Ok((n > 0).then(|| Problem {
         table: table_name,
         column: "customer_id".into(),
-        reason: "a customer_id naming no customer".into(),
+        reason: format!("{what} for unknown customer"),
         rows: Some(n as u64),
     }))
 }

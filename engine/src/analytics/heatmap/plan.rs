@@ -40,7 +40,7 @@ impl Input {
     /// The column holding the input in the SQL relation [`sql`] builds.
     fn column(self) -> &'static str {
         match self {
-            Input::Budget => "\"budget\"",
+            Input::Budget => "CAST(\"budget\" AS DOUBLE)",
             Input::SignedDeals => "__deals",
             Input::Revenue => "__revenue",
             Input::LargestPrice => "__max_price",
@@ -298,7 +298,8 @@ pub struct SqlSources<'a> {
 pub fn sql(location: Location, segment: &str, res: u8, from: &SqlSources<'_>) -> (String, String) {
     let deals = if from.deals {
         format!(
-            "SELECT \"customer_id\" AS __cid, COUNT(*) AS {}, SUM(\"price\") AS {}, MAX(\"price\") AS {} \
+            "SELECT \"customer_id\" AS __cid, COUNT(*) AS {}, SUM(CAST(\"price\" AS DOUBLE)) AS {}, \
+             MAX(CAST(\"price\" AS DOUBLE)) AS {} \
              FROM deals WHERE COALESCE(\"status\", '{SIGNED}') = '{SIGNED}' GROUP BY \"customer_id\"",
             Input::SignedDeals.column(),
             Input::Revenue.column(),
@@ -310,7 +311,7 @@ pub fn sql(location: Location, segment: &str, res: u8, from: &SqlSources<'_>) ->
             .to_string()
     };
     let anchors = location.anchors();
-    let quoted = |c: &str| format!("\"{c}\"");
+    let quoted = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
     let mut figures = String::new();
     for a in anchors {
         let _ = write!(
@@ -412,7 +413,12 @@ mod tests {
         for name in NAMES {
             assert!(sql.contains(&format!("AS {name}")), "{name}: {sql}");
         }
-        assert!(sql.contains("CASE WHEN (\"budget\" >= 1) THEN COALESCE(\"budget\", __max_price, 0.0) ELSE 0.0 END"));
+        assert!(
+            sql.contains(
+                "CASE WHEN (\"budget\" >= 1) THEN COALESCE(CAST(\"budget\" AS DOUBLE), __max_price, 0.0) ELSE 0.0 END"
+            ),
+            "{sql}"
+        );
         assert!(sql.contains("GROUP BY home_cell, work_cell"), "{sql}");
         assert!(check.ends_with("WHERE \"home_lat\" IS NOT NULL OR \"work_lat\" IS NOT NULL"), "{check}");
     }
