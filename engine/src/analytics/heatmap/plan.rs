@@ -393,6 +393,33 @@ mod tests {
         assert_eq!(sums().map(|s| s.0), NAMES);
     }
 
+    /// The figures as the reduction computed them before the description existed (SPEC §3's
+    /// words, written out by hand): an independent reference for every class of row.
+    #[test]
+    fn compiled_figures_equal_the_hand_written_rule() {
+        let compiled = Compiled::new().unwrap();
+        for bits in 0..16u8 {
+            let (p, bought, has_budget, priced) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+            if priced && !bought {
+                continue;
+            }
+            let row = Row {
+                in_segment: p,
+                budget: has_budget.then_some(1_250_000.5),
+                bought: bought.then_some((2, 6_100_000.25)),
+                largest_price: priced.then_some(3_300_000.75),
+            };
+            let mut pp = if p { row.budget.unwrap_or(0.0) } else { 0.0 };
+            if bought && p && row.budget.is_none() {
+                pp += row.largest_price.unwrap_or(0.0);
+            }
+            let (deals, revenue) = row.bought.unwrap_or((0, 0.0));
+            let want = ([1, i64::from(p), i64::from(bought), deals], [revenue, pp]);
+            let got = compiled.figures(&row);
+            assert_eq!((got.0, got.1.map(f64::to_bits)), (want.0, want.1.map(f64::to_bits)), "{row:?}");
+        }
+    }
+
     #[test]
     fn purchasing_power_is_the_budget_else_the_largest_price_for_prospects_only() {
         let compiled = Compiled::new().unwrap();
