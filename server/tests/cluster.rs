@@ -490,3 +490,80 @@ fn the_cluster_refuses_by_the_same_checks_as_ingest_with_the_same_counts() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!((problems[0].table, problems[0].column.as_str(), problems[0].rows), ("deals", "customer_id", None));
 }
+
+#[test]
+fn journeys_on_the_cluster_follow_the_engine_rule_on_its_edge_cases_and_deals_need_no_status() {
+    // Each customer is one edge of the journey rule, run on the cluster by the engine's own
+    // `customer_rule` (the `journey` function) and locally by the builder.
+    let dir = tempfile::tempdir().unwrap();
+    let day = |d: i32| d;
+    let mut customers = df!(
+        "customer_id" => ["A", "B", "C", "D", "E", "F", "G", "H"],
+        "home_lat" => [31.2; 8],
+        "home_lng" => [121.4; 8],
+        // B: referred, no created_at, with touches (placed just before the first); C: referred,
+        // nothing else (placed at the data's end); D: referred after their first touch (not
+        // placed); E: referred before it (placed at created_at).
+        "referred_by" => [None, Some("A"), Some("A"), Some("A"), Some("A"), None, None, None],
+        "created_at" => [None, None, None, Some(day(20_010)), Some(day(19_990)), None, None, None],
+    )
+    .unwrap();
+    customers.apply("created_at", |c| c.cast(&DataType::Date).unwrap()).unwrap();
+    parquet(dir.path(), "customers", customers);
+    let t = |d: i64, h: i64| (d * 86_400 + h * 3_600) * 1_000_000;
+    let mut touchpoints = df!(
+        "customer_id" => ["A", "A", "B", "D", "E", "F", "F", "G", "G", "H", "H"],
+        "ts" => [t(20_000, 9), t(20_001, 9), t(20_002, 9), t(20_003, 9), t(20_004, 9), t(20_005, 9),
+                 t(20_005, 9), t(19_000, 9), t(20_006, 9), t(20_007, 9), t(20_008, 9)],
+        // F: two touches at one time (ordered by channel); G: one touch long before the window;
+        // H: a visit only, then a touch on a channel named like the referral key.
+        "channel" => ["search", "wechat", "search", "douyin", "wechat", "wechat", "douyin", "search",
+                      "wechat", "search", "referral"],
+        "campaign_id" => [Some("S1"), None, Some("S1"), None, None, None, None, Some("S1"), None, None, None],
+        "event" => ["lead", "click", "lead", "lead", "lead", "lead", "lead", "lead", "visit", "visit", "lead"],
+    )
+    .unwrap();
+    touchpoints.apply("ts", |c| c.cast(&DataType::Datetime(TimeUnit::Microseconds, None)).unwrap()).unwrap();
+    parquet(dir.path(), "touchpoints", touchpoints);
+    // A converts the day of their second touch; G converts with no touch in a 30-day window.
+    let mut deals = df!(
+        "deal_id" => ["D1", "D2"],
+        "customer_id" => ["A", "G"],
+        "signed_at" => [day(20_001), day(20_009)],
+        "price" => [3e6, 2e6],
+    )
+    .unwrap();
+    deals.apply("signed_at", |c| c.cast(&DataType::Date).unwrap()).unwrap();
+    parquet(dir.path(), "deals", deals);
+
+    let ds = Dataset::load(dir.path()).unwrap();
+    assert!(ds.rejects.is_empty(), "{:?}", ds.rejects);
+    let cluster = LocalCluster::start(1);
+    let c = cluster.session(dir.path());
+    jobs::check_clean(&c).unwrap();
+    for (by, window) in [(By::Channel, 365), (By::Campaign, 365), (By::Channel, 30)] {
+        let local = journeys::build(&ds, by, window).unwrap();
+        let remote = jobs::journeys(&c, by, window).unwrap();
+        let what = format!("by {} window {window}", by.column());
+        assert_frames_equal(&local.path_table().unwrap(), &remote.path_table().unwrap(), &what);
+        assert_eq!(local.totals(), remote.totals(), "{what}");
+        assert_eq!(local.period, remote.period, "{what}: period");
+        let per_key = |j: &journeys::Journeys| {
+            let mut v: Vec<(String, u64, u64)> =
+                (0..j.keys.len()).map(|k| (j.keys[k].clone(), j.leads[k], j.visits[k])).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(per_key(&local), per_key(&remote), "{what}: leads and visits per key");
+        assert!(local.journeys.len() >= 6, "{what}: the cases make journeys");
+    }
+    // The deals have no status column (optional: a missing status is signed). Regression: the
+    // cluster's SQL named it anyway, so attribution and the heatmap failed on such a dataset.
+    let params = HeatmapParams { res: Res::new(8).unwrap(), k: KFloor::new(1).unwrap(), ..HeatmapParams::default() };
+    let params = HeatmapParams { location: Location::Home, ..params };
+    let local = heatmap(&ds, &params).unwrap();
+    let remote = jobs::heatmap_base(&c, Location::Home, None, params.res).unwrap().at(&params).unwrap();
+    assert_eq!(local.totals, remote.totals);
+    assert_eq!(local.totals.customers, 8);
+    assert_frames_equal(&local.cells, &remote.cells, "heatmap without deal statuses");
+}

@@ -7,9 +7,11 @@
 //!   customer within the window -> counts of distinct paths with conversions and value, plus
 //!   leads and visits per key.
 //!
-//! The heatmap's SQL is rendered from the reduction's one description
-//! ([`custmap_engine::analytics::heatmap::plan`]), which the local engine compiles too. The
-//! journeys' SQL follows the local engine's rules (`journeys.rs`) clause by clause. The parity
+//! Neither restates the local engine's rules. The heatmap's SQL is rendered from the
+//! reduction's one description ([`custmap_engine::analytics::heatmap::plan`]), which the local
+//! engine compiles too. The journeys' SQL only gathers each customer's ordered touches, referral
+//! and first conversion; the `journey` UDF then applies the engine's own per-customer rule
+//! (`journeys::customer_rule`, which the local builder calls for every customer). The parity
 //! tests hold both to identical answers. The cluster reads the tables as they are, so
 //! [`check_clean`] first counts the rows ingest would reject and refuses a dataset that has any,
 //! naming each reason: a rejected row is never silently counted or dropped. It runs ingest's
@@ -17,9 +19,9 @@
 
 use std::fmt::Write as _;
 
-use custmap_engine::analytics::attribution::journeys::{KeyStats, NO_CAMPAIGN, PATH_SEPARATOR, REFERRAL};
+use custmap_engine::analytics::attribution::journeys::{KeyStats, NO_CAMPAIGN, REFERRAL};
 use custmap_engine::analytics::attribution::Journeys;
-use custmap_engine::analytics::heatmap::plan;
+use custmap_engine::analytics::heatmap::plan::{self, SIGNED};
 use custmap_engine::analytics::{By, HeatmapBase, Location, Segment};
 use custmap_engine::io::rules;
 use custmap_engine::io::schema::{Kind, Table};
@@ -28,6 +30,7 @@ use custmap_engine::spatial::Res;
 use custmap_engine::Error;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
+use super::udf::JOURNEY;
 use super::Cluster;
 
 const DAY_US: i64 = 86_400_000_000;
@@ -55,17 +58,17 @@ impl Cluster {
     }
 }
 
-/// The customers with every known column present (absent ones as typed nulls), as a subquery;
-/// extra columns are kept for segment filters.
-fn customers_sql(cluster: &Cluster) -> Result<String, Error> {
-    let have = cluster.columns("customers")?;
-    let mut sql = String::from("SELECT customers.*");
-    for spec in Table::Customers.columns() {
+/// `table` with every known column present (absent ones as typed nulls), as a subquery; its
+/// own columns as they are (extra columns kept for segment filters).
+fn known_columns_sql(cluster: &Cluster, table: Table) -> Result<String, Error> {
+    let have = cluster.columns(table.name())?;
+    let mut sql = format!("SELECT {}.*", table.name());
+    for spec in table.columns() {
         if !have.iter().any(|(n, _)| n == spec.name) {
             let _ = write!(sql, ", CAST(NULL AS {}) AS {}", rules::sql_type(spec.kind), quoted(spec.name));
         }
     }
-    sql.push_str(" FROM customers");
+    let _ = write!(sql, " FROM {}", table.name());
     Ok(sql)
 }
 
@@ -316,8 +319,9 @@ pub fn heatmap_base(
 ) -> Result<HeatmapBase, Error> {
     let segment = Segment::given(where_).map(|w| Segment::parse(w, &customers_schema(cluster)?)).transpose()?;
     let in_segment = segment.as_ref().map_or_else(|| "true".to_string(), |s| s.sql.clone());
-    let customers = customers_sql(cluster)?;
-    let from = plan::SqlSources { customers: &customers, deals: cluster.has("deals"), cell_fn: "h3_cell" };
+    let customers = known_columns_sql(cluster, Table::Customers)?;
+    let deals = cluster.has("deals").then(|| known_columns_sql(cluster, Table::Deals)).transpose()?;
+    let from = plan::SqlSources { customers: &customers, deals: deals.as_deref(), cell_fn: "h3_cell" };
     let (reduction, located) = plan::sql(location, &in_segment, res.get(), &from);
     let groups = cluster.query(&reduction)?;
     // An independent count, as a separate job: rows lost or counted twice (a lost executor)
@@ -384,55 +388,51 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
         By::Channel => (REFERRAL.to_string(), "channel"),
         By::Campaign => ("(referral)".to_string(), "campaign"),
     };
-    let referrals = referral_touches(cluster, end)?;
-    let common = format!(
+    // Each customer's journey by the engine's own rule (the `journey` function): their touches
+    // that are not visits, in order, with their referral and first conversion.
+    let per_customer = format!(
         "WITH tp AS ({tp}), conv AS ({conv}), \
-         firsts AS (SELECT cid, MIN(ts) AS first_ts FROM tp WHERE event <> 'visit' GROUP BY cid), \
-         ref AS ({referrals}), \
-         touches AS (SELECT cid, ts, 1 AS prio, channel, campaign, {key} AS k FROM tp WHERE event <> 'visit' \
-                     UNION ALL SELECT cid, ts, 0 AS prio, {r} AS channel, '(referral)' AS campaign, {rk} AS k FROM ref)",
-        r = text(REFERRAL),
+         t AS (SELECT cid, array_agg(named_struct('ts', ts, 'k', {key}) ORDER BY ts, channel, campaign) AS touches \
+               FROM tp WHERE event <> 'visit' GROUP BY cid), \
+         r AS ({referred}), \
+         u AS (SELECT COALESCE(t.cid, r.cid) AS cid, t.touches, r.cid IS NOT NULL AS referred, r.created \
+               FROM t FULL OUTER JOIN r ON t.cid = r.cid), \
+         x AS (SELECT {JOURNEY}(u.touches, u.referred, u.created, {at_conv}, CAST({end} AS BIGINT), \
+                               CAST({window} AS BIGINT), {rk}) AS j, cv.day, cv.price \
+               FROM u LEFT JOIN conv cv ON u.cid = cv.cid), \
+         y AS (SELECT get_field(j, 'path') AS path, get_field(j, 'lead') AS lead, \
+                      get_field(j, 'referral_at') AS ref_at, day, price FROM x)",
+        referred = referred_customers(cluster)?,
+        window = i64::from(window_days) * DAY_US,
         rk = text(&referral_key),
     );
-    let horizon = format!("COALESCE({at_conv}, {end})");
-    let window = i64::from(window_days) * DAY_US;
-    let sep = text(&PATH_SEPARATOR.to_string());
     let paths = cluster.query(&format!(
-        "{common}, \
-         j AS (SELECT t.cid, t.ts, t.prio, t.channel, t.campaign, t.k FROM touches t LEFT JOIN conv cv ON t.cid = cv.cid \
-               WHERE t.ts <= {horizon} AND t.ts >= {horizon} - {window}), \
-         paths AS (SELECT cid, string_agg(k, {sep} ORDER BY ts, prio, channel, campaign) AS path FROM j GROUP BY cid), \
-         who AS (SELECT DISTINCT cid FROM touches), \
-         per AS (SELECT COALESCE(p.path, '') AS path, cv.day, cv.price FROM who w LEFT JOIN paths p ON w.cid = p.cid \
-                 LEFT JOIN conv cv ON w.cid = cv.cid WHERE p.path IS NOT NULL OR cv.day IS NOT NULL) \
+        "{per_customer} \
          SELECT path, CAST(SUM(CASE WHEN day IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS conversions, \
                 CAST(SUM(CASE WHEN day IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS nulls, \
                 CAST(SUM(COALESCE(price, 0.0)) AS DOUBLE) AS value \
-         FROM per GROUP BY path ORDER BY path"
+         FROM y WHERE path IS NOT NULL GROUP BY path ORDER BY path"
     ))?;
     // Keys: every key of any touchpoint (visits too) and the referral key when used; leads
     // by first touch ever; visits per key.
     let keys = cluster.query(&format!(
-        "{common}, \
-         allk AS (SELECT {key} AS k, channel FROM tp UNION ALL SELECT k, channel FROM touches WHERE prio = 0), \
-         firsttouch AS (SELECT k, ROW_NUMBER() OVER (PARTITION BY cid ORDER BY ts, prio, channel, campaign) AS rn FROM touches), \
-         leads AS (SELECT k, COUNT(*) AS n FROM firsttouch WHERE rn = 1 GROUP BY k), \
+        "{per_customer}, \
+         allk AS (SELECT {key} AS k, channel FROM tp UNION ALL SELECT {rk} AS k, {rc} AS channel FROM y WHERE ref_at IS NOT NULL), \
+         leads AS (SELECT lead AS k, COUNT(*) AS n FROM y WHERE lead IS NOT NULL GROUP BY lead), \
          visits AS (SELECT {key} AS k, COUNT(*) AS n FROM tp WHERE event = 'visit' GROUP BY {key}), \
          ks AS (SELECT k, MIN(channel) AS channel FROM allk GROUP BY k) \
          SELECT ks.k AS key, ks.channel AS channel, CAST(COALESCE(leads.n, 0) AS BIGINT) AS leads, \
                 CAST(COALESCE(visits.n, 0) AS BIGINT) AS visits, \
-                (SELECT MIN(ts) FROM ref) AS ref0 \
-         FROM ks LEFT JOIN leads ON ks.k = leads.k LEFT JOIN visits ON ks.k = visits.k ORDER BY ks.k"
+                (SELECT MIN(ref_at) FROM y) AS ref0 \
+         FROM ks LEFT JOIN leads ON ks.k = leads.k LEFT JOIN visits ON ks.k = visits.k ORDER BY ks.k",
+        rk = text(&referral_key),
+        rc = text(REFERRAL),
     ))?;
     // Independent counts, as a separate job: journeys and customers with a touch.
     let check = cluster.query(&format!(
-        "{common}, \
-         j AS (SELECT t.cid FROM touches t LEFT JOIN conv cv ON t.cid = cv.cid \
-               WHERE t.ts <= {horizon} AND t.ts >= {horizon} - {window}), \
-         who AS (SELECT DISTINCT cid FROM touches) \
-         SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM who) AS who, \
-                (SELECT CAST(COUNT(*) AS BIGINT) FROM who w LEFT JOIN conv cv ON w.cid = cv.cid \
-                 WHERE cv.day IS NOT NULL OR w.cid IN (SELECT cid FROM j)) AS journeys"
+        "{per_customer} \
+         SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM y WHERE lead IS NOT NULL) AS who, \
+                (SELECT CAST(COUNT(*) AS BIGINT) FROM y WHERE path IS NOT NULL) AS journeys"
     ))?;
     consistent(
         "journeys",
@@ -465,10 +465,13 @@ fn sources(cluster: &Cluster) -> Result<(String, String), Error> {
         nc = text(NO_CAMPAIGN),
     );
     let conv = if cluster.has("deals") {
-        "SELECT cid, day, price FROM (SELECT \"customer_id\" AS cid, CAST(CAST(\"signed_at\" AS INT) AS BIGINT) AS day, \
-         \"price\" AS price, ROW_NUMBER() OVER (PARTITION BY \"customer_id\" ORDER BY \"signed_at\", \"deal_id\") AS rn \
-         FROM deals WHERE COALESCE(\"status\", 'signed') = 'signed') x WHERE rn = 1"
-            .to_string()
+        format!(
+            "SELECT cid, day, price FROM (SELECT \"customer_id\" AS cid, CAST(CAST(\"signed_at\" AS INT) AS BIGINT) AS day, \
+             CAST(\"price\" AS DOUBLE) AS price, \
+             ROW_NUMBER() OVER (PARTITION BY \"customer_id\" ORDER BY \"signed_at\", \"deal_id\") AS rn \
+             FROM ({deals}) deals WHERE COALESCE(\"status\", '{SIGNED}') = '{SIGNED}') x WHERE rn = 1",
+            deals = known_columns_sql(cluster, Table::Deals)?,
+        )
     } else {
         "SELECT CAST(NULL AS VARCHAR) AS cid, CAST(NULL AS BIGINT) AS day, CAST(NULL AS DOUBLE) AS price WHERE false"
             .into()
@@ -476,22 +479,18 @@ fn sources(cluster: &Cluster) -> Result<(String, String), Error> {
     Ok((tp, conv))
 }
 
-/// The referral touches as SQL: a referred customer's `created_at` (else just before their first
-/// touch, else the data's `end`), kept when no touch of theirs comes earlier.
-fn referral_touches(cluster: &Cluster, end: i64) -> Result<String, Error> {
+/// The referred customers as SQL: id, and the start of their `created_at` in microseconds (null
+/// when unknown).
+fn referred_customers(cluster: &Cluster) -> Result<String, Error> {
     Ok(if cluster.has_column("customers", "referred_by")? {
         let created = if cluster.has_column("customers", "created_at")? {
-            format!("CAST(CAST(c.\"created_at\" AS INT) AS BIGINT) * {DAY_US}")
+            format!("CAST(CAST(\"created_at\" AS INT) AS BIGINT) * {DAY_US}")
         } else {
             "CAST(NULL AS BIGINT)".into()
         };
-        format!(
-            "SELECT cid, at AS ts FROM (SELECT c.\"customer_id\" AS cid, COALESCE({created}, f.first_ts - 1, {end}) AS at, \
-             f.first_ts FROM customers c LEFT JOIN firsts f ON c.\"customer_id\" = f.cid WHERE c.\"referred_by\" IS NOT NULL) r \
-             WHERE r.first_ts IS NULL OR r.at <= r.first_ts"
-        )
+        format!("SELECT \"customer_id\" AS cid, {created} AS created FROM customers WHERE \"referred_by\" IS NOT NULL")
     } else {
-        "SELECT CAST(NULL AS VARCHAR) AS cid, CAST(NULL AS BIGINT) AS ts WHERE false".into()
+        "SELECT CAST(NULL AS VARCHAR) AS cid, CAST(NULL AS BIGINT) AS created WHERE false".into()
     })
 }
 

@@ -7,7 +7,7 @@
 //! answers are those of `--engine local`.
 //!
 //! The cluster's scheduler and executors are custmap's own ([`process`]): they register the
-//! `h3_cell` UDF ([`udf`]), which the stock Ballista binaries cannot resolve.
+//! `h3_cell` and `journey` UDFs ([`udf`]), which the stock Ballista binaries cannot resolve.
 
 pub mod jobs;
 pub mod process;
@@ -88,6 +88,7 @@ impl Cluster {
         // Registered after the context is made: a UDF in the state handed to
         // `remote_with_state` would be dropped.
         ctx.register_udf(udf::h3_cell().as_ref().clone());
+        ctx.register_udf(udf::journey().as_ref().clone());
         // Ballista's default (adaptive) planner is kept on purpose: when an executor dies
         // mid-job it rolls the job back and stalls, which the query deadline turns into an
         // error. The static planner reran lost tasks on the survivor but once returned a wrong

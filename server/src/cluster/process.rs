@@ -1,7 +1,7 @@
 //! `custmap cluster scheduler` and `custmap cluster executor`: Ballista's scheduler and executor
-//! with custmap's `h3_cell` UDF registered, so plans that use it can be planned and run (the
-//! stock binaries cannot resolve it by name). Both log to stderr and stop cleanly on SIGTERM or
-//! Ctrl-C.
+//! with custmap's `h3_cell` and `journey` UDFs registered, so plans that use them can be planned
+//! and run (the stock binaries cannot resolve them by name). Both log to stderr and stop cleanly
+//! on SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::execution::SessionState;
 use datafusion::prelude::SessionConfig;
 
-use super::udf::{h3_cell, H3_CELL};
+use super::udf::{h3_cell, journey, H3_CELL, JOURNEY};
 
 /// Scheduler options.
 #[derive(Debug, Clone)]
@@ -50,6 +50,7 @@ pub struct ExecutorOptions {
 fn session_with_udf(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let mut state = default_session_builder(config)?;
     state.register_udf(h3_cell())?;
+    state.register_udf(journey())?;
     Ok(state)
 }
 
@@ -95,6 +96,7 @@ pub fn run_scheduler(opts: &SchedulerOptions) -> Result<(), Error> {
 pub fn run_executor(opts: &ExecutorOptions) -> Result<(), Error> {
     let mut registry = BallistaFunctionRegistry::default();
     registry.scalar_functions.insert(H3_CELL.to_string(), h3_cell());
+    registry.scalar_functions.insert(JOURNEY.to_string(), journey());
     let mut config = ExecutorProcessConfig {
         bind_host: opts.bind.ip().to_string(),
         external_host: opts.external_host.clone().or_else(|| Some(opts.bind.ip().to_string())),

@@ -1,12 +1,18 @@
-//! `h3_cell(lat, lng, res)`: the H3 cell of a coordinate pair as a DataFusion scalar UDF, built
-//! on the engine's own indexer so the cluster and the local engine give the same cells.
+//! custmap's functions for the cluster, built on the engine's own code so the cluster and the
+//! local engine give the same answers:
+//! - `h3_cell(lat, lng, res)`: the H3 cell of a coordinate pair, from the engine's indexer;
+//! - `journey(...)`: one customer's journey, by the engine's journey rule.
 
 use std::sync::Arc;
 
+use custmap_engine::analytics::attribution::journeys::{customer_rule, Touch, PATH_SEPARATOR};
 use custmap_engine::spatial::{h3, Res};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Builder, ListArray, StringBuilder, StructArray, UInt64Array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Float64Type, Int64Type};
+use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
 /// The UDF's SQL name.
@@ -72,5 +78,135 @@ impl ScalarUDFImpl for H3Cell {
         let out: ArrayRef = Arc::new(UInt64Array::from(cells));
         debug_assert_eq!(out.len(), n);
         Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// The journey function's SQL name.
+pub const JOURNEY: &str = "journey";
+
+/// `journey(touches, referred, created, conversion_at, end, window, referral_key)`: one
+/// customer's journey by the engine's own rule ([`customer_rule`]), so the cluster does not
+/// restate it. `touches`: the customer's touches that are not visits, as a list of
+/// `{ts: BIGINT microseconds, k: key}` in order (time, channel, campaign); `referred`: whether
+/// they were referred; `created`: the start of their `created_at` in microseconds; the other
+/// three in microseconds. Returns `{path, lead, referral_at}`: the keys of the journey's steps
+/// joined by [`PATH_SEPARATOR`] (null when they have no journey), the lead's key (null when they
+/// have no touch), and when the referral touch was placed.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Journey {
+    signature: Signature,
+}
+
+impl Journey {
+    #[must_use]
+    pub fn new() -> Self {
+        Journey { signature: Signature::any(7, Volatility::Immutable) }
+    }
+}
+
+impl Default for Journey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The UDF, ready to register.
+#[must_use]
+pub fn journey() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(Journey::new()))
+}
+
+fn journey_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("path", DataType::Utf8, true),
+        Field::new("lead", DataType::Utf8, true),
+        Field::new("referral_at", DataType::Int64, true),
+    ])
+}
+
+impl ScalarUDFImpl for Journey {
+    fn name(&self) -> &str {
+        JOURNEY
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(journey_fields()))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.clone().into_array(n)).collect::<Result<_>>()?;
+        let int = |i: usize| cast(&arrays[i], &DataType::Int64);
+        let (created, conversion, end, window) = (int(2)?, int(3)?, int(4)?, int(5)?);
+        let (created, conversion) = (created.as_primitive::<Int64Type>(), conversion.as_primitive::<Int64Type>());
+        let (end, window) = (end.as_primitive::<Int64Type>(), window.as_primitive::<Int64Type>());
+        let referral_key = cast(&arrays[6], &DataType::Utf8)?;
+        let referral_key = referral_key.as_string::<i32>();
+        let referred = cast(&arrays[1], &DataType::Boolean)?;
+        let referred = referred.as_boolean();
+        let lists = match arrays[0].data_type() {
+            DataType::List(_) => arrays[0].as_list::<i32>().clone(),
+            DataType::Null => {
+                ListArray::new_null(Arc::new(Field::new_list_field(DataType::Struct(Fields::empty()), true)), n)
+            }
+            other => return exec_err!("journey: touches must be a list, got {other}"),
+        };
+        let mut paths = StringBuilder::new();
+        let mut leads = StringBuilder::new();
+        let mut referral_ats = Int64Builder::new();
+        let mut touches: Vec<Touch> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for i in 0..n {
+            touches.clear();
+            names.clear();
+            // Key 0 is the referral touch's; a touchpoint key of the same name is the same key.
+            names.push(referral_key.value(i).to_string());
+            if lists.is_valid(i) {
+                let steps = lists.value(i);
+                let steps = steps.as_struct();
+                let ts = cast(
+                    steps.column_by_name("ts").ok_or_else(|| exec_datafusion_err!("journey: no ts"))?,
+                    &DataType::Int64,
+                )?;
+                let keys = cast(
+                    steps.column_by_name("k").ok_or_else(|| exec_datafusion_err!("journey: no k"))?,
+                    &DataType::Utf8,
+                )?;
+                let (ts, keys) = (ts.as_primitive::<Int64Type>(), keys.as_string::<i32>());
+                for j in 0..steps.len() {
+                    if ts.is_null(j) || keys.is_null(j) {
+                        return exec_err!("journey: a touch without a time or key");
+                    }
+                    let name = keys.value(j);
+                    let key = match names.iter().position(|k| k == name) {
+                        Some(k) => k,
+                        None => {
+                            names.push(name.to_string());
+                            names.len() - 1
+                        }
+                    };
+                    touches.push(Touch { key: key as u32, ts: ts.value(j) });
+                }
+            }
+            let referral =
+                (referred.is_valid(i) && referred.value(i)).then(|| created.is_valid(i).then(|| created.value(i)));
+            let conversion_at = conversion.is_valid(i).then(|| conversion.value(i));
+            let out = customer_rule(&mut touches, referral, 0, conversion_at, end.value(i), window.value(i));
+            if out.kept {
+                let steps: Vec<&str> = touches.iter().map(|t| names[t.key as usize].as_str()).collect();
+                paths.append_value(steps.join(&PATH_SEPARATOR.to_string()));
+            } else {
+                paths.append_null();
+            }
+            leads.append_option(out.lead.map(|t| names[t.key as usize].as_str()));
+            referral_ats.append_option(out.referral_at);
+        }
+        let columns: Vec<ArrayRef> =
+            vec![Arc::new(paths.finish()), Arc::new(leads.finish()), Arc::new(referral_ats.finish())];
+        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(journey_fields(), columns, None)?)))
     }
 }

@@ -54,7 +54,7 @@ pub const NO_CAMPAIGN: &str = "(no campaign)";
 const DAY_US: i64 = 86_400_000_000;
 
 /// One step of a journey.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Touch {
     pub key: u32,
     /// Microseconds since the epoch.
@@ -667,16 +667,13 @@ impl Part {
                 touches.push(Touch { key, ts: e.ts });
             }
         }
-        if let Some(created) = referral {
-            let first = touches.first().map(|t| t.ts);
-            let at = created.or(first.map(|f| f - 1)).unwrap_or(cx.end);
-            if first.is_none_or(|f| at <= f) {
-                touches.insert(0, Touch { key: cx.referral_key, ts: at });
-                self.start = self.start.min(at);
-                self.used_referral = true;
-            }
+        let outcome =
+            customer_rule(&mut touches, referral, cx.referral_key, conversion.map(|c| c.0), cx.end, cx.window);
+        if let Some(at) = outcome.referral_at {
+            self.start = self.start.min(at);
+            self.used_referral = true;
         }
-        if let Some(first) = touches.first() {
+        if let Some(first) = outcome.lead {
             self.leads[first.key as usize] += 1;
             if cx.leads_detail {
                 self.leads_detail.push(Lead {
@@ -686,9 +683,7 @@ impl Part {
                     deal: conversion,
                 });
             }
-            let horizon = conversion.map_or(cx.end, |(t, _)| t);
-            touches.retain(|t| t.ts <= horizon && t.ts >= horizon - cx.window);
-            if !touches.is_empty() || conversion.is_some() {
+            if outcome.kept {
                 let j = Journey { customer_row: row as u32, touches: &touches, conversion, weight: 1.0 };
                 self.journeys.push(j);
             }
@@ -698,6 +693,52 @@ impl Part {
         }
         self.scratch = touches;
     }
+}
+
+/// What [`customer_rule`] made of one customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleOutcome {
+    /// Their first touch (the referral touch when it was placed): the lead.
+    pub lead: Option<Touch>,
+    /// When the referral touch was placed, if it was.
+    pub referral_at: Option<i64>,
+    /// Whether they have a journey: a touch in the window, or a conversion.
+    pub kept: bool,
+}
+
+/// The journey rule for one customer (the module's rules), the one description both executors
+/// run: the local builder for every customer, the cluster's `journey` function per customer.
+///
+/// `touches`: the customer's touches that are not visits, ordered by time, then channel, then
+/// campaign; left holding the journey's steps. `referral`: `Some(created)` for a referred
+/// customer (`created`: the start of `created_at`, if known); the referral touch is placed at
+/// `created`, else just before the first touch, else at `end`, when no touch comes earlier.
+/// `conversion_at`: the end of the first signed deal's day. The window looks back `window`
+/// from the conversion, or from `end` (the data's end) for customers who did not convert.
+pub fn customer_rule(
+    touches: &mut Vec<Touch>,
+    referral: Option<Option<i64>>,
+    referral_key: u32,
+    conversion_at: Option<i64>,
+    end: i64,
+    window: i64,
+) -> RuleOutcome {
+    let mut referral_at = None;
+    if let Some(created) = referral {
+        let first = touches.first().map(|t| t.ts);
+        let at = created.or(first.map(|f| f - 1)).unwrap_or(end);
+        if first.is_none_or(|f| at <= f) {
+            touches.insert(0, Touch { key: referral_key, ts: at });
+            referral_at = Some(at);
+        }
+    }
+    let lead = touches.first().copied();
+    if lead.is_none() {
+        return RuleOutcome { lead, referral_at, kept: false };
+    }
+    let horizon = conversion_at.unwrap_or(end);
+    touches.retain(|t| t.ts <= horizon && t.ts >= horizon - window);
+    RuleOutcome { lead, referral_at, kept: !touches.is_empty() || conversion_at.is_some() }
 }
 
 /// Phase 4: the tasks' parts concatenated in row order, their counts summed; the referral key

@@ -285,8 +285,8 @@ pub fn cell_column(lat: &str) -> &'static str {
 pub struct SqlSources<'a> {
     /// A relation of the customers with every known column (absent ones as typed nulls).
     pub customers: &'a str,
-    /// Whether a `deals` table exists.
-    pub deals: bool,
+    /// A relation of the deals with every known column (absent ones as typed nulls), if any.
+    pub deals: Option<&'a str>,
     /// The SQL function computing a cell: `f(lat DOUBLE, lng DOUBLE, res INT) -> UBIGINT`.
     pub cell_fn: &'a str,
 }
@@ -296,11 +296,11 @@ pub struct SqlSources<'a> {
 /// of the located customers, to check the answer against.
 #[must_use]
 pub fn sql(location: Location, segment: &str, res: u8, from: &SqlSources<'_>) -> (String, String) {
-    let deals = if from.deals {
+    let deals = if let Some(deals) = from.deals {
         format!(
             "SELECT \"customer_id\" AS __cid, COUNT(*) AS {}, SUM(CAST(\"price\" AS DOUBLE)) AS {}, \
              MAX(CAST(\"price\" AS DOUBLE)) AS {} \
-             FROM deals WHERE COALESCE(\"status\", '{SIGNED}') = '{SIGNED}' GROUP BY \"customer_id\"",
+             FROM ({deals}) deals WHERE COALESCE(\"status\", '{SIGNED}') = '{SIGNED}' GROUP BY \"customer_id\"",
             Input::SignedDeals.column(),
             Input::Revenue.column(),
             Input::LargestPrice.column(),
@@ -435,7 +435,8 @@ mod tests {
 
     #[test]
     fn sql_renders_every_figure_and_the_located_filter() {
-        let from = SqlSources { customers: "SELECT * FROM customers", deals: true, cell_fn: "h3_cell" };
+        let from =
+            SqlSources { customers: "SELECT * FROM customers", deals: Some("SELECT * FROM deals"), cell_fn: "h3_cell" };
         let (sql, check) = sql(Location::Both, "\"budget\" >= 1", 9, &from);
         for name in NAMES {
             assert!(sql.contains(&format!("AS {name}")), "{name}: {sql}");
