@@ -134,6 +134,25 @@ fn demo(customers: u64, seed: u64) -> tempfile::TempDir {
     dir
 }
 
+/// The journeys built locally and on the cluster agree: paths, conversions, period, and leads
+/// and visits per key. Returns the local ones.
+fn assert_journeys_equal(ds: &Dataset, c: &Cluster, by: By, window: u32) -> journeys::Journeys {
+    let local = journeys::build(ds, by, window).unwrap();
+    let remote = jobs::journeys(c, by, window).unwrap();
+    let what = format!("journeys by {} window {window}", by.column());
+    assert_frames_equal(&local.path_table().unwrap(), &remote.path_table().unwrap(), &what);
+    assert_eq!(local.totals(), remote.totals(), "{what}: conversions");
+    assert_eq!(local.period, remote.period, "{what}: period");
+    let per_key = |j: &journeys::Journeys| {
+        let mut v: Vec<(String, u64, u64)> =
+            (0..j.keys.len()).map(|k| (j.keys[k].clone(), j.leads[k], j.visits[k])).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(per_key(&local), per_key(&remote), "{what}: leads and visits per key");
+    local
+}
+
 fn assert_frames_equal(local: &DataFrame, cluster: &DataFrame, what: &str) {
     assert_eq!(local.shape(), cluster.shape(), "{what}: shapes differ");
     assert!(local.equals_missing(cluster), "{what}: frames differ\nlocal:\n{local}\ncluster:\n{cluster}");
@@ -175,19 +194,7 @@ fn cluster_reductions_equal_the_local_engine() {
 
     // Journey path counts, leads and visits, by channel and by campaign, two windows.
     for (by, window) in [(By::Channel, 365), (By::Campaign, 365), (By::Channel, 30)] {
-        let local = journeys::build(&ds, by, window).unwrap();
-        let remote = jobs::journeys(&c, by, window).unwrap();
-        let what = format!("journeys by {} window {window}", by.column());
-        assert_frames_equal(&local.path_table().unwrap(), &remote.path_table().unwrap(), &what);
-        assert_eq!(local.totals(), remote.totals(), "{what}: conversions");
-        assert_eq!(local.period, remote.period, "{what}: period");
-        let per_key = |j: &journeys::Journeys| {
-            let mut v: Vec<(String, u64, u64)> =
-                (0..j.keys.len()).map(|k| (j.keys[k].clone(), j.leads[k], j.visits[k])).collect();
-            v.sort();
-            v
-        };
-        assert_eq!(per_key(&local), per_key(&remote), "{what}: leads and visits per key");
+        assert_journeys_equal(&ds, &c, by, window);
     }
 
     // The models on the reduced paths give the local credits (sums in another order: 1e-9).
@@ -542,20 +549,8 @@ fn journeys_on_the_cluster_follow_the_engine_rule_on_its_edge_cases_and_deals_ne
     let c = cluster.session(dir.path());
     jobs::check_clean(&c).unwrap();
     for (by, window) in [(By::Channel, 365), (By::Campaign, 365), (By::Channel, 30)] {
-        let local = journeys::build(&ds, by, window).unwrap();
-        let remote = jobs::journeys(&c, by, window).unwrap();
-        let what = format!("by {} window {window}", by.column());
-        assert_frames_equal(&local.path_table().unwrap(), &remote.path_table().unwrap(), &what);
-        assert_eq!(local.totals(), remote.totals(), "{what}");
-        assert_eq!(local.period, remote.period, "{what}: period");
-        let per_key = |j: &journeys::Journeys| {
-            let mut v: Vec<(String, u64, u64)> =
-                (0..j.keys.len()).map(|k| (j.keys[k].clone(), j.leads[k], j.visits[k])).collect();
-            v.sort();
-            v
-        };
-        assert_eq!(per_key(&local), per_key(&remote), "{what}: leads and visits per key");
-        assert!(local.journeys.len() >= 6, "{what}: the cases make journeys");
+        let local = assert_journeys_equal(&ds, &c, by, window);
+        assert!(local.journeys.len() >= 6, "by {} window {window}: the cases make journeys", by.column());
     }
     // The deals have no status column (optional: a missing status is signed). Regression: the
     // cluster's SQL named it anyway, so attribution and the heatmap failed on such a dataset.
