@@ -505,29 +505,30 @@ fn journeys_on_the_cluster_follow_the_engine_rule_on_its_edge_cases_and_deals_ne
     let dir = tempfile::tempdir().unwrap();
     let day = |d: i32| d;
     let mut customers = df!(
-        "customer_id" => ["A", "B", "C", "D", "E", "F", "G", "H"],
-        "home_lat" => [31.2; 8],
-        "home_lng" => [121.4; 8],
+        "customer_id" => ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"],
+        "home_lat" => [31.2; 10],
+        "home_lng" => [121.4; 10],
         // B: referred, no created_at, with touches (placed just before the first); C: referred,
         // nothing else (placed at the data's end); D: referred after their first touch (not
-        // placed); E: referred before it (placed at created_at).
-        "referred_by" => [None, Some("A"), Some("A"), Some("A"), Some("A"), None, None, None],
-        "created_at" => [None, None, None, Some(day(20_010)), Some(day(19_990)), None, None, None],
+        // placed); E: referred before it (placed at created_at); I: referred at the very time
+        // of their first touch (placed, first); J: referred, with a visit only.
+        "referred_by" => [None, Some("A"), Some("A"), Some("A"), Some("A"), None, None, None, Some("A"), Some("A")],
+        "created_at" => [None, None, None, Some(day(20_010)), Some(day(19_990)), None, None, None, Some(day(20_011)), None],
     )
     .unwrap();
     customers.apply("created_at", |c| c.cast(&DataType::Date).unwrap()).unwrap();
     parquet(dir.path(), "customers", customers);
     let t = |d: i64, h: i64| (d * 86_400 + h * 3_600) * 1_000_000;
     let mut touchpoints = df!(
-        "customer_id" => ["A", "A", "B", "D", "E", "F", "F", "G", "G", "H", "H"],
+        "customer_id" => ["A", "A", "B", "D", "E", "F", "F", "G", "G", "H", "H", "I", "J"],
         "ts" => [t(20_000, 9), t(20_001, 9), t(20_002, 9), t(20_003, 9), t(20_004, 9), t(20_005, 9),
-                 t(20_005, 9), t(19_000, 9), t(20_006, 9), t(20_007, 9), t(20_008, 9)],
+                 t(20_005, 9), t(19_000, 9), t(20_006, 9), t(20_007, 9), t(20_008, 9), t(20_011, 0), t(20_004, 3)],
         // F: two touches at one time (ordered by channel); G: one touch long before the window;
         // H: a visit only, then a touch on a channel named like the referral key.
         "channel" => ["search", "wechat", "search", "douyin", "wechat", "wechat", "douyin", "search",
-                      "wechat", "search", "referral"],
-        "campaign_id" => [Some("S1"), None, Some("S1"), None, None, None, None, Some("S1"), None, None, None],
-        "event" => ["lead", "click", "lead", "lead", "lead", "lead", "lead", "lead", "visit", "visit", "lead"],
+                      "wechat", "search", "referral", "douyin", "wechat"],
+        "campaign_id" => [Some("S1"), None, Some("S1"), None, None, None, None, Some("S1"), None, None, None, None, None],
+        "event" => ["lead", "click", "lead", "lead", "lead", "lead", "lead", "lead", "visit", "visit", "lead", "lead", "visit"],
     )
     .unwrap();
     touchpoints.apply("ts", |c| c.cast(&DataType::Datetime(TimeUnit::Microseconds, None)).unwrap()).unwrap();
@@ -559,6 +560,6 @@ fn journeys_on_the_cluster_follow_the_engine_rule_on_its_edge_cases_and_deals_ne
     let local = heatmap(&ds, &params).unwrap();
     let remote = jobs::heatmap_base(&c, Location::Home, None, params.res).unwrap().at(&params).unwrap();
     assert_eq!(local.totals, remote.totals);
-    assert_eq!(local.totals.customers, 8);
+    assert_eq!(local.totals.customers, 10);
     assert_frames_equal(&local.cells, &remote.cells, "heatmap without deal statuses");
 }

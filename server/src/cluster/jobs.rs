@@ -7,11 +7,12 @@
 //!   customer within the window -> counts of distinct paths with conversions and value, plus
 //!   leads and visits per key.
 //!
-//! Neither restates the local engine's rules. The heatmap's SQL is rendered from the
+//! Neither restates the local engine's reduction. The heatmap's SQL is rendered from the
 //! reduction's one description ([`custmap_engine::analytics::heatmap::plan`]), which the local
-//! engine compiles too. The journeys' SQL only gathers each customer's ordered touches, referral
-//! and first conversion; the `journey` UDF then applies the engine's own per-customer rule
-//! (`journeys::customer_rule`, which the local builder calls for every customer). The parity
+//! engine compiles too. The journeys' SQL gathers each customer's ordered touches (visits
+//! apart), referral and first conversion, as the local builder's inputs are; the `journey` UDF
+//! then applies the engine's own per-customer rule (`journeys::customer_rule`, which the local
+//! builder calls for every customer). The parity
 //! tests hold both to identical answers. The cluster reads the tables as they are, so
 //! [`check_clean`] first counts the rows ingest would reject and refuses a dataset that has any,
 //! naming each reason: a rejected row is never silently counted or dropped. It runs ingest's
@@ -413,35 +414,27 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
                 CAST(SUM(COALESCE(price, 0.0)) AS DOUBLE) AS value \
          FROM y WHERE path IS NOT NULL GROUP BY path ORDER BY path"
     ))?;
-    // Keys: every key of any touchpoint (visits too) and the referral key when used; leads
-    // by first touch ever; visits per key.
-    let keys = cluster.query(&format!(
-        "{per_customer}, \
-         allk AS (SELECT {key} AS k, channel FROM tp UNION ALL SELECT {rk} AS k, {rc} AS channel FROM y WHERE ref_at IS NOT NULL), \
-         leads AS (SELECT lead AS k, COUNT(*) AS n FROM y WHERE lead IS NOT NULL GROUP BY lead), \
-         visits AS (SELECT {key} AS k, COUNT(*) AS n FROM tp WHERE event = 'visit' GROUP BY {key}), \
-         ks AS (SELECT k, MIN(channel) AS channel FROM allk GROUP BY k) \
-         SELECT ks.k AS key, ks.channel AS channel, CAST(COALESCE(leads.n, 0) AS BIGINT) AS leads, \
-                CAST(COALESCE(visits.n, 0) AS BIGINT) AS visits, \
-                (SELECT MIN(ref_at) FROM y) AS ref0 \
-         FROM ks LEFT JOIN leads ON ks.k = leads.k LEFT JOIN visits ON ks.k = visits.k ORDER BY ks.k",
-        rk = text(&referral_key),
-        rc = text(REFERRAL),
-    ))?;
-    // Independent counts, as a separate job: journeys and customers with a touch.
-    let check = cluster.query(&format!(
+    // Leads per lead key, when referral touches were placed, and journeys: a second job over
+    // the customers, small in its output.
+    let leads = cluster.query(&format!(
         "{per_customer} \
-         SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM y WHERE lead IS NOT NULL) AS who, \
-                (SELECT CAST(COUNT(*) AS BIGINT) FROM y WHERE path IS NOT NULL) AS journeys"
+         SELECT lead, CAST(COUNT(*) AS BIGINT) AS n, MIN(ref_at) AS ref0, CAST(COUNT(path) AS BIGINT) AS journeys \
+         FROM y WHERE lead IS NOT NULL GROUP BY lead"
     ))?;
-    consistent(
-        "journeys",
-        sum_i64(&paths, "conversions")? + sum_i64(&paths, "nulls")?,
-        first_i64(&check, "journeys")?,
-    )?;
-    consistent("customers with a touch", sum_i64(&keys, "leads")?, first_i64(&check, "who")?)?;
-    let stats = key_stats(&keys)?;
-    let ref0 = keys.column("ref0")?.i64()?.get(0);
+    // Rows lost or counted twice between the two jobs (a lost executor) make the answer
+    // unusable, never silently wrong.
+    consistent("journeys", sum_i64(&paths, "conversions")? + sum_i64(&paths, "nulls")?, sum_i64(&leads, "journeys")?)?;
+    // Keys: every key of any touchpoint (visits too), with its channel and visits; and the
+    // referral key when a referral touch was placed.
+    let keys = cluster.query(&format!(
+        "WITH tp AS ({tp}), \
+         visits AS (SELECT {key} AS k, COUNT(*) AS n FROM tp WHERE event = 'visit' GROUP BY {key}), \
+         ks AS (SELECT {key} AS k, MIN(channel) AS channel FROM tp GROUP BY {key}) \
+         SELECT ks.k AS key, ks.channel AS channel, CAST(COALESCE(visits.n, 0) AS BIGINT) AS visits \
+         FROM ks LEFT JOIN visits ON ks.k = visits.k"
+    ))?;
+    let ref0 = leads.column("ref0")?.i64()?.min();
+    let stats = key_stats(&keys, &leads, ref0.map(|_| referral_key.as_str()))?;
     let start = ref0.map_or(start_tp, |r| r.min(start_tp));
     Ok(Journeys::from_paths(&paths, &stats, (start, end))?)
 }
@@ -494,18 +487,39 @@ fn referred_customers(cluster: &Cluster) -> Result<String, Error> {
     })
 }
 
-/// Per key: its name, channel, leads and visits, from the keys query.
-fn key_stats(keys: &DataFrame) -> Result<Vec<KeyStats>, Error> {
+/// Per key, in name order: its name, channel (the least channel name it came with; the
+/// referral channel for the referral key), leads and visits, from the keys and leads queries;
+/// `referral` names the referral key when a referral touch was placed.
+fn key_stats(keys: &DataFrame, leads: &DataFrame, referral: Option<&str>) -> Result<Vec<KeyStats>, Error> {
+    let mut stats: std::collections::BTreeMap<String, KeyStats> = std::collections::BTreeMap::new();
     let names = keys.column("key")?.str()?;
     let channels = keys.column("channel")?.str()?;
-    let leads = keys.column("leads")?.i64()?;
     let visits = keys.column("visits")?.i64()?;
-    Ok((0..keys.height())
-        .map(|i| KeyStats {
-            key: names.get(i).unwrap_or_default().to_string(),
-            channel: channels.get(i).unwrap_or_default().to_string(),
-            leads: leads.get(i).unwrap_or(0) as u64,
-            visits: visits.get(i).unwrap_or(0) as u64,
-        })
-        .collect())
+    for i in 0..keys.height() {
+        let key = names.get(i).unwrap_or_default().to_string();
+        let channel = channels.get(i).unwrap_or_default().to_string();
+        let visits = visits.get(i).unwrap_or(0) as u64;
+        stats.insert(key.clone(), KeyStats { key, channel, leads: 0, visits });
+    }
+    if let Some(r) = referral {
+        let entry = stats.entry(r.to_string()).or_insert_with(|| KeyStats {
+            key: r.to_string(),
+            channel: REFERRAL.to_string(),
+            leads: 0,
+            visits: 0,
+        });
+        if REFERRAL < entry.channel.as_str() {
+            entry.channel = REFERRAL.to_string();
+        }
+    }
+    let lead_keys = leads.column("lead")?.str()?;
+    let counts = leads.column("n")?.i64()?;
+    for i in 0..leads.height() {
+        let key = lead_keys.get(i).unwrap_or_default();
+        let Some(entry) = stats.get_mut(key) else {
+            return Err(Error::Internal(format!("the cluster's lead key '{key}' is not a key of any touch")));
+        };
+        entry.leads += counts.get(i).unwrap_or(0) as u64;
+    }
+    Ok(stats.into_values().collect())
 }

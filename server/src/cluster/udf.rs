@@ -12,7 +12,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Float64Type, Int64Type};
-use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
+use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
 /// The UDF's SQL name.
@@ -155,54 +155,58 @@ impl ScalarUDFImpl for Journey {
             }
             other => return exec_err!("journey: touches must be a list, got {other}"),
         };
+        // Every customer's steps in one array, typed once: row i's are offsets[i]..offsets[i + 1].
+        let steps = lists.values();
+        let Some(steps) = steps.as_struct_opt() else {
+            return exec_err!("journey: touches must be a list of {{ts, k}}, got {}", lists.data_type());
+        };
+        let field = |name: &str, ty: &DataType| -> Result<ArrayRef> {
+            match steps.column_by_name(name) {
+                Some(c) => Ok(cast(c, ty)?),
+                None if steps.is_empty() => Ok(datafusion::arrow::array::new_empty_array(ty)),
+                None => exec_err!("journey: touches have no '{name}'"),
+            }
+        };
+        let (ts, keys) = (field("ts", &DataType::Int64)?, field("k", &DataType::Utf8)?);
+        let (ts, keys) = (ts.as_primitive::<Int64Type>(), keys.as_string::<i32>());
+        let offsets = lists.value_offsets();
         let mut paths = StringBuilder::new();
         let mut leads = StringBuilder::new();
         let mut referral_ats = Int64Builder::new();
         let mut touches: Vec<Touch> = Vec::new();
-        let mut names: Vec<String> = Vec::new();
+        let mut path = String::new();
         for i in 0..n {
             touches.clear();
-            names.clear();
-            // Key 0 is the referral touch's; a touchpoint key of the same name is the same key.
-            names.push(referral_key.value(i).to_string());
+            // A touch's key is its position in `keys` plus one; key 0 is the referral touch's.
+            // Steps are written by name, so a touchpoint key named like the referral key is the
+            // same key, as in the local builder.
+            let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
             if lists.is_valid(i) {
-                let steps = lists.value(i);
-                let steps = steps.as_struct();
-                let ts = cast(
-                    steps.column_by_name("ts").ok_or_else(|| exec_datafusion_err!("journey: no ts"))?,
-                    &DataType::Int64,
-                )?;
-                let keys = cast(
-                    steps.column_by_name("k").ok_or_else(|| exec_datafusion_err!("journey: no k"))?,
-                    &DataType::Utf8,
-                )?;
-                let (ts, keys) = (ts.as_primitive::<Int64Type>(), keys.as_string::<i32>());
-                for j in 0..steps.len() {
+                for j in from..to {
                     if ts.is_null(j) || keys.is_null(j) {
                         return exec_err!("journey: a touch without a time or key");
                     }
-                    let name = keys.value(j);
-                    let key = match names.iter().position(|k| k == name) {
-                        Some(k) => k,
-                        None => {
-                            names.push(name.to_string());
-                            names.len() - 1
-                        }
-                    };
-                    touches.push(Touch { key: key as u32, ts: ts.value(j) });
+                    touches.push(Touch { key: (j + 1) as u32, ts: ts.value(j) });
                 }
             }
+            let name = |key: u32| if key == 0 { referral_key.value(i) } else { keys.value(key as usize - 1) };
             let referral =
                 (referred.is_valid(i) && referred.value(i)).then(|| created.is_valid(i).then(|| created.value(i)));
             let conversion_at = conversion.is_valid(i).then(|| conversion.value(i));
             let out = customer_rule(&mut touches, referral, 0, conversion_at, end.value(i), window.value(i));
             if out.kept {
-                let steps: Vec<&str> = touches.iter().map(|t| names[t.key as usize].as_str()).collect();
-                paths.append_value(steps.join(&PATH_SEPARATOR.to_string()));
+                path.clear();
+                for (k, t) in touches.iter().enumerate() {
+                    if k > 0 {
+                        path.push(PATH_SEPARATOR);
+                    }
+                    path.push_str(name(t.key));
+                }
+                paths.append_value(&path);
             } else {
                 paths.append_null();
             }
-            leads.append_option(out.lead.map(|t| names[t.key as usize].as_str()));
+            leads.append_option(out.lead.map(|t| name(t.key)));
             referral_ats.append_option(out.referral_at);
         }
         let columns: Vec<ArrayRef> =

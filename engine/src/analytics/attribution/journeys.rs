@@ -702,7 +702,7 @@ pub struct RuleOutcome {
     pub lead: Option<Touch>,
     /// When the referral touch was placed, if it was.
     pub referral_at: Option<i64>,
-    /// Whether they have a journey: a touch in the window, or a conversion.
+    /// Whether they have a journey: a lead, and a touch in the window or a conversion.
     pub kept: bool,
 }
 
@@ -723,6 +723,7 @@ pub fn customer_rule(
     end: i64,
     window: i64,
 ) -> RuleOutcome {
+    debug_assert!(touches.windows(2).all(|w| w[0].ts <= w[1].ts), "touches in time order");
     let mut referral_at = None;
     if let Some(created) = referral {
         let first = touches.first().map(|t| t.ts);
