@@ -13,6 +13,20 @@ pub enum Kind {
     Datetime,
 }
 
+impl Kind {
+    /// The polars type ingest gives a column of this kind.
+    #[must_use]
+    pub fn dtype(self) -> polars::prelude::DataType {
+        use polars::prelude::{DataType, TimeUnit};
+        match self {
+            Kind::Str => DataType::String,
+            Kind::F64 => DataType::Float64,
+            Kind::Date => DataType::Date,
+            Kind::Datetime => DataType::Datetime(TimeUnit::Microseconds, None),
+        }
+    }
+}
+
 /// One column a table knows about.
 #[derive(Debug, Clone, Copy)]
 pub struct ColumnSpec {

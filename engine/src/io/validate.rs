@@ -266,13 +266,7 @@ fn convert(name: &str, dtype: &DataType, kind: Kind) -> Expr {
 }
 
 fn null_of(kind: Kind) -> Expr {
-    let dtype = match kind {
-        Kind::Str => DataType::String,
-        Kind::F64 => DataType::Float64,
-        Kind::Date => DataType::Date,
-        Kind::Datetime => DataType::Datetime(TimeUnit::Microseconds, None),
-    };
-    lit(NULL).cast(dtype)
+    lit(NULL).cast(kind.dtype())
 }
 
 /// Types the known columns of `raw`, adds absent optional ones as nulls, and returns the

@@ -93,13 +93,7 @@ fn customers_schema(cluster: &Cluster) -> Result<Schema, Error> {
         .collect();
     for spec in Table::Customers.columns() {
         if !fields.iter().any(|f| f.name().as_str() == spec.name) {
-            let t = match spec.kind {
-                Kind::F64 => PlType::Float64,
-                Kind::Date => PlType::Date,
-                Kind::Datetime => PlType::Datetime(PlUnit::Microseconds, None),
-                Kind::Str => PlType::String,
-            };
-            fields.push(Field::new(spec.name.into(), t));
+            fields.push(Field::new(spec.name.into(), spec.kind.dtype()));
         }
     }
     Ok(Schema::from_iter(fields))
@@ -148,8 +142,8 @@ pub fn check_clean(cluster: &Cluster) -> Result<(), Error> {
 /// [`rules::checks`], run as SQL), duplicate ids, and references to unknown customers.
 pub fn problems(cluster: &Cluster) -> Result<Vec<Problem>, Error> {
     let mut problems = Vec::new();
-    let mut customers_typed = true;
-    let mut id_types: Vec<(Table, DataType)> = Vec::new();
+    // The tables whose columns have the types ingest gives them, with their ids' type.
+    let mut typed: Vec<(Table, DataType)> = Vec::new();
     for table in [Table::Customers, Table::Deals, Table::Touchpoints] {
         if table != Table::Customers && !cluster.has(table.name()) {
             continue;
@@ -158,12 +152,10 @@ pub fn problems(cluster: &Cluster) -> Result<Vec<Problem>, Error> {
         if !types.is_empty() {
             // The row checks assume the types; a column of another type is the problem to fix.
             problems.extend(types);
-            customers_typed &= table != Table::Customers;
             continue;
         }
-        if let Some((_, ty)) = cluster.columns(table.name())?.into_iter().find(|(n, _)| n == "customer_id") {
-            id_types.push((table, ty));
-        }
+        let id = cluster.columns(table.name())?.into_iter().find(|(n, _)| n == "customer_id");
+        typed.extend(id.map(|(_, ty)| (table, ty)));
         problems.extend(count_bad(cluster, table)?);
         match table {
             Table::Customers => problems.extend(duplicates(cluster, table, "customer_id")?),
@@ -171,26 +163,24 @@ pub fn problems(cluster: &Cluster) -> Result<Vec<Problem>, Error> {
             Table::Touchpoints | Table::Campaigns | Table::Sites | Table::Projects => {}
         }
     }
-    // Ids join the tables: whole numbers in one and text in another would be compared as
-    // numbers ("017" joining 17), which ingest, comparing text, never does.
-    if let Some((_, first)) = id_types.first() {
-        for (table, ty) in &id_types[1..] {
-            if ty.is_integer() != first.is_integer() {
-                problems.push(Problem {
-                    table: table.name(),
-                    column: "customer_id".into(),
-                    reason: format!("of type {ty} while customers.customer_id is {first}: ids must be all text or all whole numbers"),
-                    rows: None,
-                });
-            }
-        }
-    }
-    let comparable = problems.iter().all(|p| p.rows.is_some() || p.column != "customer_id");
-    if customers_typed && comparable {
-        for table in [Table::Deals, Table::Touchpoints] {
-            if cluster.has(table.name()) && wrong_types(cluster, table)?.is_empty() {
-                problems.extend(unknown_customers(cluster, table)?);
-            }
+    // References to customers, when both sides are typed. Ids join the tables: whole numbers
+    // in one and text in another would be compared as numbers ("017" joining 17), which
+    // ingest, comparing text, never does, so such a table is refused instead.
+    let Some((_, customer_ids)) = typed.iter().find(|(t, _)| *t == Table::Customers).cloned() else {
+        return Ok(problems);
+    };
+    for (table, ty) in typed.iter().filter(|(t, _)| *t != Table::Customers) {
+        if ty.is_integer() == customer_ids.is_integer() {
+            problems.extend(unknown_customers(cluster, *table)?);
+        } else {
+            problems.push(Problem {
+                table: table.name(),
+                column: "customer_id".into(),
+                reason: format!(
+                    "of type {ty} while customers.customer_id is {customer_ids}: ids must be all text or all whole numbers"
+                ),
+                rows: None,
+            });
         }
     }
     Ok(problems)
