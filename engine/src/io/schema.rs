@@ -4,6 +4,9 @@
 pub const SITE_KINDS: [&str; 7] =
     ["office_lobby", "cafe", "bar", "billboard", "bus_route", "metro_line", "metro_station"];
 
+/// Microseconds in a day: ingest holds every time as microseconds since 1970 (UTC).
+pub const DAY_US: i64 = 86_400_000_000;
+
 /// Logical type a column is converted to at ingest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

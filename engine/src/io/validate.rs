@@ -11,7 +11,7 @@ use polars::prelude::*;
 
 use super::read::{RawTable, ROW};
 use super::rules;
-use super::schema::{Kind, Table, SITE_KINDS};
+use super::schema::{Kind, Table, DAY_US, SITE_KINDS};
 use crate::error::{Error, Result};
 
 /// One reason a row may be rejected.
@@ -440,9 +440,6 @@ fn value_of(schema: &Schema, column: &str) -> Expr {
 
 /// Days from 1970 a calendar surely prints (chrono reaches about 95.7 million).
 const PRINTABLE_DAYS: i64 = 90_000_000;
-
-/// Microseconds in a day.
-const DAY_US: i64 = 86_400_000_000;
 
 /// What the reason of a time a zone would shift past the 64-bit range says.
 const OUT_OF_RANGE_IN_ZONE: &str = "out of range in time zone";

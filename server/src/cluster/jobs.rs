@@ -25,7 +25,7 @@ use custmap_engine::analytics::attribution::Journeys;
 use custmap_engine::analytics::heatmap::plan::{self, SIGNED};
 use custmap_engine::analytics::{By, HeatmapBase, Location, Segment};
 use custmap_engine::io::rules;
-use custmap_engine::io::schema::{Kind, Table};
+use custmap_engine::io::schema::{Kind, Table, DAY_US};
 use custmap_engine::polars::prelude::{ChunkAgg, DataFrame, DataType as PlType, Field, Schema, TimeUnit as PlUnit};
 use custmap_engine::spatial::Res;
 use custmap_engine::Error;
@@ -33,8 +33,6 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
 use super::udf::JOURNEY;
 use super::Cluster;
-
-const DAY_US: i64 = 86_400_000_000;
 
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

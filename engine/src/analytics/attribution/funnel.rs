@@ -13,7 +13,8 @@ use polars::prelude::*;
 use super::journeys::{By, Journeys};
 use crate::error::Result;
 
-const DAY_US: f64 = 86_400_000_000.0;
+/// Microseconds in a day, for durations in days.
+const DAY_US: f64 = crate::io::schema::DAY_US as f64;
 
 /// The journeys a funnel or monthly series is built from (the attribution's own).
 pub fn journeys_for(ds: &crate::io::Dataset, params: &super::AttributionParams) -> Result<Journeys> {

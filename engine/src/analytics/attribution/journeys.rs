@@ -19,6 +19,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::io::schema::DAY_US;
 use crate::io::touchpoints::{self, Touchpoints};
 use crate::io::validate::CUSTOMER_ROW;
 use crate::io::Dataset;
@@ -50,8 +51,6 @@ pub const CUSTOMER_COLUMNS: &[&str] = &["referred_by", "created_at"];
 pub const REFERRAL: &str = "referral";
 /// Campaign key of touches without a campaign.
 pub const NO_CAMPAIGN: &str = "(no campaign)";
-
-const DAY_US: i64 = 86_400_000_000;
 
 /// One step of a journey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,6 +17,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::io::schema::DAY_US;
 use crate::io::Dataset;
 pub use journeys::{By, Journeys, KeyStats};
 
@@ -127,8 +128,6 @@ pub struct AttributionResult {
     /// Standard error of sampled Shapley credits (None when exact or not run).
     pub shapley_std_error: Option<f64>,
 }
-
-const DAY_US: i64 = 86_400_000_000;
 
 /// Runs the models of `params` on `ds`.
 pub fn attribution(ds: &Dataset, params: &AttributionParams) -> Result<AttributionResult> {
