@@ -14,7 +14,7 @@ use polars::prelude::*;
 use super::heuristic::{self, Rule};
 use super::journeys::{By, Journeys};
 use super::Model;
-use crate::analytics::privacy::floor::{MergeUp, MERGE_LEVELS};
+use crate::analytics::privacy::floor::{merge_up, Floored, MERGE_LEVELS};
 use crate::analytics::privacy::{KFloor, Suppressed};
 use crate::analytics::Location;
 use crate::error::{Error, Result};
@@ -110,8 +110,10 @@ pub fn geo_attribution(
     }
 
     // The floor, on the converting customers of each cell.
-    let (floor, suppressed) = MergeUp::new(people, res, k, MERGE_LEVELS);
-    let published = |c: u64| floor.published(c);
+    let rows: Vec<([Option<u64>; 1], u64)> = people.into_iter().map(|(c, n)| ([Some(c)], n)).collect();
+    let Floored { published, suppressed, .. } = merge_up(&rows, res, MERGE_LEVELS, |n: &u64| *n >= u64::from(k.get()));
+    let place: HashMap<u64, u64> = rows.iter().zip(published).filter_map(|((c, _), [p])| Some((c[0]?, p?))).collect();
+    let published = |c: u64| place.get(&c).copied();
     let mut table: BTreeMap<(u64, u32), (f64, f64)> = BTreeMap::new();
     for ((c, key), v) in credit_by {
         if let Some(p) = published(c) {

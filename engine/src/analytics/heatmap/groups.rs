@@ -27,6 +27,12 @@ pub(super) struct Sums {
     pub purchasing_power: f64,
 }
 
+impl std::ops::AddAssign for Sums {
+    fn add_assign(&mut self, o: Sums) {
+        self.add(&o);
+    }
+}
+
 impl Sums {
     fn add(&mut self, o: &Sums) {
         self.customers += o.customers;

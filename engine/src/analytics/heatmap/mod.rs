@@ -34,7 +34,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use self::groups::{coord_bits, coord_of, CellCache, F64s, Flags, Sums, MISSING};
-use super::privacy::{floor, KFloor, Suppressed};
+use super::privacy::{floor, withhold_small, KFloor, Suppressed};
 use super::segment::Segment;
 use crate::error::{Error, Result};
 use crate::io::validate::CUSTOMER_ROW;
@@ -150,10 +150,6 @@ fn sum_type(c: &str) -> DataType {
         Some(plan::Kind::Float) => DataType::Float64,
         _ => DataType::Int64,
     }
-}
-
-fn sum_exprs() -> Vec<Expr> {
-    SUMS.iter().map(|c| col(*c).sum().cast(sum_type(c))).collect()
 }
 
 /// City-wide totals over the located customers, each counted once.
@@ -415,99 +411,56 @@ impl HeatmapBase {
                 params.res.get()
             )));
         }
-        let anchors = self.location.anchors();
-        let mut active: Vec<Expr> = anchors.iter().map(|a| col(a.cell).is_not_null()).collect();
-        let mut res = params.res;
-        let mut lf = self.cells.clone().lazy();
-        let mut kept: Vec<LazyFrame> = Vec::new();
-        let mut suppressed = Suppressed::default();
-        let mut finest_table: Option<DataFrame> = None;
-        let mut level = 0u8;
-        loop {
-            let level_cells: Vec<Expr> = anchors.iter().map(|a| parent_expr(col(a.cell), res)).collect();
-            lf = lf.with_columns(
-                anchors
-                    .iter()
-                    .zip(&level_cells)
-                    .zip(&active)
-                    .map(|((a, cell), act)| {
-                        when(act.clone()).then(cell.clone()).otherwise(lit(NULL)).alias(level_col(a))
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            let table = cells_of(lf.clone(), anchors)?.collect()?;
-            if finest_table.is_none() {
-                finest_table = Some(table.clone());
-            }
-            let floor = floor::cell_holds(params.k);
-            kept.push(table.clone().lazy().filter(floor.clone()).with_column(lit(i32::from(res.get())).alias("res")));
-            let small = table.lazy().filter(floor.not()).select([col("cell"), lit(true).alias("__small")]).collect()?;
-            if small.height() == 0 {
-                break;
-            }
-            let coarser = res.coarser().filter(|_| level < params.merge_levels);
-            let Some(next) = coarser else {
-                suppressed.dropped = small.height() as u64;
-                break;
-            };
-            suppressed.merged += small.height() as u64;
-            // Only anchors that fell in a small cell move up a level.
-            for (a, act) in anchors.iter().zip(active.iter_mut()) {
-                let flag = format!("__small_{}_{level}", a.cell);
-                lf = lf.left_join(
-                    small.clone().lazy().rename(["__small"], [flag.as_str()], true),
-                    col(level_col(a)),
-                    col("cell"),
-                );
-                *act = act.clone().and(col(flag.as_str()).fill_null(lit(false)));
-            }
-            res = next;
-            level += 1;
+        let floored = self.floored(params)?;
+        let mut cells = sums_frame(&floored.cells)?;
+        let res: Vec<i32> = floored.cells.iter().map(|(c, _)| i32::from(h3::res_of(*c))).collect();
+        cells.with_column(Column::new("res".into(), res))?;
+        let mut city_pp = KahanSum::default();
+        for (_, t) in &floored.cells {
+            city_pp += t.purchasing_power.sum();
         }
-        let cells = concat(kept, UnionArgs::default())?.collect()?;
-        let finest = finest_table.ok_or_else(|| Error::Internal("no level computed".into()))?;
-        let frame = metrics(cells, &finest, &self.totals, params)?;
-        let (frame, withheld) = withhold_small_figures(frame, params.k)?;
-        suppressed.withheld = withheld;
+        let frame = metrics(cells, city_pp.sum(), &self.totals, params)?;
+
+        let (frame, withheld) = withhold_small(frame, u64::from(params.k.get()), &[("buyers", &BUYER_FIGURES)])?;
+        let suppressed = Suppressed { withheld: withheld as u64, ..floored.suppressed };
         Ok(HeatmapResult { params: params.clone(), totals: self.totals, suppressed, cells: frame })
+    }
+
+    /// The privacy floor ([`floor::merge_up`], judging each cell's [`floor::Headcount`]) on the
+    /// base's rows, their anchor cells rolled up to the requested resolution.
+    fn floored(&self, params: &HeatmapParams) -> Result<floor::Floored<Tally, 2>> {
+        let mut rows: Vec<([Option<u64>; 2], Sums)> = vec![([None; 2], Sums::default()); self.cells.height()];
+        for (slot, a) in self.location.anchors().iter().enumerate() {
+            for (row, c) in rows.iter_mut().zip(self.cells.column(a.cell)?.u64()?.iter()) {
+                row.0[slot] = c.map(|c| h3::parent_bits(c, params.res));
+            }
+        }
+        let int = |name: &str| -> Result<Vec<i64>> {
+            Ok(self.cells.column(name)?.i64()?.iter().map(|x| x.unwrap_or(0)).collect())
+        };
+        let float = |name: &str| -> Result<Vec<f64>> {
+            Ok(self.cells.column(name)?.f64()?.iter().map(|x| x.unwrap_or(0.0)).collect())
+        };
+        let (customers, prospects, buyers, deals) =
+            (int("customers")?, int("prospects")?, int("buyers")?, int("deals")?);
+        let (revenue, purchasing_power) = (float("revenue")?, float("purchasing_power")?);
+        for (i, (_, sums)) in rows.iter_mut().enumerate() {
+            *sums = Sums {
+                customers: customers[i],
+                prospects: prospects[i],
+                buyers: buyers[i],
+                deals: deals[i],
+                revenue: revenue[i],
+                purchasing_power: purchasing_power[i],
+            };
+        }
+        let headcount = |t: &Tally| floor::Headcount { customers: t.customers, prospects: t.prospects };
+        Ok(floor::merge_up(&rows, params.res, params.merge_levels, |s| headcount(s).holds(params.k)))
     }
 }
 
 /// A cell's figures drawn from its buyers, withheld together.
 pub(crate) const BUYER_FIGURES: [&str; 5] = ["buyers", "deals", "revenue", "conversion", "conversion_smoothed"];
-
-/// The floor for the buyers of a kept cell (its customers, prospects and customers outside the
-/// segment are each none or at least `k`): buyers under `k` (but not 0) withholds buyers, deals,
-/// revenue and conversion (null). Returns the table and how many cells had figures withheld.
-fn withhold_small_figures(cells: DataFrame, k: KFloor) -> Result<(DataFrame, u64)> {
-    let k = lit(i64::from(k.get()));
-    let few_buyers = col("buyers").gt(lit(0i64)).and(col("buyers").lt(k));
-    let withheld = cells
-        .clone()
-        .lazy()
-        .filter(few_buyers.clone())
-        .select([len()])
-        .collect()?
-        .column("len")?
-        .cast(&DataType::UInt64)?
-        .u64()?
-        .get(0)
-        .unwrap_or(0);
-    if withheld == 0 {
-        return Ok((cells, 0));
-    }
-    let schema = cells.schema().clone();
-    let exprs: Vec<Expr> = BUYER_FIGURES
-        .into_iter()
-        .map(|name| {
-            let dtype = schema.get(name).cloned().unwrap_or(DataType::Float64);
-            when(few_buyers.clone()).then(lit(NULL)).otherwise(col(name)).cast(dtype).alias(name)
-        })
-        .collect();
-    let order: Vec<Expr> = cells.get_column_names().into_iter().map(|c| col(c.clone())).collect();
-    let out = cells.lazy().with_columns(exprs).select(order).collect()?;
-    Ok((out, withheld))
-}
 
 /// The groups' sums per distinct tuple of their anchors' cells at `res`: H3 once per group, on
 /// the rayon pool, then a hash aggregation.
@@ -533,50 +486,62 @@ fn cells_frame(per_cell: &[([u64; 2], Sums)], location: Location) -> Result<Data
         let values: Vec<Option<u64>> = per_cell.iter().map(|(t, _)| (t[slot] != MISSING).then_some(t[slot])).collect();
         columns.push(Column::new(a.cell.into(), values));
     }
-    let sum_i = |f: fn(&Sums) -> i64| per_cell.iter().map(|(_, s)| f(s)).collect::<Vec<i64>>();
-    let sum_f = |f: fn(&Sums) -> f64| per_cell.iter().map(|(_, s)| f(s)).collect::<Vec<f64>>();
-    columns.push(Column::new("customers".into(), sum_i(|s| s.customers)));
-    columns.push(Column::new("prospects".into(), sum_i(|s| s.prospects)));
-    columns.push(Column::new("buyers".into(), sum_i(|s| s.buyers)));
-    columns.push(Column::new("deals".into(), sum_i(|s| s.deals)));
-    columns.push(Column::new("revenue".into(), sum_f(|s| s.revenue)));
-    columns.push(Column::new("purchasing_power".into(), sum_f(|s| s.purchasing_power)));
+    columns.extend(sum_columns(per_cell.iter().map(|(_, s)| s)));
     Ok(DataFrame::new(per_cell.len(), columns)?)
 }
 
-fn level_col(a: &Anchor) -> String {
-    format!("{}_lvl", a.cell)
+/// A cell's sums as the floor adds its rows up: counts exactly, money in compensated sums.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    customers: i64,
+    prospects: i64,
+    buyers: i64,
+    deals: i64,
+    revenue: KahanSum<f64>,
+    purchasing_power: KahanSum<f64>,
 }
 
-/// `cell`'s ancestor at `res` as a polars expression (bit operations, no per-row calls).
-fn parent_expr(cell: Expr, res: Res) -> Expr {
-    let r = u64::from(res.get());
-    let keep = !(0xFu64 << 52);
-    let set = (r << 52) | ((1u64 << (3 * (15 - r))) - 1);
-    cell.and(lit_u64(keep)).or(lit_u64(set))
-}
-
-/// A typed u64 literal (an untyped one above `i64::MAX` would not fit polars' dynamic ints).
-fn lit_u64(x: u64) -> Expr {
-    lit(Scalar::new(DataType::UInt64, AnyValue::UInt64(x)))
-}
-
-/// Long format (one row per counted anchor) grouped by cell. A group whose anchors share a cell
-/// counts there once.
-fn cells_of(lf: LazyFrame, anchors: &[Anchor]) -> Result<LazyFrame> {
-    let mut parts = Vec::new();
-    for (i, a) in anchors.iter().enumerate() {
-        let mine = col(level_col(a));
-        let mut keep = mine.clone().is_not_null();
-        for earlier in &anchors[..i] {
-            let other = col(level_col(earlier));
-            keep = keep.and(other.clone().is_null().or(other.neq(mine.clone())));
-        }
-        let mut select = vec![mine.alias("cell")];
-        select.extend(SUMS.iter().map(|c| col(*c)));
-        parts.push(lf.clone().filter(keep).select(select));
+impl std::ops::AddAssign<Sums> for Tally {
+    fn add_assign(&mut self, s: Sums) {
+        self.customers += s.customers;
+        self.prospects += s.prospects;
+        self.buyers += s.buyers;
+        self.deals += s.deals;
+        self.revenue += s.revenue;
+        self.purchasing_power += s.purchasing_power;
     }
-    Ok(concat(parts, UnionArgs::default())?.group_by([col("cell")]).agg(sum_exprs()))
+}
+
+/// Published cells and their sums as a frame: `cell` and the sums.
+fn sums_frame(cells: &[(u64, Tally)]) -> Result<DataFrame> {
+    let mut columns = vec![Column::new("cell".into(), cells.iter().map(|(c, _)| *c).collect::<Vec<u64>>())];
+    let sums: Vec<Sums> = cells
+        .iter()
+        .map(|(_, t)| Sums {
+            customers: t.customers,
+            prospects: t.prospects,
+            buyers: t.buyers,
+            deals: t.deals,
+            revenue: t.revenue.sum(),
+            purchasing_power: t.purchasing_power.sum(),
+        })
+        .collect();
+    columns.extend(sum_columns(sums.iter()));
+    Ok(DataFrame::new(cells.len(), columns)?)
+}
+
+/// The columns of [`SUMS`], in that order.
+fn sum_columns<'a>(sums: impl Iterator<Item = &'a Sums> + Clone) -> [Column; 6] {
+    let int = |f: fn(&Sums) -> i64| sums.clone().map(f).collect::<Vec<i64>>();
+    let float = |f: fn(&Sums) -> f64| sums.clone().map(f).collect::<Vec<f64>>();
+    [
+        Column::new("customers".into(), int(|s| s.customers)),
+        Column::new("prospects".into(), int(|s| s.prospects)),
+        Column::new("buyers".into(), int(|s| s.buyers)),
+        Column::new("deals".into(), int(|s| s.deals)),
+        Column::new("revenue".into(), float(|s| s.revenue)),
+        Column::new("purchasing_power".into(), float(|s| s.purchasing_power)),
+    ]
 }
 
 fn totals_of(groups: &DataFrame) -> Result<Totals> {
@@ -590,9 +555,11 @@ fn totals_of(groups: &DataFrame) -> Result<Totals> {
 }
 
 /// Adds `hex_id` and the derived metrics, in the column order of SPEC §9.
-fn metrics(cells: DataFrame, finest: &DataFrame, totals: &Totals, params: &HeatmapParams) -> Result<DataFrame> {
+/// `city_pp` is the purchasing power of the published cells, the shares' denominator: the city's
+/// as far as the floor lets it be told (with the city's whole, the published cells subtracted
+/// would leave what the floor dropped, a figure of fewer than k people).
+fn metrics(cells: DataFrame, city_pp: f64, totals: &Totals, params: &HeatmapParams) -> Result<DataFrame> {
     let m = params.prior;
-    let city_pp: f64 = finest.column("purchasing_power")?.f64()?.sum().unwrap_or(0.0);
     let rate = |num: i64| {
         if totals.customers > 0 {
             num as f64 / totals.customers as f64
@@ -620,7 +587,7 @@ fn metrics(cells: DataFrame, finest: &DataFrame, totals: &Totals, params: &Heatm
         .collect()?;
     out.with_column(Column::new("hex_id".into(), hex))?;
     if params.smooth > 0 {
-        let smoothed = ring_smooth(finest, &out, params)?;
+        let smoothed = ring_smooth(&out, params)?;
         out.with_column(smoothed)?;
     }
     let mut order: Vec<Expr> = ["hex_id", "res"].into_iter().chain(SUMS).map(col).collect();
@@ -637,17 +604,24 @@ fn metrics(cells: DataFrame, finest: &DataFrame, totals: &Totals, params: &Heatm
 
 /// k-ring smoothing of purchasing power. For a cell at the requested resolution: the weighted
 /// mean over its grid disk of radius K, weight `(K + 1 - d) / (K + 1)` at grid distance `d`,
-/// cells without customers counting as 0. Uses every cell before the floor (a kept cell's
-/// neighbours may be small cells; the mean over the disk still covers >= k customers).
+/// of the published cells at that resolution; a cell not published there (no customers, merged
+/// into a parent, or dropped) counts as 0. It reads only figures the table itself publishes, so
+/// it tells nothing the floor withheld: had it read the small cells, the published centre and
+/// neighbours subtracted from it would leave a small cell's sum, a single person's budget.
 /// Merged parent cells get null.
-fn ring_smooth(finest: &DataFrame, out: &DataFrame, params: &HeatmapParams) -> Result<Column> {
+fn ring_smooth(out: &DataFrame, params: &HeatmapParams) -> Result<Column> {
     let k = params.smooth;
-    let cells = finest.column("cell")?.u64()?;
-    let pp = finest.column("purchasing_power")?.f64()?;
-    let values: HashMap<u64, f64> = cells.into_no_null_iter().zip(pp.into_no_null_iter()).collect();
     let res = i32::from(params.res.get());
     let out_cells = out.column("cell")?.u64()?;
     let out_res = out.column("res")?.i32()?;
+    let pp = out.column("purchasing_power")?.f64()?;
+    let values: HashMap<u64, f64> = out_cells
+        .into_no_null_iter()
+        .zip(out_res.into_no_null_iter())
+        .zip(pp.into_no_null_iter())
+        .filter(|((_, r), _)| *r == res)
+        .map(|((c, _), v)| (c, v))
+        .collect();
     let smoothed: Vec<Option<f64>> = out_cells
         .into_no_null_iter()
         .zip(out_res.into_no_null_iter())
