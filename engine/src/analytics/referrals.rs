@@ -200,7 +200,7 @@ fn signed_revenue(ds: &Dataset, n: usize) -> Result<(Vec<f64>, Vec<bool>)> {
     let mut revenue = vec![0.0; n];
     let mut buyer = vec![false; n];
     if let Some(deals) = ds.deals.as_ref().filter(|d| d.height() > 0) {
-        let signed = deals.clone().lazy().filter(col("status").eq(lit("signed"))).collect()?;
+        let signed = deals.clone().lazy().filter(col("status").eq(lit(crate::io::schema::SIGNED))).collect()?;
         let rows = signed.column(CUSTOMER_ROW)?.idx()?;
         let price = signed.column("price")?.f64()?;
         for (r, p) in rows.iter().zip(price.iter()) {

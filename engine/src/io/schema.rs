@@ -148,3 +148,12 @@ pub const EVENTS: [&str; 5] = ["lead", "visit", "call", "click", "impression"];
 
 /// Deal statuses; a missing status means `signed`.
 pub const DEAL_STATUSES: [&str; 2] = ["signed", "cancelled"];
+
+/// The event a missing `event` means.
+pub const LEAD_EVENT: &str = EVENTS[0];
+
+/// The event of a visit to the sales office: a funnel event, never a step of a journey.
+pub const VISIT_EVENT: &str = EVENTS[1];
+
+/// The status of a deal that counts (a missing status means it); no other deal converts.
+pub const SIGNED: &str = DEAL_STATUSES[0];

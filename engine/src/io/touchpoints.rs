@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 /// Campaign code of a touchpoint without a campaign.
 pub const NO_CAMPAIGN: u32 = u32::MAX;
 
-/// The event code of `visit` (an index into [`EVENTS`]).
+/// The event code of a visit ([`super::schema::VISIT_EVENT`], an index into [`EVENTS`]).
 pub const VISIT: u8 = 1;
 
 /// Accepted touchpoints, one entry per row in file order.
@@ -199,6 +199,12 @@ fn sorted(codes: HashMap<String, u32, FixedState>) -> (Vec<String>, Vec<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The visit code names the visit event.
+    #[test]
+    fn the_visit_code_is_the_visit_event() {
+        assert_eq!(EVENTS[usize::from(VISIT)], crate::io::schema::VISIT_EVENT);
+    }
 
     fn batch(rows: &[u32], ts: &[i64], channel: &[&str], campaign: &[Option<&str>], event: &[&str]) -> DataFrame {
         let ts = Int64Chunked::from_vec("ts".into(), ts.to_vec()).into_datetime(TimeUnit::Microseconds, None);

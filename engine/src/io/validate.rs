@@ -897,8 +897,8 @@ fn finish(table: Table, frame: DataFrame, part: Part) -> Result<DataFrame> {
         .collect();
     let mut lf = frame.lazy().drop(cols(helpers));
     lf = match table {
-        Table::Touchpoints => lf.with_column(col("event").fill_null(lit("lead"))),
-        Table::Deals => lf.with_column(col("status").fill_null(lit("signed"))),
+        Table::Touchpoints => lf.with_column(col("event").fill_null(lit(super::schema::LEAD_EVENT))),
+        Table::Deals => lf.with_column(col("status").fill_null(lit(super::schema::SIGNED))),
         _ => lf,
     };
     match part {

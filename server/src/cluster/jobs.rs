@@ -20,12 +20,14 @@
 
 use std::fmt::Write as _;
 
-use custmap_engine::analytics::attribution::journeys::{KeyStats, NO_CAMPAIGN, REFERRAL};
+use custmap_engine::analytics::attribution::journeys::{
+    KeyStats, FIRST_DEAL_ORDER, NO_CAMPAIGN, REFERRAL, TOUCH_ORDER,
+};
 use custmap_engine::analytics::attribution::Journeys;
 use custmap_engine::analytics::heatmap::plan::{self, SIGNED};
 use custmap_engine::analytics::{By, HeatmapBase, Location, Segment};
 use custmap_engine::io::rules;
-use custmap_engine::io::schema::{Kind, Table, DAY_US};
+use custmap_engine::io::schema::{Kind, Table, DAY_US, LEAD_EVENT, VISIT_EVENT};
 use custmap_engine::polars::prelude::{ChunkAgg, DataFrame, DataType as PlType, Field, Schema, TimeUnit as PlUnit};
 use custmap_engine::spatial::Res;
 use custmap_engine::Error;
@@ -381,8 +383,8 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
     // that are not visits, in order, with their referral and first conversion.
     let per_customer = format!(
         "WITH tp AS ({tp}), conv AS ({conv}), \
-         t AS (SELECT cid, array_agg(named_struct('ts', ts, 'k', {key}) ORDER BY ts, channel, campaign) AS touches \
-               FROM tp WHERE event <> 'visit' GROUP BY cid), \
+         t AS (SELECT cid, array_agg(named_struct('ts', ts, 'k', {key}) ORDER BY {touch_order}) AS touches \
+               FROM tp WHERE event <> '{VISIT_EVENT}' GROUP BY cid), \
          r AS ({referred}), \
          u AS (SELECT COALESCE(t.cid, r.cid) AS cid, t.touches, r.cid IS NOT NULL AS referred, r.created \
                FROM t FULL OUTER JOIN r ON t.cid = r.cid), \
@@ -392,6 +394,7 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
          y AS (SELECT get_field(j, 'path') AS path, get_field(j, 'lead') AS lead, \
                       get_field(j, 'referral_at') AS ref_at, day, price FROM x)",
         referred = referred_customers(cluster)?,
+        touch_order = TOUCH_ORDER.join(", "),
         window = i64::from(window_days) * DAY_US,
         rk = text(&referral_key),
     );
@@ -412,14 +415,12 @@ pub fn journeys(cluster: &Cluster, by: By, window_days: u32) -> Result<Journeys,
     // Rows lost or counted twice between the two jobs (a lost executor) make the answer
     // unusable, never silently wrong.
     consistent("journeys", sum_i64(&paths, "conversions")? + sum_i64(&paths, "nulls")?, sum_i64(&leads, "journeys")?)?;
-    // Keys: every key of any touchpoint (visits too), with its channel and visits; and the
-    // referral key when a referral touch was placed.
+    // Keys: every key of any touchpoint (visits too), with its visits; and the referral key
+    // when a referral touch was placed.
     let keys = cluster.query(&format!(
-        "WITH tp AS ({tp}), \
-         visits AS (SELECT {key} AS k, COUNT(*) AS n FROM tp WHERE event = 'visit' GROUP BY {key}), \
-         ks AS (SELECT {key} AS k, MIN(channel) AS channel FROM tp GROUP BY {key}) \
-         SELECT ks.k AS key, ks.channel AS channel, CAST(COALESCE(visits.n, 0) AS BIGINT) AS visits \
-         FROM ks LEFT JOIN visits ON ks.k = visits.k"
+        "WITH tp AS ({tp}) \
+         SELECT {key} AS key, CAST(SUM(CASE WHEN event = '{VISIT_EVENT}' THEN 1 ELSE 0 END) AS BIGINT) AS visits \
+         FROM tp GROUP BY {key}"
     ))?;
     let ref0 = leads.column("ref0")?.i64()?.min();
     let stats = key_stats(&keys, &leads, ref0.map(|_| referral_key.as_str()))?;
@@ -441,7 +442,7 @@ fn sources(cluster: &Cluster) -> Result<(String, String), Error> {
     let event = if has_tp("event") { "\"event\"" } else { "CAST(NULL AS VARCHAR)" };
     let tp = format!(
         "SELECT \"customer_id\" AS cid, {ts} AS ts, \"channel\" AS channel, COALESCE({campaign}, {nc}) AS campaign, \
-         COALESCE({event}, 'lead') AS event FROM touchpoints",
+         COALESCE({event}, '{LEAD_EVENT}') AS event FROM touchpoints",
         ts = micros("ts", &ts_ty)?,
         nc = text(NO_CAMPAIGN),
     );
@@ -449,9 +450,10 @@ fn sources(cluster: &Cluster) -> Result<(String, String), Error> {
         format!(
             "SELECT cid, day, price FROM (SELECT \"customer_id\" AS cid, CAST(CAST(\"signed_at\" AS INT) AS BIGINT) AS day, \
              CAST(\"price\" AS DOUBLE) AS price, \
-             ROW_NUMBER() OVER (PARTITION BY \"customer_id\" ORDER BY \"signed_at\", \"deal_id\") AS rn \
+             ROW_NUMBER() OVER (PARTITION BY \"customer_id\" ORDER BY {deal_order}) AS rn \
              FROM ({deals}) deals WHERE COALESCE(\"status\", '{SIGNED}') = '{SIGNED}') x WHERE rn = 1",
             deals = known_columns_sql(cluster, Table::Deals)?,
+            deal_order = FIRST_DEAL_ORDER.map(|c| format!("\"{c}\"")).join(", "),
         )
     } else {
         "SELECT CAST(NULL AS VARCHAR) AS cid, CAST(NULL AS BIGINT) AS day, CAST(NULL AS DOUBLE) AS price WHERE false"
@@ -475,30 +477,19 @@ fn referred_customers(cluster: &Cluster) -> Result<String, Error> {
     })
 }
 
-/// Per key, in name order: its name, channel (the least channel name it came with; the
-/// referral channel for the referral key), leads and visits, from the keys and leads queries;
+/// Per key, in name order: its name, leads and visits, from the keys and leads queries;
 /// `referral` names the referral key when a referral touch was placed.
 fn key_stats(keys: &DataFrame, leads: &DataFrame, referral: Option<&str>) -> Result<Vec<KeyStats>, Error> {
     let mut stats: std::collections::BTreeMap<String, KeyStats> = std::collections::BTreeMap::new();
     let names = keys.column("key")?.str()?;
-    let channels = keys.column("channel")?.str()?;
     let visits = keys.column("visits")?.i64()?;
     for i in 0..keys.height() {
         let key = names.get(i).unwrap_or_default().to_string();
-        let channel = channels.get(i).unwrap_or_default().to_string();
         let visits = visits.get(i).unwrap_or(0) as u64;
-        stats.insert(key.clone(), KeyStats { key, channel, leads: 0, visits });
+        stats.insert(key.clone(), KeyStats { key, leads: 0, visits });
     }
     if let Some(r) = referral {
-        let entry = stats.entry(r.to_string()).or_insert_with(|| KeyStats {
-            key: r.to_string(),
-            channel: REFERRAL.to_string(),
-            leads: 0,
-            visits: 0,
-        });
-        if REFERRAL < entry.channel.as_str() {
-            entry.channel = REFERRAL.to_string();
-        }
+        stats.entry(r.to_string()).or_insert_with(|| KeyStats { key: r.to_string(), leads: 0, visits: 0 });
     }
     let lead_keys = leads.column("lead")?.str()?;
     let counts = leads.column("n")?.i64()?;

@@ -19,7 +19,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::io::schema::DAY_US;
+use crate::io::schema::{DAY_US, SIGNED};
 use crate::io::touchpoints::{self, Touchpoints};
 use crate::io::validate::CUSTOMER_ROW;
 use crate::io::Dataset;
@@ -49,6 +49,14 @@ pub const CUSTOMER_COLUMNS: &[&str] = &["referred_by", "created_at"];
 
 /// The channel name referrals get.
 pub const REFERRAL: &str = "referral";
+
+/// A customer's touches are in time order, ties ordered by channel name, then campaign id: these
+/// columns in this order. The cluster's SQL orders by them; the local builder by
+/// `Entry::order`, whose channel and campaign ranks are name order.
+pub const TOUCH_ORDER: [&str; 3] = ["ts", "channel", "campaign"];
+
+/// A customer's conversion is the first of their signed deals in this order.
+pub const FIRST_DEAL_ORDER: [&str; 2] = ["signed_at", "deal_id"];
 /// Campaign key of touches without a campaign.
 pub const NO_CAMPAIGN: &str = "(no campaign)";
 
@@ -210,8 +218,6 @@ pub struct Journeys {
     pub leads: Vec<u64>,
     /// Per key: visit events.
     pub visits: Vec<u64>,
-    /// Per key: the channel it belongs to (the key itself when keyed by channel).
-    pub channel_of: Vec<String>,
     /// First and last instant of the data (microseconds).
     pub period: (i64, i64),
     /// One record per customer with a first touch, in row order, in chunks (one per unit of
@@ -282,8 +288,7 @@ impl Journeys {
     /// Journeys rebuilt from reduced path counts (what a cluster returns): one weighted journey
     /// per distinct path and outcome. `paths` has columns `path` (keys joined by
     /// [`PATH_SEPARATOR`]; empty for converted journeys with no touch in the window),
-    /// `conversions`, `nulls` and `value`. `keys` lists every key with its channel, leads and
-    /// visits. Touch times are not kept (`timed` is false).
+    /// `conversions`, `nulls` and `value`. `keys` lists every key with its leads and visits. Touch times are not kept (`timed` is false).
     pub fn from_paths(paths: &DataFrame, keys: &[KeyStats], period: (i64, i64)) -> Result<Journeys> {
         let index: HashMap<&str, u32> = keys.iter().enumerate().map(|(i, k)| (k.key.as_str(), i as u32)).collect();
         let path = paths.column("path")?.str()?;
@@ -317,7 +322,6 @@ impl Journeys {
             journeys,
             leads: keys.iter().map(|k| k.leads).collect(),
             visits: keys.iter().map(|k| k.visits).collect(),
-            channel_of: keys.iter().map(|k| k.channel.clone()).collect(),
             period,
             leads_detail: Vec::new(),
             timed: false,
@@ -331,11 +335,10 @@ impl Journeys {
 /// clashes with it; [`Journeys::path_table`] shows paths with `" > "`).
 pub const PATH_SEPARATOR: char = '\u{1f}';
 
-/// One key (channel or campaign) of reduced journeys: its channel, leads and visits.
+/// One key (channel or campaign) of reduced journeys: its leads and visits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyStats {
     pub key: String,
-    pub channel: String,
     pub leads: u64,
     pub visits: u64,
 }
@@ -541,8 +544,6 @@ struct KeyNames {
     /// Key id of each channel (or campaign) rank.
     id_of: Vec<u32>,
     keys: Vec<String>,
-    /// The channel of each key.
-    channel_of: Vec<String>,
     referral_name: &'static str,
     /// The referral touch's key id (`keys.len()` when no touchpoint carries it: then it is
     /// added in [`gather`] if a referral touch was used).
@@ -577,47 +578,45 @@ fn name_keys(
         By::Channel => channels.len(),
         By::Campaign => campaigns.len(),
     };
-    let firsts: Vec<Vec<Option<(usize, u32)>>> = slices
+    let firsts: Vec<Vec<Option<usize>>> = slices
         .into_par_iter()
         .zip(tasks)
         .map(|(slice, &(a, b))| {
             let base = offsets[a];
-            let mut first: Vec<Option<(usize, u32)>> = vec![None; rank_count];
+            let mut first: Vec<Option<usize>> = vec![None; rank_count];
             for r in a..b {
                 let mine = &mut slice[offsets[r] - base..offsets[r + 1] - base];
                 mine.sort_unstable_by_key(|e| e.order());
                 for (i, e) in mine.iter().enumerate() {
-                    first[key_rank(by, *e) as usize].get_or_insert((offsets[r] + i, e.channel()));
+                    first[key_rank(by, *e) as usize].get_or_insert(offsets[r] + i);
                 }
             }
             first
         })
         .collect();
-    let mut seen: Vec<(usize, u32, u32)> = Vec::new();
+    let mut seen: Vec<(usize, u32)> = Vec::new();
     for rank in 0..rank_count {
-        if let Some((at, ch)) = firsts.iter().find_map(|f| f[rank]) {
-            seen.push((at, rank as u32, ch));
+        if let Some(at) = firsts.iter().find_map(|f| f[rank]) {
+            seen.push((at, rank as u32));
         }
     }
     seen.sort_unstable();
     let mut id_of = vec![0u32; rank_count];
     let mut keys: Vec<String> = Vec::with_capacity(seen.len() + 1);
-    let mut channel_of: Vec<String> = Vec::with_capacity(seen.len() + 1);
-    for (id, &(_, rank, ch)) in seen.iter().enumerate() {
+    for (id, &(_, rank)) in seen.iter().enumerate() {
         id_of[rank as usize] = id as u32;
         let name = match by {
             By::Channel => &channels[rank as usize],
             By::Campaign => &campaigns[rank as usize],
         };
         keys.push(name.clone());
-        channel_of.push(channels[ch as usize].clone());
     }
     let referral_name = match by {
         By::Channel => REFERRAL,
         By::Campaign => "(referral)",
     };
     let referral_key = keys.iter().position(|k| k == referral_name).unwrap_or(keys.len()) as u32;
-    KeyNames { id_of, keys, channel_of, referral_name, referral_key }
+    KeyNames { id_of, keys, referral_name, referral_key }
 }
 
 /// What phase 3 reads for every customer.
@@ -744,7 +743,7 @@ pub fn customer_rule(
 /// Phase 4: the tasks' parts concatenated in row order, their counts summed; the referral key
 /// added when a referral touch was used and no touchpoint named it.
 fn gather(parts: Vec<Part>, names: KeyNames, period: (i64, i64)) -> Journeys {
-    let KeyNames { mut keys, mut channel_of, referral_name, referral_key, .. } = names;
+    let KeyNames { mut keys, referral_name, referral_key, .. } = names;
     let key_count = keys.len() + 1;
     let mut out = Journeys { period, timed: true, ..Journeys::default() };
     let mut leads = vec![0u64; key_count];
@@ -766,12 +765,10 @@ fn gather(parts: Vec<Part>, names: KeyNames, period: (i64, i64)) -> Journeys {
     }
     if used_referral && referral_key as usize == keys.len() {
         keys.push(referral_name.to_string());
-        channel_of.push(REFERRAL.to_string());
     }
     leads.truncate(keys.len());
     visits.truncate(keys.len());
     out.keys = keys;
-    out.channel_of = channel_of;
     out.leads = leads;
     out.visits = visits;
     out
@@ -782,17 +779,17 @@ fn gather(parts: Vec<Part>, names: KeyNames, period: (i64, i64)) -> Journeys {
 fn first_conversions(ds: &Dataset) -> Result<Vec<(u32, (i64, f64))>> {
     let mut out: Vec<(u32, (i64, f64))> = Vec::new();
     let Some(deals) = ds.deals.as_ref() else { return Ok(out) };
+    let order: Vec<&str> = std::iter::once(CUSTOMER_ROW).chain(FIRST_DEAL_ORDER).collect();
     let d = deals
         .clone()
         .lazy()
-        .filter(col("status").eq(lit("signed")))
+        .filter(col("status").eq(lit(SIGNED)))
+        .sort(order, SortMultipleOptions::default())
         .select([
             col(CUSTOMER_ROW).cast(DataType::UInt32),
             col("signed_at").cast(DataType::Int32).alias("day"),
             col("price"),
-            col("deal_id"),
         ])
-        .sort([CUSTOMER_ROW, "day", "deal_id"], SortMultipleOptions::default())
         .collect()?;
     let rows = d.column(CUSTOMER_ROW)?.u32()?;
     let days = d.column("day")?.i32()?;

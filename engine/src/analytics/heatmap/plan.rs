@@ -21,7 +21,7 @@ use super::{Anchor, Location};
 use crate::error::{Error, Result};
 
 /// A deal counts for the heatmap when its status is this (ingest reads a missing status so).
-pub const SIGNED: &str = "signed";
+pub use crate::io::schema::SIGNED;
 
 /// A figure of one customer row, from the row itself or from its signed deals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
