@@ -203,6 +203,36 @@ fn regression_smoothing_and_shares_read_no_cell_the_floor_dropped() {
     assert!(close(r["purchasing_power_share"], 1.0), "{}", r["purchasing_power_share"]);
 }
 
+/// Regression: `conversion_smoothed` and `lift` shrank toward the city's whole buyer and
+/// prospect rates, so with the published prior one cell's smoothed conversion gave the city's
+/// buyers, and less the shown cells' buyers, the buyers the floor withheld. The rates now come
+/// from the cells whose figures are shown. Also: buyers are withheld where the customers who
+/// did not buy are 1 to k-1, as where the buyers are.
+#[test]
+fn regression_city_rates_read_no_withheld_buyers() {
+    let p3 = (30.65, 114.20);
+    let mut customers = String::from("customer_id,home_lat,home_lng,budget\n");
+    let mut deals = String::from("deal_id,customer_id,signed_at,price\n");
+    // Five customers in each of three cells: none bought at P1, one at P2, four at P3.
+    for (place, (lat, lng), bought) in [("a", P1, 0), ("b", P2, 1), ("c", p3, 4)] {
+        for i in 0..5 {
+            customers += &format!("{place}{i},{lat},{lng},1000000\n");
+            if i < bought {
+                deals += &format!("D{place}{i},{place}{i},2025-01-01,2000000\n");
+            }
+        }
+    }
+    let (_d, ds) = load(&[("customers.csv", customers.as_bytes()), ("deals.csv", deals.as_bytes())]);
+    let out = heatmap(&ds.unwrap(), &params(Location::Home, 5)).unwrap();
+    assert_eq!(out.cells.height(), 3, "{}", out.cells);
+    assert_eq!(out.suppressed.withheld, 2, "one buyer at P2, one non-buyer at P3");
+    assert!(row(&out.cells, &cell(P2, 9))["buyers"].is_nan() && row(&out.cells, &cell(p3, 9))["buyers"].is_nan());
+    let a = row(&out.cells, &cell(P1, 9));
+    assert_eq!(a["buyers"], 0.0);
+    // The only cell shown has no buyer: the rate shrunk toward is 0, not the city's 5 / 15.
+    assert_eq!(a["conversion_smoothed"], 0.0, "the withheld buyers show through the prior");
+}
+
 #[test]
 fn golden_csv() {
     let (_d, ds) = small();
@@ -616,10 +646,11 @@ proptest! {
         p.merge_levels = levels;
         p.segment = Some(format!("budget >= {}", f64::from(min_budget) * 1e5));
         let small = |n: i64| n > 0 && n < i64::from(k);
+        let withheld_in = |w: &Published| small(w.buyers) || small(w.customers - w.buyers);
         for (base_res, by) in [(res, Reduction::Places), (res, Reduction::Rows), (res + 1, Reduction::Auto)] {
             let (want, (merged, dropped)) =
                 floor_by_person(&people, location, (base_res, res), min_budget, i64::from(k), levels);
-            let withheld = want.values().filter(|w| small(w.buyers)).count() as u64;
+            let withheld = want.values().filter(|w| withheld_in(w)).count() as u64;
             let base = HeatmapBase::build_by(&ds, location, p.segment.as_deref(), Res::new(base_res).unwrap(), by).unwrap();
             let out = base.at(&p).unwrap();
             let what = format!("{by:?} from res {base_res}");
@@ -630,7 +661,7 @@ proptest! {
                 let r = row(&out.cells, hex);
                 prop_assert_eq!((r["res"] as i64, r["customers"] as i64, r["prospects"] as i64), (w.res, w.customers, w.prospects), "{} {}", what, hex);
                 prop_assert!(close(r["purchasing_power"], w.purchasing_power), "{} {}", what, hex);
-                if small(w.buyers) {
+                if withheld_in(w) {
                     prop_assert!(r["buyers"].is_nan() && r["revenue"].is_nan() && r["deals"].is_nan(), "{} {}: {} buyers shown", what, hex, w.buyers);
                 } else {
                     prop_assert_eq!(r["buyers"] as i64, w.buyers, "{} {}", what, hex);

@@ -4,14 +4,11 @@
 use std::collections::HashMap;
 
 use custmap_engine::analytics::privacy::noise::tail;
-use custmap_engine::analytics::privacy::public::fingerprint;
 use custmap_engine::analytics::{heatmap, HeatmapParams, KFloor, Location, PublicParams, PublicRelease};
 use custmap_engine::demo::{generate, DemoFormat, DemoParams};
 use custmap_engine::spatial::Res;
 use custmap_engine::Dataset;
 use polars::prelude::*;
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 
 use crate::common::load;
 
@@ -22,6 +19,15 @@ fn city(customers: u64) -> (tempfile::TempDir, Dataset) {
         .unwrap();
     let ds = Dataset::load(&path).unwrap();
     (dir, ds)
+}
+
+/// A noise key for tests.
+fn key(seed: u64) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    for chunk in k.chunks_mut(8) {
+        chunk.copy_from_slice(&seed.to_le_bytes());
+    }
+    k
 }
 
 fn counts(cells: &DataFrame, column: &str) -> HashMap<String, Option<i64>> {
@@ -41,8 +47,7 @@ fn public_release_is_accurate_on_populous_cells() {
             .cells;
         let exact = exact.lazy().filter(col("res").eq(lit(i32::from(r)))).collect().unwrap();
         let truth = counts(&exact, "customers");
-        let mut rng = ChaCha20Rng::seed_from_u64(1);
-        let release = PublicRelease::build(&ds, location, res, &params, &mut rng).unwrap();
+        let release = PublicRelease::build(&ds, location, res, &params, &key(1)).unwrap();
         let noisy = counts(&release.cells, "customers");
         let mut errors: Vec<f64> = Vec::new();
         let mut missing = 0;
@@ -102,8 +107,7 @@ fn public_release_never_shows_a_lone_customer() {
         for location in [Location::Home, Location::Work, Location::Both] {
             for &r in &params.resolutions {
                 let res = Res::new(r).unwrap();
-                let mut rng = ChaCha20Rng::seed_from_u64(seed);
-                let release = PublicRelease::build(&ds, location, res, &params, &mut rng).unwrap();
+                let release = PublicRelease::build(&ds, location, res, &params, &key(seed)).unwrap();
                 let victim = custmap_engine::spatial::h3::cell(31.2001, 115.0001, res)
                     .map(custmap_engine::spatial::h3::hex_string);
                 let hex = release.cells.column("hex_id").unwrap().str().unwrap().clone();
@@ -121,19 +125,39 @@ fn public_release_is_a_function_of_the_key_and_the_data() {
     let (_d, ds) = city(3_000);
     let params = PublicParams::default();
     let res = Res::new(7).unwrap();
-    let draw = |seed: u64| {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        PublicRelease::build(&ds, Location::Home, res, &params, &mut rng).unwrap().cells
-    };
+    let draw = |seed: u64| PublicRelease::build(&ds, Location::Home, res, &params, &key(seed)).unwrap().cells;
     assert!(draw(9).equals_missing(&draw(9)), "same key, same data: same release");
     assert!(!draw(9).equals_missing(&draw(10)), "another key: other noise");
-    // The fingerprint follows the data.
-    let (_e, other) = city(3_001);
-    assert_ne!(fingerprint(&ds), fingerprint(&other));
-    assert_eq!(fingerprint(&ds), fingerprint(&ds));
     // Resolutions outside the lattice are refused.
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
-    assert!(PublicRelease::build(&ds, Location::Home, Res::new(12).unwrap(), &params, &mut rng).is_err());
+    assert!(PublicRelease::build(&ds, Location::Home, Res::new(12).unwrap(), &params, &key(1)).is_err());
+}
+
+/// Regression: the public noise was keyed by a fingerprint of coordinates, budgets and prices,
+/// not of deal statuses, so a deal signed between two uploads drew the very same noise, and
+/// the two public releases differed by exactly one buyer in the new buyer's cell. The noise
+/// now follows every figure it covers: one more buyer, fresh draws everywhere.
+#[test]
+fn regression_a_deal_signed_between_uploads_draws_fresh_public_noise() {
+    let (_d, ds) = city(3_000);
+    let deals = ds.deals.clone().unwrap();
+    let status = deals.column("status").unwrap().str().unwrap().clone();
+    let flip = status.iter().position(|s| s == Some("cancelled")).expect("the demo cancels some deals");
+    let flipped: Vec<Option<&str>> =
+        status.iter().enumerate().map(|(i, s)| if i == flip { Some("signed") } else { s }).collect();
+    let mut signed = ds.clone();
+    let mut deals = deals.clone();
+    deals.with_column(Column::new("status".into(), flipped)).unwrap();
+    signed.deals = Some(deals);
+    let params = PublicParams::default();
+    for &r in &params.resolutions {
+        let res = Res::new(r).unwrap();
+        let before = PublicRelease::build(&ds, Location::Both, res, &params, &key(3)).unwrap().cells;
+        let after = PublicRelease::build(&signed, Location::Both, res, &params, &key(3)).unwrap().cells;
+        // Customers are the same in both: equal noisy counts would be the same draws.
+        let (b, a) = (counts(&before, "customers"), counts(&after, "customers"));
+        let same = b.iter().filter(|(h, c)| a.get(*h) == Some(c)).count();
+        assert!(same * 2 < b.len().max(2), "res {r}: {same} of {} cells drew the same noise", b.len());
+    }
 }
 
 #[test]

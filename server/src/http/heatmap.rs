@@ -11,7 +11,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use custmap_engine::analytics::heatmap::Totals;
-use custmap_engine::analytics::privacy::public;
 use custmap_engine::analytics::privacy::segments::Answered;
 use custmap_engine::analytics::KFloor;
 use custmap_engine::analytics::{HeatmapBase, HeatmapParams, HeatmapResult, Location, PublicRelease};
@@ -23,9 +22,6 @@ use custmap_engine::spatial::Res;
 use custmap_engine::Dataset;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 
 use super::access::access;
 use super::state::{AppState, BaseKey, Entry, PublicKey};
@@ -220,8 +216,9 @@ async fn public_heatmap(
 }
 
 /// The release of (`location`, `res`) for this dataset version: cached, else drawn with the
-/// generator keyed by the server's noise key and the data's fingerprint (the same data and key
-/// give the same noise, so recomputing spends no privacy budget).
+/// server's noise key on a stream named by the release's exact figures (the same figures and
+/// key give the same noise, so recomputing spends no privacy budget; other figures, fresh
+/// noise).
 fn public_release(
     state: &AppState,
     entry: &Entry,
@@ -232,19 +229,8 @@ fn public_release(
     if let Some(r) = state.public.get(&key) {
         return Ok(r);
     }
-    // One pass over the data per dataset version, shared by the lattice's releases.
-    let fingerprint = match state.fingerprints.get(&entry.version) {
-        Some(f) => *f,
-        None => {
-            let f = public::fingerprint(&entry.dataset);
-            state.fingerprints.insert(entry.version, Arc::new(f));
-            f
-        }
-    };
-    let mut rng = ChaCha20Rng::from_seed(state.config.noise_key);
-    let stream = fingerprint ^ (u64::from(res.get()) << 56) ^ (location as u64).rotate_left(48);
-    rng.set_stream(stream);
-    let release = Arc::new(PublicRelease::build(&entry.dataset, location, res, &state.config.policy.public, &mut rng)?);
+    let public = &state.config.policy.public;
+    let release = Arc::new(PublicRelease::build(&entry.dataset, location, res, public, &state.config.noise_key)?);
     state.public.insert(key, release.clone());
     Ok(release)
 }

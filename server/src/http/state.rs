@@ -437,8 +437,6 @@ pub struct AppState {
     /// Public releases (deterministic in the noise key and the data, so an eviction costs time,
     /// never privacy budget).
     pub public: Arc<Cache<PublicKey, PublicRelease>>,
-    /// The data fingerprint that keys a dataset version's public noise, by version.
-    pub fingerprints: Arc<Cache<u64, u64>>,
     /// Response bodies by (dataset version, route and normalised parameters).
     pub replies: Arc<Cache<(u64, String), super::Reply>>,
     /// Admission control and single flight of engine work.
@@ -466,7 +464,6 @@ impl AppState {
             bases: Arc::new(Cache::new(CACHE_ENTRIES)),
             coverages: Arc::new(Cache::new(CACHE_ENTRIES)),
             public: Arc::new(Cache::new(CACHE_ENTRIES)),
-            fingerprints: Arc::new(Cache::new(CACHE_ENTRIES)),
             replies: Arc::new(Cache::new(REPLY_ENTRIES)),
         }
     }

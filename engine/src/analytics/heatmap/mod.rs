@@ -34,7 +34,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use self::groups::{coord_bits, coord_of, CellCache, F64s, Flags, Sums, MISSING};
-use super::privacy::{floor, withhold_small, KFloor, Suppressed};
+use super::privacy::{floor, withhold_where, KFloor, Suppressed};
 use super::segment::Segment;
 use crate::error::{Error, Result};
 use crate::io::validate::CUSTOMER_ROW;
@@ -415,14 +415,17 @@ impl HeatmapBase {
         let mut cells = sums_frame(&floored.cells)?;
         let res: Vec<i32> = floored.cells.iter().map(|(c, _)| i32::from(h3::res_of(*c))).collect();
         cells.with_column(Column::new("res".into(), res))?;
-        let mut city_pp = KahanSum::default();
-        for (_, t) in &floored.cells {
-            city_pp += t.purchasing_power.sum();
-        }
-        let frame = metrics(cells, city_pp.sum(), &self.totals, params)?;
-
-        let (frame, withheld) = withhold_small(frame, u64::from(params.k.get()), &[("buyers", &BUYER_FIGURES)])?;
-        let suppressed = Suppressed { withheld: withheld as u64, ..floored.suppressed };
+        let frame = metrics(cells, &City::of(&floored.cells, params.k), params)?;
+        let customers = frame.column("customers")?.i64()?;
+        let buyers = frame.column("buyers")?.i64()?;
+        let withhold: Vec<bool> = customers
+            .into_no_null_iter()
+            .zip(buyers.into_no_null_iter())
+            .map(|(c, b)| floor::buyers_withheld(c, b, params.k))
+            .collect();
+        let withheld = withhold.iter().filter(|w| **w).count() as u64;
+        let frame = withhold_where(frame, &withhold, &BUYER_FIGURES)?;
+        let suppressed = Suppressed { withheld, ..floored.suppressed };
         Ok(HeatmapResult { params: params.clone(), totals: self.totals, suppressed, cells: frame })
     }
 
@@ -554,20 +557,44 @@ fn totals_of(groups: &DataFrame) -> Result<Totals> {
     })
 }
 
-/// Adds `hex_id` and the derived metrics, in the column order of SPEC §9.
-/// `city_pp` is the purchasing power of the published cells, the shares' denominator: the city's
-/// as far as the floor lets it be told (with the city's whole, the published cells subtracted
-/// would leave what the floor dropped, a figure of fewer than k people).
-fn metrics(cells: DataFrame, city_pp: f64, totals: &Totals, params: &HeatmapParams) -> Result<DataFrame> {
-    let m = params.prior;
-    let rate = |num: i64| {
-        if totals.customers > 0 {
-            num as f64 / totals.customers as f64
-        } else {
-            0.0
+/// What the metrics compare a cell with, from the published figures only: the city's whole,
+/// less the published cells, would tell what the floor dropped or withheld (a figure of fewer
+/// than k people), and shares, conversion and lift would carry it.
+struct City {
+    /// Purchasing power of the published cells: the shares' denominator.
+    purchasing_power: f64,
+    /// Buyers per customer over the published cells whose buyers are shown.
+    buyer_rate: f64,
+    /// Prospects per customer over the published cells.
+    prospect_rate: f64,
+}
+
+impl City {
+    fn of(cells: &[(u64, Tally)], k: KFloor) -> City {
+        let mut purchasing_power = KahanSum::default();
+        let (mut customers, mut prospects, mut shown_customers, mut shown_buyers) = (0i64, 0i64, 0i64, 0i64);
+        for (_, t) in cells {
+            purchasing_power += t.purchasing_power.sum();
+            customers += t.customers;
+            prospects += t.prospects;
+            if !floor::buyers_withheld(t.customers, t.buyers, k) {
+                shown_customers += t.customers;
+                shown_buyers += t.buyers;
+            }
         }
-    };
-    let (p, q) = (rate(totals.buyers), rate(totals.prospects));
+        let rate = |n: i64, d: i64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
+        City {
+            purchasing_power: purchasing_power.sum(),
+            buyer_rate: rate(shown_buyers, shown_customers),
+            prospect_rate: rate(prospects, customers),
+        }
+    }
+}
+
+/// Adds `hex_id` and the derived metrics, in the column order of SPEC §9.
+fn metrics(cells: DataFrame, city: &City, params: &HeatmapParams) -> Result<DataFrame> {
+    let m = params.prior;
+    let (p, q, city_pp) = (city.buyer_rate, city.prospect_rate, city.purchasing_power);
     let customers = col("customers").cast(DataType::Float64);
     let share = if city_pp > 0.0 { col("purchasing_power") / lit(city_pp) } else { lit(NULL).cast(DataType::Float64) };
     let lift = if q > 0.0 {

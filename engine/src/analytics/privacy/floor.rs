@@ -55,6 +55,15 @@ impl Headcount {
     }
 }
 
+/// Whether a published heatmap cell's buyer figures (buyers, deals, revenue, conversion) are
+/// withheld: its buyers, or its customers who did not buy, are 1 to k-1 (either tells of so few
+/// people who bought, or did not).
+#[must_use]
+pub fn buyers_withheld(customers: i64, buyers: i64, k: KFloor) -> bool {
+    let small = |n: i64| n > 0 && n < i64::from(k.get());
+    small(buyers) || small(customers - buyers)
+}
+
 /// What the floor did to a table's rows.
 #[derive(Debug, Clone)]
 pub struct Floored<T, const A: usize> {

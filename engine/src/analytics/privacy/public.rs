@@ -25,7 +25,8 @@
 use std::collections::HashMap;
 
 use polars::prelude::*;
-use rand::RngCore;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
 use super::noise::{discrete_laplace, tail, Ratio};
@@ -200,13 +201,17 @@ pub struct PublicRelease {
 }
 
 impl PublicRelease {
-    /// Draws the release of (`location`, `res`) with `rng` (a cryptographic generator).
-    pub fn build<R: RngCore>(
+    /// Draws the release of (`location`, `res`) with noise from the server's secret `key`
+    /// (ChaCha20) on a stream named by the exact figures the release noises: the same figures
+    /// give the same release (asking again spends nothing), and any change to any figure (a deal
+    /// signed, a customer moved) gives fresh noise, never the same draws over other data, which
+    /// would cancel in a difference and show the change exactly.
+    pub fn build(
         ds: &Dataset,
         location: Location,
         res: Res,
         params: &PublicParams,
-        rng: &mut R,
+        key: &[u8; 32],
     ) -> Result<PublicRelease> {
         params.check()?;
         if !params.serves(res) {
@@ -214,9 +219,12 @@ impl PublicRelease {
         }
         let m = params.mechanism(location);
         let exact = exact_cells(ds, location, res, m.cap_units)?;
-        // A fixed order, so the same generator gives the same release.
+        // A fixed order, so the same stream gives the same release.
         let mut keys: Vec<u64> = exact.keys().copied().collect();
         keys.sort_unstable();
+        let mut rng = ChaCha20Rng::from_seed(*key);
+        rng.set_stream(stream_of(location, res, &keys, &exact));
+        let rng = &mut rng;
         let mut out: Vec<(u64, i64, i64, i64)> = Vec::new();
         for cell in keys {
             let [c, b, p] = exact[&cell];
@@ -254,26 +262,17 @@ impl PublicRelease {
     }
 }
 
-/// A fingerprint of a dataset's customers and deals, so noise drawn for one dataset version is
-/// never reused for different data (a shared draw would cancel in a difference).
-#[must_use]
-pub fn fingerprint(ds: &Dataset) -> u64 {
+/// The noise stream of a release: a hash of everything it noises (its location, resolution and
+/// every cell's exact figures, in cell order).
+fn stream_of(location: Location, res: Res, cells: &[u64], exact: &HashMap<u64, [i64; 3]>) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = foldhash::quality::FixedState::with_seed(0x6375_7374_6d61_7021).build_hasher();
-    h.write_usize(ds.customers.height());
-    h.write_usize(ds.deals.as_ref().map_or(0, DataFrame::height));
-    for name in ["home_lat", "home_lng", "work_lat", "work_lng", "budget"] {
-        if let Ok(c) = ds.customers.column(name).and_then(|c| Ok(c.f64()?.clone())) {
-            for v in c.iter() {
-                h.write_u64(v.map_or(u64::MAX, f64::to_bits));
-            }
-        }
-    }
-    if let Some(deals) = &ds.deals {
-        if let Ok(p) = deals.column("price").and_then(|c| Ok(c.f64()?.clone())) {
-            for v in p.iter() {
-                h.write_u64(v.map_or(u64::MAX, f64::to_bits));
-            }
+    h.write(location.as_str().as_bytes());
+    h.write_u8(res.get());
+    for cell in cells {
+        h.write_u64(*cell);
+        for x in exact[cell] {
+            h.write_i64(x);
         }
     }
     h.finish()
