@@ -33,8 +33,9 @@ pub fn json_bytes(doc: &Value) -> Vec<u8> {
 const ATTRIBUTION_FLOOR: &[(&str, &[&str])] =
     &[("conversions", CONVERSION_FIGURES), ("leads", &["leads", "cpl"]), ("visits", &["visits"])];
 
-/// An attribution row's credited conversions and what is drawn from them, withheld together.
-const CONVERSION_FIGURES: &[&str] = &["conversions", "revenue", "cpa", "roi", "roas"];
+/// An attribution row's credited conversions and what is drawn from them, withheld together
+/// (the notes too: "no attributed conversions" beside a withheld row would tell its 0).
+const CONVERSION_FIGURES: &[&str] = &["conversions", "revenue", "cpa", "roi", "roas", "notes"];
 
 /// The floor on the monthly chart's rows (deals and leads per month and key): counts of 1 to
 /// k-1 are withheld, deals with their revenue.
@@ -68,10 +69,26 @@ pub fn attribution(
     let scope = format!("attribution/{}", by.column());
     let kf = f64::from(k.get());
     let table = ledger.withhold_table(table, &scope, &["model", by.column()], kf, ATTRIBUTION_FLOOR)?.0;
-    result.table = match by {
-        By::Campaign => withhold_complements(&raw, table, campaigns, kf)?,
+    let models = text(&raw, "model")?;
+    let table = match by {
+        By::Campaign => {
+            let channel_of: HashMap<String, String> = match campaigns {
+                Some(c) => text(c, "campaign_id")?
+                    .into_iter()
+                    .zip(text(c, "channel")?)
+                    .filter_map(|(a, b)| Some((a?, b?)))
+                    .collect(),
+                None => HashMap::new(),
+            };
+            let keys = text(&raw, "campaign")?;
+            let channel = |i: usize| keys[i].as_ref().and_then(|c| channel_of.get(c).cloned());
+            let by_channel = groups_of(raw.height(), |i| (models[i].clone(), channel(i)));
+            withhold_complements(&raw, table, &by_channel, kf)?
+        }
         By::Channel => table,
     };
+    // Each model's rows add up to the headline's attributed conversions.
+    result.table = withhold_complements(&raw, table, &groups_of(raw.height(), |i| models[i].clone()), kf)?;
     Ok(result)
 }
 
@@ -126,37 +143,32 @@ fn zero_conversions_withheld(table: DataFrame) -> Result<DataFrame, Error> {
     withhold_where(table, &zero, CONVERSION_FIGURES)
 }
 
-/// Complementary suppression of campaign rows: a channel's row (by channel) less its campaigns'
-/// rows shown would give the conversions withheld among its campaigns, one deal when a single
-/// small campaign is withheld. So within each channel and model, while the campaigns withheld
-/// credit 1 to k-1 conversions between them, the shown campaign crediting fewest is withheld too.
-fn withhold_complements(
-    raw: &DataFrame,
-    shown: DataFrame,
-    campaigns: Option<&DataFrame>,
-    k: f64,
-) -> Result<DataFrame, Error> {
-    let text = |df: &DataFrame, c: &str| -> Result<Vec<Option<String>>, Error> {
-        let col = df.column(c)?.cast(&DataType::String)?;
-        Ok(col.str()?.iter().map(|v| v.map(str::to_string)).collect())
-    };
-    let channel_of: HashMap<String, String> = match campaigns {
-        Some(c) => {
-            text(c, "campaign_id")?.into_iter().zip(text(c, "channel")?).filter_map(|(a, b)| Some((a?, b?))).collect()
-        }
-        None => HashMap::new(),
-    };
-    let models = text(raw, "model")?;
-    let keys = text(raw, "campaign")?;
+/// A text column as owned values.
+fn text(df: &DataFrame, c: &str) -> Result<Vec<Option<String>>, Error> {
+    let col = df.column(c)?.cast(&DataType::String)?;
+    Ok(col.str()?.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// Rows `0..n` grouped by `key`.
+fn groups_of<K: std::hash::Hash + Eq>(n: usize, key: impl Fn(usize) -> K) -> Vec<Vec<usize>> {
+    let mut groups: HashMap<K, Vec<usize>> = HashMap::new();
+    for i in 0..n {
+        groups.entry(key(i)).or_default().push(i);
+    }
+    groups.into_values().collect()
+}
+
+/// Complementary suppression: a group's total, released elsewhere, less its rows shown gives the
+/// conversions withheld among them, one deal when a single small row is withheld. The groups:
+/// a channel's campaigns (the channel's row by channel is their total) and a model's rows (the
+/// headline's attributed conversions are their total). Within each group, while the rows
+/// withheld credit 1 to k-1 conversions between them, the shown row crediting fewest is
+/// withheld too.
+fn withhold_complements(raw: &DataFrame, shown: DataFrame, groups: &[Vec<usize>], k: f64) -> Result<DataFrame, Error> {
     let truth = views::floats(raw, "conversions")?;
     let now = views::floats(&shown, "conversions")?;
-    let mut groups: HashMap<(Option<String>, Option<String>), Vec<usize>> = HashMap::new();
-    for i in 0..raw.height() {
-        let channel = keys[i].as_ref().and_then(|c| channel_of.get(c).cloned());
-        groups.entry((models[i].clone(), channel)).or_default().push(i);
-    }
     let mut hide = vec![false; raw.height()];
-    for rows in groups.values() {
+    for rows in groups {
         let mut hidden: f64 = rows.iter().filter(|&&i| now[i].is_none()).map(|&i| truth[i].unwrap_or(0.0)).sum();
         while hidden > 1e-9 && hidden < k {
             let next = rows

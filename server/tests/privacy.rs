@@ -268,6 +268,36 @@ async fn regression_attribution_and_funnel_rows_hold_the_floor() {
     }
 }
 
+/// Regression: the headline's attributed conversions less the rows shown for a model gave the
+/// conversions withheld (one deal and, by revenue, its price, when a single small row was
+/// withheld), and a withheld row's note ("no attributed conversions") told a 0 from a small
+/// count. Rows are now withheld in complement against the headline, notes with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_attribution_rows_cannot_be_subtracted_from_the_headline() {
+    let k = 5.0;
+    let uris = [1, 2, 3, 5, 7, 14, 30, 90].into_iter().flat_map(|w| {
+        ["channel", "campaign"].map(|by| format!("/api/v1/datasets/city/attribution?by={by}&model=all&window={w}"))
+    });
+    let mut notes_shown = Vec::new();
+    for uri in uris {
+        let uri = uri.as_str();
+        let doc = call_on(&fresh_state(None), uri).await;
+        let Some(attributed) = doc["conversions"]["attributed"].as_f64() else { continue };
+        let mut shown: std::collections::BTreeMap<String, f64> = Default::default();
+        for r in doc["rows"].as_array().unwrap() {
+            let model = r["model"].as_str().unwrap().to_string();
+            *shown.entry(model).or_default() += r["conversions"].as_f64().unwrap_or(0.0);
+        }
+        for (model, sum) in shown {
+            let hidden = attributed - sum;
+            assert!(hidden < 1e-6 || hidden >= k - 1e-6, "{uri} {model}: headline less rows = {hidden}");
+        }
+        let rows = doc["rows"].as_array().unwrap();
+        notes_shown.extend(rows.iter().filter(|r| r["conversions"].is_null() && !r["notes"].is_null()).cloned());
+    }
+    assert!(notes_shown.is_empty(), "withheld rows' notes show: {notes_shown:?}");
+}
+
 /// A fresh server on the victim's city (its own release ledger), with `data_dir` when given.
 fn fresh_state(data_dir: Option<&std::path::Path>) -> AppState {
     let ds = (*state().registry.get("city").unwrap().dataset).clone();
