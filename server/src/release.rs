@@ -42,12 +42,23 @@ const CONVERSION_FIGURES: &[&str] = &["conversions", "revenue", "cpa", "roi", "r
 const MONTHLY_FLOOR: &[(&str, &[&str])] = &[("deals", &["deals", "revenue"]), ("leads", &["leads"])];
 
 /// The same floor on funnel rows: deals, visits and leads of 1 to k-1 people are withheld with
-/// the revenue, rates and medians drawn from them.
+/// the revenue, rates and medians drawn from them; so are deals after a visit, and (their
+/// complements) deals without a visit and leads who never visited, each a count of people.
 const FUNNEL_FLOOR: &[(&str, &[&str])] = &[
     ("deals", &["deals", "visited_deals", "revenue", "lead_to_deal", "deal_rate", "median_days_to_deal"]),
     ("visited", &["visited", "visit_rate", "deal_rate", "median_days_to_visit"]),
     ("leads", &["leads", "visit_rate", "lead_to_deal"]),
+    ("visited_deals", VISITED_DEAL_FIGURES),
+    (UNVISITED_DEALS, VISITED_DEAL_FIGURES),
+    (UNVISITED_LEADS, &["visited", "visit_rate", "deal_rate", "median_days_to_visit"]),
 ];
+
+/// What is drawn from a funnel row's deals after a visit.
+const VISITED_DEAL_FIGURES: &[&str] = &["visited_deals", "deal_rate", "median_days_to_deal"];
+
+/// Working columns of the funnel's floor: deals without a visit, leads who never visited.
+const UNVISITED_DEALS: &str = "__deals_without_visit";
+const UNVISITED_LEADS: &str = "__leads_without_visit";
 
 fn floor_rows(table: DataFrame, k: KFloor, groups: &[(&str, &[&str])]) -> Result<DataFrame, Error> {
     Ok(withhold_small(table, u64::from(k.get()), groups)?.0)
@@ -105,16 +116,34 @@ pub fn attribution_document(
     Ok(doc)
 }
 
-/// The monthly series (deals and leads per month and key) as released at floor `k`.
+/// The monthly series (deals and leads per month and key) as released at floor `k`. A key's
+/// months add up to its funnel row, so months are also withheld in complement per key: the
+/// funnel's deals less the months shown would give the months withheld.
 pub fn monthly(months: DataFrame, by: By, k: KFloor, ledger: &mut Ledger) -> Result<DataFrame, Error> {
+    let raw = months.clone();
     let months = floor_rows(months, k, MONTHLY_FLOOR)?;
     let scope = format!("monthly/{}", by.column());
-    Ok(ledger.withhold_table(months, &scope, &["month", by.column()], f64::from(k.get()), MONTHLY_FLOOR)?.0)
+    let kf = f64::from(k.get());
+    let mut months = ledger.withhold_table(months, &scope, &["month", by.column()], kf, MONTHLY_FLOOR)?.0;
+    let keys = text(&raw, by.column())?;
+    let per_key = groups_of(raw.height(), |i| keys[i].clone());
+    for group in MONTHLY_FLOOR {
+        months = withhold_in_complement(&raw, months, &per_key, kf, *group)?;
+    }
+    Ok(months)
 }
 
 /// The funnel table as released at floor `k`.
 pub fn funnel(table: DataFrame, by: By, k: KFloor, ledger: &mut Ledger) -> Result<DataFrame, Error> {
-    let table = floor_rows(table, k, FUNNEL_FLOOR)?;
+    use custmap_engine::polars::prelude::{col, IntoLazy};
+    let table = table
+        .lazy()
+        .with_columns([
+            (col("deals") - col("visited_deals")).alias(UNVISITED_DEALS),
+            (col("leads") - col("visited")).alias(UNVISITED_LEADS),
+        ])
+        .collect()?;
+    let table = floor_rows(table, k, FUNNEL_FLOOR)?.drop_many([UNVISITED_DEALS, UNVISITED_LEADS]);
     let scope = format!("funnel/{}", by.column());
     Ok(ledger.withhold_table(table, &scope, &[by.column()], f64::from(k.get()), FUNNEL_FLOOR)?.0)
 }
@@ -165,8 +194,21 @@ fn groups_of<K: std::hash::Hash + Eq>(n: usize, key: impl Fn(usize) -> K) -> Vec
 /// withheld credit 1 to k-1 conversions between them, the shown row crediting fewest is
 /// withheld too.
 fn withhold_complements(raw: &DataFrame, shown: DataFrame, groups: &[Vec<usize>], k: f64) -> Result<DataFrame, Error> {
-    let truth = views::floats(raw, "conversions")?;
-    let now = views::floats(&shown, "conversions")?;
+    withhold_in_complement(raw, shown, groups, k, ("conversions", CONVERSION_FIGURES))
+}
+
+/// Within each group of rows (indices into `raw` and `shown`, the same rows before and after
+/// the floor), while the rows whose `count` is withheld hold 1 to k-1 between them, the shown
+/// row of fewest is withheld too, with its `figures`.
+fn withhold_in_complement(
+    raw: &DataFrame,
+    shown: DataFrame,
+    groups: &[Vec<usize>],
+    k: f64,
+    (count, figures): (&str, &[&str]),
+) -> Result<DataFrame, Error> {
+    let truth = views::floats(raw, count)?;
+    let now = views::floats(&shown, count)?;
     let mut hide = vec![false; raw.height()];
     for rows in groups {
         let mut hidden: f64 = rows.iter().filter(|&&i| now[i].is_none()).map(|&i| truth[i].unwrap_or(0.0)).sum();
@@ -181,7 +223,7 @@ fn withhold_complements(raw: &DataFrame, shown: DataFrame, groups: &[Vec<usize>]
             hidden += truth[i].unwrap_or(0.0);
         }
     }
-    withhold_where(shown, &hide, CONVERSION_FIGURES)
+    withhold_where(shown, &hide, figures)
 }
 
 /// The headline counts of an attribution document (all conversions, attributed, unattributed
