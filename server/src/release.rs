@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use custmap_engine::analytics::placement::PlacementReport;
-use custmap_engine::analytics::privacy::{withhold_small, withhold_where, Ledger};
+use custmap_engine::analytics::privacy::{groups_of, withhold_in_complement, withhold_small, withhold_where, Ledger};
 use custmap_engine::analytics::{AttributionResult, By, KFloor};
 use custmap_engine::io::write::frame_to_json_rows;
 use custmap_engine::polars::prelude::{DataFrame, DataType};
@@ -178,15 +178,6 @@ fn text(df: &DataFrame, c: &str) -> Result<Vec<Option<String>>, Error> {
     Ok(col.str()?.iter().map(|v| v.map(str::to_string)).collect())
 }
 
-/// Rows `0..n` grouped by `key`.
-fn groups_of<K: std::hash::Hash + Eq>(n: usize, key: impl Fn(usize) -> K) -> Vec<Vec<usize>> {
-    let mut groups: HashMap<K, Vec<usize>> = HashMap::new();
-    for i in 0..n {
-        groups.entry(key(i)).or_default().push(i);
-    }
-    groups.into_values().collect()
-}
-
 /// Complementary suppression: a group's total, released elsewhere, less its rows shown gives the
 /// conversions withheld among them, one deal when a single small row is withheld. The groups:
 /// a channel's campaigns (the channel's row by channel is their total) and a model's rows (the
@@ -195,35 +186,6 @@ fn groups_of<K: std::hash::Hash + Eq>(n: usize, key: impl Fn(usize) -> K) -> Vec
 /// withheld too.
 fn withhold_complements(raw: &DataFrame, shown: DataFrame, groups: &[Vec<usize>], k: f64) -> Result<DataFrame, Error> {
     withhold_in_complement(raw, shown, groups, k, ("conversions", CONVERSION_FIGURES))
-}
-
-/// Within each group of rows (indices into `raw` and `shown`, the same rows before and after
-/// the floor), while the rows whose `count` is withheld hold 1 to k-1 between them, the shown
-/// row of fewest is withheld too, with its `figures`.
-fn withhold_in_complement(
-    raw: &DataFrame,
-    shown: DataFrame,
-    groups: &[Vec<usize>],
-    k: f64,
-    (count, figures): (&str, &[&str]),
-) -> Result<DataFrame, Error> {
-    let truth = views::floats(raw, count)?;
-    let now = views::floats(&shown, count)?;
-    let mut hide = vec![false; raw.height()];
-    for rows in groups {
-        let mut hidden: f64 = rows.iter().filter(|&&i| now[i].is_none()).map(|&i| truth[i].unwrap_or(0.0)).sum();
-        while hidden > 1e-9 && hidden < k {
-            let next = rows
-                .iter()
-                .copied()
-                .filter(|&i| now[i].is_some() && !hide[i])
-                .min_by(|&a, &b| truth[a].unwrap_or(0.0).total_cmp(&truth[b].unwrap_or(0.0)));
-            let Some(i) = next else { break };
-            hide[i] = true;
-            hidden += truth[i].unwrap_or(0.0);
-        }
-    }
-    withhold_where(shown, &hide, figures)
 }
 
 /// The headline counts of an attribution document (all conversions, attributed, unattributed

@@ -15,7 +15,10 @@ use super::heuristic::{self, Rule};
 use super::journeys::{By, Journeys};
 use super::Model;
 use crate::analytics::privacy::floor::{merge_up, Floored, MERGE_LEVELS};
-use crate::analytics::privacy::{KFloor, Suppressed};
+use crate::analytics::privacy::{groups_of, withhold_in_complement, withhold_small, KFloor, Suppressed};
+
+/// A (cell, key) row's figures, withheld together.
+const CELL_FIGURES: [&str; 2] = ["conversions", "revenue"];
 use crate::analytics::Location;
 use crate::error::{Error, Result};
 use crate::io::Dataset;
@@ -131,6 +134,7 @@ pub fn geo_attribution(
         conv.push(cv);
         revenue.push(rv);
     }
+    let cells = groups_of(n, |i| hex[i].clone());
     let df = DataFrame::new(
         n,
         vec![
@@ -141,5 +145,12 @@ pub fn geo_attribution(
             Column::new("revenue".into(), revenue),
         ],
     )?;
-    Ok((df, suppressed))
+    // A cell's rows: credits of 1 to k-1 conversions withheld with their revenue (a key that
+    // one converting customer touched would show their deal), and in complement within the
+    // cell (its rows add up to its converting customers' credit).
+    let kf = f64::from(k.get());
+    let (shown, _) = withhold_small(df.clone(), u64::from(k.get()), &[("conversions", &CELL_FIGURES)])?;
+    let shown = withhold_in_complement(&df, shown, &cells, kf, ("conversions", &CELL_FIGURES))?;
+    let withheld = shown.column("conversions")?.null_count() as u64;
+    Ok((shown, Suppressed { withheld, ..suppressed }))
 }

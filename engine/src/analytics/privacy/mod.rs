@@ -193,6 +193,10 @@ pub fn withhold_where(table: DataFrame, mask: &[bool], figures: &[&str]) -> Resu
 /// skipped, as are figures it lacks. Returns the table and how many rows had a figure withheld.
 /// The rules of every table (referrals, attribution, funnel) are written where the table is.
 pub fn withhold_small(table: DataFrame, k: u64, groups: &[(&str, &[&str])]) -> Result<(DataFrame, usize)> {
+    if k <= 1 {
+        // No count is 1 to k-1 (a fraction of one person's credit is not a smaller group).
+        return Ok((table, 0));
+    }
     let has = |c: &str| table.column(c).is_ok();
     let small = |c: &str| {
         let n = col(c).cast(DataType::Float64);
@@ -214,4 +218,44 @@ pub fn withhold_small(table: DataFrame, k: u64, groups: &[(&str, &[&str])]) -> R
     let withheld = table.clone().lazy().select([any_small.alias("w")]).collect()?.column("w")?.bool()?.sum();
     let out = table.lazy().with_columns(nulled).collect()?;
     Ok((out, withheld.unwrap_or(0) as usize))
+}
+
+/// Rows `0..n` grouped by `key`.
+pub fn groups_of<K: std::hash::Hash + Eq>(n: usize, key: impl Fn(usize) -> K) -> Vec<Vec<usize>> {
+    let mut groups: std::collections::HashMap<K, Vec<usize>> = std::collections::HashMap::new();
+    for i in 0..n {
+        groups.entry(key(i)).or_default().push(i);
+    }
+    groups.into_values().collect()
+}
+
+/// Within each group of rows (indices into `raw` and `shown`, the same rows before and after
+/// the floor), while the rows whose `count` is withheld hold 1 to k-1 between them, the shown
+/// row of fewest is withheld too, with its `figures`.
+pub fn withhold_in_complement(
+    raw: &DataFrame,
+    shown: DataFrame,
+    groups: &[Vec<usize>],
+    k: f64,
+    (count, figures): (&str, &[&str]),
+) -> Result<DataFrame> {
+    let floats = |df: &DataFrame| -> Result<Vec<Option<f64>>> {
+        Ok(df.column(count)?.cast(&DataType::Float64)?.f64()?.iter().collect())
+    };
+    let (truth, now) = (floats(raw)?, floats(&shown)?);
+    let mut hide = vec![false; raw.height()];
+    for rows in groups {
+        let mut hidden: f64 = rows.iter().filter(|&&i| now[i].is_none()).map(|&i| truth[i].unwrap_or(0.0)).sum();
+        while hidden > 1e-9 && hidden < k {
+            let next = rows
+                .iter()
+                .copied()
+                .filter(|&i| now[i].is_some() && !hide[i])
+                .min_by(|&a, &b| truth[a].unwrap_or(0.0).total_cmp(&truth[b].unwrap_or(0.0)));
+            let Some(i) = next else { break };
+            hide[i] = true;
+            hidden += truth[i].unwrap_or(0.0);
+        }
+    }
+    withhold_where(shown, &hide, figures)
 }
