@@ -1,8 +1,8 @@
 //! The floor's merge-up (SPEC §3): a cell that does not hold enough people folds into its
 //! parent, up to `levels` parents; what is still small there is dropped. One implementation for
 //! every table that places people in cells: geo-attribution places each converting customer
-//! once (a row per cell, weighted by its people), the heatmap up to twice (home and work). Both use [`MERGE_LEVELS`] and report what the
-//! floor did in one [`Suppressed`].
+//! once (a row per cell, weighted by its people), the heatmap up to twice (home and work). Both
+//! use [`MERGE_LEVELS`] and report what the floor did in one [`Suppressed`].
 //!
 //! The rule, for rows that each hold a weight (people) and up to `A` anchor cells:
 //! 1. at the first level, each anchor's cell is its cell at the floor's resolution;

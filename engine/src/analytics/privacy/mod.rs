@@ -4,7 +4,8 @@
 //! floor of its `--k`); over HTTP an [`Access`] level decides what a request may see:
 //! - [`Access::Admin`] and [`Access::Analyst`]: exact aggregates under the operator's floor
 //!   ([`Policy::floor`]: a request's `k` may only raise it), which holds for every count and sum
-//!   of a cell ([`floor`] for the cells, [`withhold_small`] for the figures of fewer people), with segment filters that may not name an identifier, a
+//!   of a cell ([`floor`] for the cells, [`withhold_small`] and [`withhold_in_complement`] for
+//!   the figures of fewer people), with segment filters that may not name an identifier, a
 //!   coordinate or a near-unique attribute ([`Policy::check_segment`]);
 //! - [`Access::Public`]: only the differentially private lattice of [`public`], nothing exact.
 
