@@ -261,6 +261,52 @@ fn towers_and_cafes_beat_bus_routes_per_yuan() {
     assert_eq!(report.sites.last().and_then(|s| s.cumulative_reach), Some(report.reach));
 }
 
+/// Regression: a plan forced to two sites A (a lobby) and B (a café), with every other lobby and
+/// café excluded and the budget of the two, made each kind's baseline the one site of the plan;
+/// baseline A plus baseline B less the plan's reach gave the prospects both reach, which the
+/// overlaps leave out when 1 to k-1. A baseline whose sites are all in the plan is withheld.
+#[test]
+fn regression_baselines_inside_the_plan_cannot_give_its_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(
+        dir.path(),
+        &DemoParams { customers: 3_000, seed: 42, format: DemoFormat::Csv, ..DemoParams::default() },
+        &|_, _| {},
+    )
+    .unwrap();
+    let ds = Dataset::load(dir.path()).unwrap();
+    let sites = ds.sites.clone().unwrap();
+    let id = sites.column("site_id").unwrap().str().unwrap().clone();
+    let kind = sites.column("kind").unwrap().str().unwrap().clone();
+    let cost = sites.column("cost").unwrap().f64().unwrap().clone();
+    let first = |k: &str| (0..sites.height()).find(|&i| kind.get(i) == Some(k)).unwrap();
+    let (a, b) = (first("office_lobby"), first("cafe"));
+    let exclude: Vec<String> = (0..sites.height())
+        .filter(|&i| i != a && i != b && matches!(kind.get(i), Some("office_lobby" | "cafe")))
+        .map(|i| id.get(i).unwrap().to_string())
+        .collect();
+    let cov = Coverage::build(&ds, None, ReachMode::Both, Weight::Count, &Default::default()).unwrap();
+    let params = PlacementParams {
+        budget: cost.get(a).unwrap() + cost.get(b).unwrap(),
+        segment: None,
+        reach: ReachMode::Both,
+        weight: Weight::Count,
+        must_include: vec![id.get(a).unwrap().to_string(), id.get(b).unwrap().to_string()],
+        exclude,
+        kinds: Vec::new(),
+        time_limit_s: 1.0,
+    };
+    let raw = cov.plan(&params).unwrap();
+    let mut floored = raw.clone();
+    floored.floor(KFloor::new(5).unwrap()).unwrap();
+    for (shown, was) in floored.baselines.iter().zip(&raw.baselines) {
+        if matches!(shown.kind.as_str(), "office_lobby" | "cafe") {
+            assert!(was.reach.is_some_and(|r| r > 0.0), "the attack's baseline exists: {was:?}");
+            assert!(shown.reach.is_none(), "a baseline inside the plan is shown: {shown:?}");
+        }
+    }
+}
+
 #[test]
 fn the_floor_leaves_no_figure_of_1_to_k_minus_1_prospects_nor_one_that_can_be_derived() {
     let dir = tempfile::tempdir().unwrap();

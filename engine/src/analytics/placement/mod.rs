@@ -300,7 +300,8 @@ impl Coverage {
                     reach: Some(p.reach),
                     cost_per_reached: per(p.cost, p.reach),
                 };
-                (baseline, self.people(&p.chosen))
+                let in_plan = !p.chosen.is_empty() && p.chosen.iter().all(|s| plan.chosen.contains(s));
+                (baseline, self.people(&p.chosen), in_plan)
             })
             .collect();
         let curve = (1..=10)
@@ -335,12 +336,13 @@ impl Coverage {
         &self,
         params: &PlacementParams,
         plan: &optimize::Plan,
-        baselines: Vec<(Baseline, usize)>,
+        baselines: Vec<(Baseline, usize, bool)>,
         curve: Vec<(CurvePoint, usize)>,
     ) -> PlacementReport {
         let mut people = People {
             plan: self.people(&plan.chosen),
             baselines: baselines.iter().map(|b| b.1).collect(),
+            baseline_in_plan: baselines.iter().map(|b| b.2).collect(),
             curve: curve.iter().map(|c| c.1).collect(),
             ..People::default()
         };
@@ -470,6 +472,8 @@ struct People {
     shared: Vec<usize>,
     split: [usize; 4],
     baselines: Vec<usize>,
+    /// Whether a baseline's sites are all in the plan.
+    baseline_in_plan: Vec<bool>,
     curve: Vec<usize>,
 }
 
@@ -492,7 +496,9 @@ impl PlacementReport {
     ///   further parts, smallest first, until what is withheld counts k or more (the parts add up
     ///   to the reach, so one withheld part would be the reach minus the others).
     /// - Baselines and curve points of 1 to k-1 prospects are withheld, as is a curve point within
-    ///   k-1 prospects of the plan or of a curve point already shown.
+    ///   k-1 prospects of the plan or of a curve point already shown, and a baseline whose sites
+    ///   are all in the plan: its reach is a part of the plan's, and two such parts less the
+    ///   plan's reach would give their overlap, which the overlaps leave out when small.
     ///
     /// Returns how many figures it withheld (also in `withheld`).
     pub fn floor(&mut self, k: crate::analytics::KFloor) -> Result<usize> {
@@ -567,8 +573,10 @@ impl PlacementReport {
             withheld += 1;
         }
         // Baselines.
-        for (b, &n) in self.baselines.iter_mut().zip(&self.people.baselines) {
-            if small(n) {
+        for ((b, &n), &in_plan) in
+            self.baselines.iter_mut().zip(&self.people.baselines).zip(&self.people.baseline_in_plan)
+        {
+            if small(n) || in_plan {
                 b.reach = None;
                 b.cost_per_reached = None;
                 withheld += 1;
