@@ -429,14 +429,7 @@ fn regression_geo_attribution_rows_hold_the_floor() {
     use custmap_engine::analytics::attribution::attribution_by_place;
     use custmap_engine::analytics::{KFloor, Location};
     use custmap_engine::spatial::Res;
-    let dir = tempfile::tempdir().unwrap();
-    generate(
-        dir.path(),
-        &DemoParams { customers: 3_000, seed: 7, format: DemoFormat::Csv, ..DemoParams::default() },
-        &|_, _| {},
-    )
-    .unwrap();
-    let ds = Dataset::load(dir.path()).unwrap();
+    let (_dir, ds) = crate::common::demo_city(3_000, 7);
     let k = 5.0;
     let small = |n: f64| n > 1e-9 && n < k - 1e-9;
     let mut withheld = 0;

@@ -16,3 +16,13 @@ pub fn load(files: &[(&str, &[u8])]) -> (tempfile::TempDir, custmap_engine::Resu
     let ds = Dataset::load(dir.path());
     (dir, ds)
 }
+
+/// The demo city of `customers` customers and `seed`, as CSV, loaded.
+pub fn demo_city(customers: u64, seed: u64) -> (tempfile::TempDir, Dataset) {
+    use custmap_engine::demo::{generate, DemoFormat, DemoParams};
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &DemoParams { customers, seed, format: DemoFormat::Csv, ..DemoParams::default() }, &|_, _| {})
+        .unwrap();
+    let ds = Dataset::load(dir.path()).unwrap();
+    (dir, ds)
+}

@@ -267,14 +267,7 @@ fn towers_and_cafes_beat_bus_routes_per_yuan() {
 /// overlaps leave out when 1 to k-1. A baseline whose sites are all in the plan is withheld.
 #[test]
 fn regression_baselines_inside_the_plan_cannot_give_its_overlaps() {
-    let dir = tempfile::tempdir().unwrap();
-    generate(
-        dir.path(),
-        &DemoParams { customers: 3_000, seed: 42, format: DemoFormat::Csv, ..DemoParams::default() },
-        &|_, _| {},
-    )
-    .unwrap();
-    let ds = Dataset::load(dir.path()).unwrap();
+    let (_dir, ds) = crate::common::demo_city(3_000, 42);
     let sites = ds.sites.clone().unwrap();
     let id = sites.column("site_id").unwrap().str().unwrap().clone();
     let kind = sites.column("kind").unwrap().str().unwrap().clone();
