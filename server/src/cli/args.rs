@@ -159,10 +159,10 @@ pub(super) enum Command {
         /// this many people; a request's k can only raise it.
         #[arg(long, default_value_t = 5)]
         min_k: u32,
-        /// Total epsilon of the public (no token) differentially private release, per dataset.
+        /// Total epsilon of the public (no token) differentially private release, per dataset version.
         #[arg(long, default_value_t = 8.0)]
         public_epsilon: f64,
-        /// Total delta of the public release, per dataset.
+        /// Total delta of the public release, per dataset version.
         #[arg(long, default_value_t = 1e-6)]
         public_delta: f64,
         /// The H3 resolutions of the public release (comma list).

@@ -32,7 +32,7 @@ pub(super) fn run_serve(
         "exact figures off (set CUSTMAP_ANALYST_TOKEN)".to_string()
     };
     let public = format!(
-        "public: differentially private heatmaps, epsilon {} per dataset, res {:?}",
+        "public: differentially private heatmaps, epsilon {} per dataset version, res {:?}",
         config.policy.public.epsilon, config.policy.public.resolutions
     );
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Internal(format!("runtime: {e}")))?;
