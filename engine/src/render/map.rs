@@ -41,9 +41,15 @@ impl Drawable for MapDrawing<'_> {
     }
 }
 
+/// A cell whose value is 0.
+const ZERO: RGBColor = RGBColor(226, 226, 226);
+/// A cell whose value the privacy floor withheld (null): not a 0.
+const WITHHELD: RGBColor = RGBColor(178, 190, 205);
+
 /// Cells with their boundary and metric value, and the map's extent.
 struct Layer {
-    /// (boundary, value, merged): `merged` marks coarser cells the privacy floor made.
+    /// (boundary, value, merged): `merged` marks coarser cells the privacy floor made; a value
+    /// the floor withheld (null) is NaN, drawn apart from 0.
     hexes: Vec<(Vec<(f64, f64)>, f64, bool)>,
     breaks: Vec<f64>,
     bounds: (f64, f64, f64, f64),
@@ -61,7 +67,7 @@ impl Layer {
         let cells: Vec<(u64, f64)> = hex
             .iter()
             .zip(values.iter())
-            .filter_map(|(id, v)| Some((id.and_then(|s| u64::from_str_radix(s, 16).ok())?, v.unwrap_or(0.0))))
+            .filter_map(|(id, v)| Some((id.and_then(|s| u64::from_str_radix(s, 16).ok())?, v.unwrap_or(f64::NAN))))
             .collect();
         // Longitudes are drawn continuous around the cells' mean direction, so a map of Fiji
         // (both sides of 180°) is one place, not two edges of the world joined by a line.
@@ -216,7 +222,13 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &MapSpec, layer
         if pts.is_empty() || !pts.iter().all(|p| inside(*p)) {
             continue;
         }
-        let color = if *v > 0.0 { RAMP[class_of(*v, &layer.breaks)] } else { RGBColor(226, 226, 226) };
+        let color = if v.is_nan() {
+            WITHHELD
+        } else if *v > 0.0 {
+            RAMP[class_of(*v, &layer.breaks)]
+        } else {
+            ZERO
+        };
         let alpha = if *merged { 0.3 } else { 0.9 };
         root.draw(&Polygon::new(pts.clone(), color.mix(alpha).filled())).map_err(draw_err)?;
         let mut outline = pts;
@@ -262,7 +274,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &MapSpec, layer
     root.draw(&Text::new(spec.subtitle.clone(), (20, 50), text_style(15, RGBColor(90, 90, 90)))).map_err(draw_err)?;
 
     let any_merged = layer.hexes.iter().any(|h| h.2);
-    draw_legend(root, spec.metric, &layer.breaks, any_merged, (w - legend_w, 90))?;
+    let any_withheld = layer.hexes.iter().any(|h| h.1.is_nan());
+    draw_legend(root, spec.metric, &layer.breaks, (any_merged, any_withheld), (w - legend_w, 90))?;
     draw_scale_bar(root, &proj, (30, h - 30))?;
     Ok(())
 }
@@ -271,7 +284,7 @@ fn draw_legend<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     metric: &str,
     breaks: &[f64],
-    any_merged: bool,
+    (any_merged, any_withheld): (bool, bool),
     at: (i32, i32),
 ) -> Result<()> {
     let (x, mut y) = at;
@@ -290,8 +303,13 @@ fn draw_legend<DB: DrawingBackend>(
         lower = *upper;
         y += 24;
     }
-    root.draw(&Rectangle::new([(x, y), (x + 26, y + 18)], RGBColor(226, 226, 226).filled())).map_err(draw_err)?;
+    root.draw(&Rectangle::new([(x, y), (x + 26, y + 18)], ZERO.filled())).map_err(draw_err)?;
     root.draw(&Text::new("0", (x + 34, y + 2), text_style(14, BLACK))).map_err(draw_err)?;
+    if any_withheld {
+        y += 24;
+        root.draw(&Rectangle::new([(x, y), (x + 26, y + 18)], WITHHELD.filled())).map_err(draw_err)?;
+        root.draw(&Text::new("withheld (< k people)", (x + 34, y + 2), text_style(14, BLACK))).map_err(draw_err)?;
+    }
     y += 30;
     root.draw(&Text::new("quantile classes", (x, y), text_style(12, RGBColor(110, 110, 110)))).map_err(draw_err)?;
     if any_merged {
@@ -321,4 +339,35 @@ fn draw_scale_bar<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, proj: &Proj
     let label = if nice >= 1000.0 { format!("{} km", nice / 1000.0) } else { format!("{nice} m") };
     root.draw(&Text::new(label, (x + px + 8, y - 9), text_style(14, BLACK))).map_err(draw_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a figure the privacy floor withheld (null) was drawn in the 0 colour and
+    /// read as 0 in the legend; it now has its own colour and legend line.
+    #[test]
+    fn regression_a_withheld_value_is_not_drawn_as_zero() {
+        let map = |buyers: [Option<i64>; 2]| {
+            let cells = df!("hex_id" => ["8840a40827fffff", "8840a40865fffff"], "buyers" => buyers).unwrap();
+            let spec = MapSpec {
+                cells: &cells,
+                metric: "buyers",
+                title: "buyers".into(),
+                subtitle: String::new(),
+                districts: None,
+                size: (640, 480),
+                overlay: Vec::new(),
+            };
+            let withheld = Layer::new(&spec).unwrap().hexes.iter().filter(|h| h.1.is_nan()).count();
+            (withheld, String::from_utf8(render_map(&spec, ImageFormat::Svg).unwrap()).unwrap())
+        };
+        let (withheld, svg) = map([None, Some(0)]);
+        assert_eq!(withheld, 1);
+        assert!(svg.contains("withheld"), "the legend names the withheld colour");
+        let (withheld, svg) = map([Some(0), Some(0)]);
+        assert_eq!(withheld, 0);
+        assert!(!svg.contains("withheld"));
+    }
 }
